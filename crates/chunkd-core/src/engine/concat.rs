@@ -1,0 +1,132 @@
+//! Concatenation: a final upload made of finished partial uploads, in order. Also how
+//! out-of-order chunk protocols assemble files, so no store needs random-offset writes.
+
+use std::collections::BTreeSet;
+
+use super::Uploads;
+use crate::error::{Error, Result};
+use crate::id::UploadId;
+use crate::upload::{ConcatKind, UploadInfo};
+
+impl Uploads {
+    /// Validates the parts of a new final upload and returns its length.
+    pub(super) async fn final_length(
+        &self,
+        parts: &[UploadId],
+        owner: Option<&str>,
+    ) -> Result<u64> {
+        if parts.is_empty() {
+            return Err(Error::InvalidConcat("no partial uploads listed"));
+        }
+        let mut total: u64 = 0;
+        for id in parts {
+            let part = match self.info(id).await {
+                Ok(p) => p,
+                Err(Error::NotFound(_)) => {
+                    return Err(Error::InvalidConcat("partial upload not found"));
+                }
+                Err(e) => return Err(e),
+            };
+            if part.concat != ConcatKind::Partial {
+                return Err(Error::InvalidConcat("not a partial upload"));
+            }
+            if part.owner.as_deref() != owner {
+                return Err(Error::InvalidConcat("partial upload not found"));
+            }
+            let length = part.length.ok_or(Error::InvalidConcat(
+                "partial upload length is not known yet",
+            ))?;
+            total = total
+                .checked_add(length)
+                .ok_or(Error::InvalidLength("total length overflows"))?;
+        }
+        Ok(total)
+    }
+
+    /// Tells each unfinished part that `final_id` waits for it.
+    pub(super) async fn register_final(
+        &self,
+        final_id: &UploadId,
+        parts: &[UploadId],
+    ) -> Result<()> {
+        let distinct: BTreeSet<&UploadId> = parts.iter().collect();
+        for id in distinct {
+            let _lease = self.lock(id).await?;
+            let mut part = self.info(id).await?;
+            if !part.is_finished() && !part.pending_finals.contains(final_id) {
+                part.pending_finals.push(final_id.clone());
+                self.0.state.update(&part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Concatenates a final upload if all its parts are finished; otherwise leaves it
+    /// waiting for the last one.
+    pub(super) async fn try_complete_final(&self, final_id: &UploadId) -> Result<()> {
+        let mut lease = self.lock(final_id).await?;
+        let mut target = match self.0.state.get(final_id).await {
+            Ok(t) => t,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let ConcatKind::Final(part_ids) = target.concat.clone() else {
+            return Ok(());
+        };
+        if target.is_finished() {
+            return Ok(());
+        }
+        let mut parts = Vec::with_capacity(part_ids.len());
+        for id in &part_ids {
+            let part = self.0.state.get(id).await?;
+            if !part.is_finished() {
+                return Ok(());
+            }
+            parts.push(part);
+        }
+        match self.0.store.concat() {
+            Some(native) => {
+                target.store = native.concat(&target, &parts).await?;
+                target.offset = target.length.unwrap_or_default();
+                target = self.0.state.update(&target).await?;
+            }
+            None => target = self.concat_by_streaming(target, &parts).await?,
+        }
+        self.finish(target, &mut lease).await?;
+        Ok(())
+    }
+
+    async fn concat_by_streaming(
+        &self,
+        mut target: UploadInfo,
+        parts: &[UploadInfo],
+    ) -> Result<UploadInfo> {
+        for part in parts {
+            let length = part.length.unwrap_or(part.offset);
+            let stream = self.0.store.read(part, 0..length).await?;
+            let written = self.0.store.write(&target, stream).await?;
+            if written.bytes != length {
+                return Err(Error::backend(
+                    self.0.store.name(),
+                    format!(
+                        "partial {} yielded {} of {length} bytes",
+                        part.id, written.bytes
+                    ),
+                ));
+            }
+            target.offset += written.bytes;
+            target.store = written.store;
+            target = self.0.state.update(&target).await?;
+        }
+        Ok(target)
+    }
+
+    /// After a partial finishes, completes the finals that were waiting for it.
+    pub(super) async fn complete_pending_finals(&self, part: &UploadInfo) {
+        for final_id in &part.pending_finals {
+            if let Err(err) = self.try_complete_final(final_id).await {
+                tracing::error!(upload.id = %final_id, error = %err, "concatenation failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The upload engine: the only thing protocol front ends call.
+
+mod concat;
+mod guard;
+mod write;
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span};
+
+pub use guard::{ExpectedChecksum, TrailerSlot};
+pub use write::WriteRequest;
+
+use crate::body::ByteStream;
+use crate::checksum::ChecksumAlgorithm;
+use crate::error::{Error, Result};
+use crate::hooks::{Event, HookEvent, Hooks, NoHooks, Verdict};
+use crate::id::UploadId;
+use crate::lock::{Lease, Locker};
+use crate::memory::MemoryLocker;
+use crate::state::StateStore;
+use crate::store::DataStore;
+use crate::upload::{ConcatKind, NewConcat, NewUpload, Status, UploadInfo};
+
+/// Limits applied to every upload, whatever protocol it came through.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest upload accepted, in bytes.
+    pub max_size: Option<u64>,
+    /// Unfinished uploads not written to for this long are purged.
+    pub expire_after: Option<Duration>,
+    /// How long a request waits for the upload's lock before giving up.
+    pub lock_timeout: Duration,
+    /// A long request body is committed (made durable, offset saved) every this many bytes.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_size: None,
+            expire_after: Some(Duration::from_secs(24 * 3600)),
+            lock_timeout: Duration::from_secs(20),
+            checkpoint_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What the assembled engine can do, so front ends advertise only what is real.
+#[derive(Clone, Debug)]
+pub struct Capabilities {
+    /// The store concatenates without streaming the parts through the engine.
+    pub concat_native: bool,
+    /// Unfinished uploads expire.
+    pub expiration: bool,
+    pub checksum_algorithms: &'static [ChecksumAlgorithm],
+    pub max_size: Option<u64>,
+}
+
+struct Inner {
+    store: Arc<dyn DataStore>,
+    state: Arc<dyn StateStore>,
+    locker: Arc<dyn Locker>,
+    hooks: Arc<dyn Hooks>,
+    limits: Limits,
+    capabilities: Capabilities,
+    events: broadcast::Sender<Event>,
+    shutdown: CancellationToken,
+}
+
+/// The upload engine. Cheap to clone; use it as shared state.
+#[derive(Clone)]
+pub struct Uploads(Arc<Inner>);
+
+impl std::fmt::Debug for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploads")
+            .field("store", &self.0.store)
+            .field("state", &self.0.state)
+            .field("limits", &self.0.limits)
+            .finish()
+    }
+}
+
+pub struct UploadsBuilder {
+    store: Arc<dyn DataStore>,
+    state: Arc<dyn StateStore>,
+    locker: Option<Arc<dyn Locker>>,
+    hooks: Arc<dyn Hooks>,
+    limits: Limits,
+}
+
+impl UploadsBuilder {
+    pub fn locker(mut self, locker: Arc<dyn Locker>) -> Self {
+        self.locker = Some(locker);
+        self
+    }
+
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn build(self) -> Uploads {
+        let capabilities = Capabilities {
+            concat_native: self.store.concat().is_some(),
+            expiration: self.limits.expire_after.is_some(),
+            checksum_algorithms: &ChecksumAlgorithm::ALL,
+            max_size: self.limits.max_size,
+        };
+        let (events, _) = broadcast::channel(1024);
+        Uploads(Arc::new(Inner {
+            store: self.store,
+            state: self.state,
+            locker: self
+                .locker
+                .unwrap_or_else(|| Arc::new(MemoryLocker::default())),
+            hooks: self.hooks,
+            limits: self.limits,
+            capabilities,
+            events,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+}
+
+impl Uploads {
+    pub fn builder(store: Arc<dyn DataStore>, state: Arc<dyn StateStore>) -> UploadsBuilder {
+        UploadsBuilder {
+            store,
+            state,
+            locker: None,
+            hooks: Arc::new(NoHooks),
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.0.capabilities
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
+    }
+
+    /// Subscribes to post-events (created, progress, finished, terminated, expired).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.0.events.subscribe()
+    }
+
+    /// Asks every in-flight write to stop at the next chunk and commit what it has.
+    pub fn shutdown(&self) {
+        self.0.shutdown.cancel();
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscribers is fine.
+        let _ = self.0.events.send(event);
+    }
+
+    fn now() -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn next_expiry(&self) -> Option<SystemTime> {
+        self.0.limits.expire_after.map(|d| Self::now() + d)
+    }
+
+    async fn lock(&self, id: &UploadId) -> Result<Lease> {
+        self.0.locker.lock(id, self.0.limits.lock_timeout).await
+    }
+
+    fn check_size(&self, length: u64) -> Result<()> {
+        match self.0.limits.max_size {
+            Some(max) if length > max => Err(Error::TooLarge { max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates an upload. A zero-length upload is finished at once; a final upload is
+    /// concatenated as soon as all its parts are finished.
+    pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
+        let id = UploadId::generate();
+        async {
+            let (length, concat) = match new.concat {
+                NewConcat::None => (new.length, ConcatKind::None),
+                NewConcat::Partial => (new.length, ConcatKind::Partial),
+                NewConcat::Final(parts) => {
+                    let length = self.final_length(&parts, new.owner.as_deref()).await?;
+                    (Some(length), ConcatKind::Final(parts))
+                }
+            };
+            if let Some(length) = length {
+                self.check_size(length)?;
+            }
+            let mut info = UploadInfo {
+                id: id.clone(),
+                length,
+                offset: 0,
+                metadata: new.metadata,
+                status: Status::Open,
+                concat,
+                owner: new.owner,
+                created_at: Self::now(),
+                expires_at: self.next_expiry(),
+                store: Default::default(),
+                pending_finals: Vec::new(),
+                revision: 0,
+            };
+            if let Verdict::Reject(r) = self.0.hooks.pre_create(&hook_event(&info)).await {
+                return Err(Error::Rejected(r));
+            }
+            info.store = self.0.store.create(&info).await?;
+            self.0.state.insert(&info).await?;
+            tracing::debug!(upload.length = ?info.length, "upload created");
+            self.emit(Event::Created(info.clone()));
+
+            if let ConcatKind::Final(parts) = &info.concat {
+                let parts = parts.clone();
+                self.register_final(&info.id, &parts).await?;
+                self.try_complete_final(&info.id).await?;
+                return self.info(&info.id).await;
+            }
+            if info.length == Some(0) {
+                let mut lease = self.lock(&info.id).await?;
+                let info = self.finish(info, &mut lease).await?;
+                return Ok(info);
+            }
+            Ok(info)
+        }
+        .instrument(info_span!("upload.create", upload.id = %id))
+        .await
+    }
+
+    /// The current record of an upload. Expired uploads are reported as not found.
+    pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
+        let info = self.0.state.get(id).await?;
+        if info.is_expired(Self::now()) {
+            return Err(Error::NotFound(id.clone()));
+        }
+        Ok(info)
+    }
+
+    /// The record after every earlier write on it has let go: what a client resuming
+    /// after a network hiccup should see. The waiting also asks an older, still running
+    /// request on the upload to stop (newest wins).
+    pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
+        let _lease = self.lock(id).await?;
+        self.info(id).await
+    }
+
+    /// Streams a finished upload, or `range` of it.
+    pub async fn read(
+        &self,
+        id: &UploadId,
+        range: Option<Range<u64>>,
+    ) -> Result<(UploadInfo, ByteStream<'static>)> {
+        let info = self.info(id).await?;
+        if !info.is_finished() {
+            return Err(Error::NotFinished);
+        }
+        let length = info.length.unwrap_or(info.offset);
+        let range = range.unwrap_or(0..length);
+        if range.start > range.end || range.end > length {
+            return Err(Error::RangeNotSatisfiable { length });
+        }
+        let stream = self.0.store.read(&info, range).await?;
+        Ok((info, stream))
+    }
+
+    /// Deletes an upload, finished or not.
+    pub async fn terminate(&self, id: &UploadId) -> Result<()> {
+        async {
+            let _lease = self.lock(id).await?;
+            let info = self.info(id).await?;
+            if let Verdict::Reject(r) = self.0.hooks.pre_terminate(&hook_event(&info)).await {
+                return Err(Error::Rejected(r));
+            }
+            self.0.store.delete(&info).await?;
+            self.0.state.remove(id, None).await?;
+            self.emit(Event::Terminated(id.clone()));
+            Ok(())
+        }
+        .instrument(info_span!("upload.terminate", upload.id = %id))
+        .await
+    }
+
+    /// Deletes unfinished uploads whose expiry has passed. Safe to run from several
+    /// processes at once: a record changed meanwhile is left alone.
+    pub async fn purge_expired(&self) -> Result<usize> {
+        let now = Self::now();
+        let mut purged = 0;
+        loop {
+            let ids = self.0.state.expired(now, 256).await?;
+            if ids.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for id in ids {
+                // An upload busy with a request is not idle: skip it.
+                let Ok(_lease) = self.0.locker.lock(&id, Duration::from_millis(50)).await else {
+                    continue;
+                };
+                let info = match self.0.state.get(&id).await {
+                    Ok(info) => info,
+                    Err(Error::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                };
+                if !info.is_expired(now) {
+                    continue;
+                }
+                self.0.store.delete(&info).await?;
+                match self.0.state.remove(&id, Some(info.revision)).await {
+                    Ok(()) => {
+                        purged += 1;
+                        progressed = true;
+                        tracing::info!(upload.id = %id, "expired upload purged");
+                        self.emit(Event::Expired(id));
+                    }
+                    Err(Error::Conflict) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Marks a complete upload finished (pre-finish hook, store finish, state update).
+    async fn finish(&self, mut info: UploadInfo, _lease: &mut Lease) -> Result<UploadInfo> {
+        if let Verdict::Reject(r) = self.0.hooks.pre_finish(&hook_event(&info)).await {
+            return Err(Error::Rejected(r));
+        }
+        info.store = self.0.store.finish(&info).await?;
+        info.status = Status::Finished;
+        info.expires_at = None;
+        let info = self.0.state.update(&info).await?;
+        tracing::info!(upload.id = %info.id, upload.length = ?info.length, "upload finished");
+        self.emit(Event::Finished(info.clone()));
+        Ok(info)
+    }
+}
+
+fn hook_event(info: &UploadInfo) -> HookEvent {
+    HookEvent {
+        upload: info.clone(),
+    }
+}

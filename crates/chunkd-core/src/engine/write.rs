@@ -1,0 +1,176 @@
+//! The write path: lock, check, stream through the guard in checkpoints, commit, finish.
+
+use tracing::{Instrument, info_span};
+
+use super::Uploads;
+use super::guard::{ExpectedChecksum, GuardedBody, Segment, Stop};
+use crate::body::ByteStream;
+use crate::error::{Error, Result};
+use crate::hooks::Event;
+use crate::id::UploadId;
+use crate::upload::UploadInfo;
+
+/// One append request, in protocol-neutral terms.
+#[derive(Clone, Debug, Default)]
+pub struct WriteRequest {
+    /// Where the client believes the upload stands.
+    pub offset: u64,
+    /// The total length, declared now (tus deferred length).
+    pub declare_length: Option<u64>,
+    /// The body's size when known up front (Content-Length): an oversized body is refused
+    /// before a byte is read.
+    pub body_len: Option<u64>,
+    /// Verify the body against this checksum; on mismatch nothing of it is kept.
+    pub checksum: Option<ExpectedChecksum>,
+}
+
+impl Uploads {
+    /// Appends `body` at `req.offset` and returns the new record.
+    ///
+    /// Bytes are committed every [`super::Limits::checkpoint_bytes`] and at the end, and
+    /// everything that arrived before a client disconnect is kept. A newer request on the
+    /// same upload makes this one stop at its next chunk, keep what it has, and return
+    /// [`Error::Interrupted`]; so does [`Uploads::shutdown`] with [`Error::ShuttingDown`].
+    pub async fn write(
+        &self,
+        id: &UploadId,
+        req: WriteRequest,
+        body: ByteStream<'_>,
+    ) -> Result<UploadInfo> {
+        let span = info_span!("upload.write", upload.id = %id, upload.offset = req.offset);
+        self.write_inner(id, req, body).instrument(span).await
+    }
+
+    async fn write_inner(
+        &self,
+        id: &UploadId,
+        req: WriteRequest,
+        body: ByteStream<'_>,
+    ) -> Result<UploadInfo> {
+        let mut lease = self.lock(id).await?;
+        let mut info = self.info(id).await?;
+        if info.is_final() {
+            return Err(Error::FinalUpload);
+        }
+        if req.offset != info.offset {
+            return Err(Error::OffsetMismatch {
+                expected: info.offset,
+                got: req.offset,
+            });
+        }
+        if info.is_finished() {
+            // A repeated last request: nothing to do.
+            return Ok(info);
+        }
+        let mut dirty = false;
+        if let Some(declared) = req.declare_length {
+            match info.length {
+                Some(length) if length == declared => {}
+                Some(_) => return Err(Error::InvalidLength("the length is already set")),
+                None if declared < info.offset => {
+                    return Err(Error::InvalidLength(
+                        "the length is below the current offset",
+                    ));
+                }
+                None => {
+                    self.check_size(declared)?;
+                    info.length = Some(declared);
+                    dirty = true;
+                }
+            }
+        }
+
+        let max = self.0.limits.max_size;
+        let (allowance, overflow): (u64, Box<dyn Fn() -> Error + Send>) = match (info.length, max) {
+            (Some(length), _) => (
+                length - info.offset,
+                Box::new(move || Error::LengthExceeded { length }),
+            ),
+            (None, Some(max)) => (
+                max.saturating_sub(info.offset),
+                Box::new(move || Error::TooLarge { max }),
+            ),
+            (None, None) => (u64::MAX, Box::new(|| Error::TooLarge { max: u64::MAX })),
+        };
+        if req.body_len.is_some_and(|n| n > allowance) {
+            return Err(overflow());
+        }
+
+        let contended = lease.take_contended();
+        let shutdown = self.0.shutdown.clone();
+        let stop = Box::pin(async move {
+            tokio::select! {
+                () = contended => Stop::Contended,
+                () = shutdown.cancelled_owned() => Stop::Shutdown,
+            }
+        });
+        let mut body = GuardedBody::new(body, allowance, overflow, req.checksum, stop);
+        let segment_limit = if body.all_or_nothing() {
+            u64::MAX
+        } else {
+            self.0.limits.checkpoint_bytes.max(1)
+        };
+        let mut carry = None;
+        loop {
+            let segment = Segment::new(&mut body, &mut carry, segment_limit);
+            let written = match self.0.store.write(&info, Box::pin(segment)).await {
+                Ok(w) => w,
+                Err(store_err) => {
+                    if dirty {
+                        // Keep what earlier checkpoints and the declared length established.
+                        info = self.0.state.update(&info).await?;
+                    }
+                    return Err(match body.abort.take() {
+                        Some(reason) => at_offset(reason, info.offset),
+                        None => store_err,
+                    });
+                }
+            };
+            if written.bytes > 0 || dirty || written.store != info.store {
+                info.offset += written.bytes;
+                info.store = written.store;
+                info.expires_at = self.next_expiry();
+                info = self.0.state.update(&info).await?;
+                dirty = false;
+                if written.bytes > 0 {
+                    self.emit(Event::Progress {
+                        id: info.id.clone(),
+                        offset: info.offset,
+                    });
+                }
+            }
+            if body.ended && carry.is_none() {
+                break;
+            }
+        }
+        let stopped = body.stopped;
+        let disconnected = body.disconnected;
+        drop(body);
+        tracing::debug!(upload.offset = info.offset, disconnected, "write committed");
+
+        if info.length == Some(info.offset) {
+            let info = self.finish(info, &mut lease).await?;
+            drop(lease);
+            self.complete_pending_finals(&info).await;
+            return Ok(info);
+        }
+        match stopped {
+            Some(Stop::Contended) => Err(Error::Interrupted {
+                offset: info.offset,
+            }),
+            Some(Stop::Shutdown) => Err(Error::ShuttingDown {
+                offset: info.offset,
+            }),
+            None => Ok(info),
+        }
+    }
+}
+
+/// The guard does not know the committed offset; fill it in.
+fn at_offset(err: Error, offset: u64) -> Error {
+    match err {
+        Error::Interrupted { .. } => Error::Interrupted { offset },
+        Error::ShuttingDown { .. } => Error::ShuttingDown { offset },
+        other => other,
+    }
+}

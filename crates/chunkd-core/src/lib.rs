@@ -1,0 +1,33 @@
+//! The chunkd upload engine.
+//!
+//! Every protocol front end drives one [`Uploads`] engine, which writes bytes to a
+//! [`DataStore`] and records upload state in a [`StateStore`], serialising writers with a
+//! [`Locker`]. Nothing here knows about HTTP, a cloud SDK or a database driver.
+
+pub mod body;
+pub mod checksum;
+pub mod engine;
+pub mod error;
+pub mod hooks;
+pub mod id;
+pub mod lock;
+pub mod memory;
+pub mod metadata;
+pub mod state;
+pub mod store;
+pub mod upload;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use body::ByteStream;
+pub use checksum::{Checksum, ChecksumAlgorithm};
+pub use engine::{Capabilities, Limits, Uploads, UploadsBuilder, WriteRequest};
+pub use error::{Error, Result};
+pub use hooks::{Event, HookEvent, Hooks, NoHooks, Rejection, Verdict};
+pub use id::UploadId;
+pub use lock::{Lease, Locker};
+pub use metadata::Metadata;
+pub use state::StateStore;
+pub use store::{Concat, DataStore, Written};
+pub use upload::{ConcatKind, NewConcat, NewUpload, Status, StoreState, UploadInfo};

@@ -1,0 +1,91 @@
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::body::ByteStream;
+use crate::error::{Error, Result};
+use crate::id::UploadId;
+use crate::store::{DataStore, Written};
+use crate::upload::{StoreState, UploadInfo};
+
+/// Keeps upload bytes in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    files: Mutex<HashMap<UploadId, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<UploadId, Vec<u8>>) -> T) -> Result<T> {
+        let mut files = self
+            .files
+            .lock()
+            .map_err(|_| Error::backend("memory", "poisoned lock"))?;
+        Ok(f(&mut files))
+    }
+}
+
+#[async_trait]
+impl DataStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
+        self.with(|f| f.insert(info.id.clone(), Vec::new()))?;
+        Ok(StoreState::new())
+    }
+
+    async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
+        let mut received = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::backend("memory", e))?;
+            received.extend_from_slice(&chunk);
+        }
+        let offset = info.offset as usize;
+        self.with(|files| {
+            let data = files
+                .get_mut(&info.id)
+                .ok_or_else(|| Error::NotFound(info.id.clone()))?;
+            if data.len() < offset {
+                return Err(Error::backend(
+                    "memory",
+                    "stored data is shorter than the offset",
+                ));
+            }
+            data.truncate(offset);
+            data.extend_from_slice(&received);
+            Ok(Written {
+                bytes: received.len() as u64,
+                store: info.store.clone(),
+            })
+        })?
+    }
+
+    async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
+        Ok(info.store.clone())
+    }
+
+    async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
+        let bytes = self.with(|files| {
+            files
+                .get(&info.id)
+                .and_then(|d| d.get(range.start as usize..range.end as usize))
+                .map(Bytes::copy_from_slice)
+                .ok_or_else(|| Error::NotFound(info.id.clone()))
+        })??;
+        Ok(futures::stream::iter([Ok(bytes)]).boxed())
+    }
+
+    async fn delete(&self, info: &UploadInfo) -> Result<()> {
+        self.with(|f| f.remove(&info.id))?;
+        Ok(())
+    }
+}

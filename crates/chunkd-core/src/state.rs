@@ -1,0 +1,35 @@
+//! The records seam: where upload state lives.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::id::UploadId;
+use crate::upload::UploadInfo;
+
+/// Where upload records are kept.
+///
+/// # Contract
+///
+/// - [`insert`](StateStore::insert) fails with `AlreadyExists` for a known id.
+/// - [`get`](StateStore::get) fails with `NotFound` for an unknown id.
+/// - [`update`](StateStore::update) is a compare-and-swap on `revision`: it stores the
+///   record only if the stored revision equals `info.revision`, and returns the record
+///   with the revision bumped. A stale revision gives `Conflict`; a missing record
+///   `NotFound`. A successful update is durable when it returns.
+/// - [`remove`](StateStore::remove) is idempotent; with `Some(revision)` it removes only
+///   that revision (else `Conflict`), so a collector never deletes a record a writer just
+///   changed.
+/// - [`expired`](StateStore::expired) lists open uploads whose `expires_at` is at or
+///   before `now`, at most `limit` of them.
+#[async_trait]
+pub trait StateStore: fmt::Debug + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn insert(&self, info: &UploadInfo) -> Result<()>;
+    async fn get(&self, id: &UploadId) -> Result<UploadInfo>;
+    async fn update(&self, info: &UploadInfo) -> Result<UploadInfo>;
+    async fn remove(&self, id: &UploadId, revision: Option<u64>) -> Result<()>;
+    async fn expired(&self, now: SystemTime, limit: usize) -> Result<Vec<UploadId>>;
+}

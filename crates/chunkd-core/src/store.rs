@@ -1,0 +1,70 @@
+//! The bytes seam: where upload data lives.
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+
+use crate::body::ByteStream;
+use crate::error::Result;
+use crate::upload::{StoreState, UploadInfo};
+
+/// The outcome of one append.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes appended and durable.
+    pub bytes: u64,
+    /// The store's bookkeeping after the append, saved with the new offset.
+    pub store: StoreState,
+}
+
+/// Where upload bytes are kept.
+///
+/// # Contract
+///
+/// - Appends only: [`write`](DataStore::write) always continues at `info.offset`. If the
+///   store holds bytes past `info.offset` (left by a crash before the state was saved),
+///   it drops them first, so the state's offset is the only truth.
+/// - When the body stream ends cleanly, every byte it yielded is stored and durable (as
+///   far as the store's sync policy promises) before `write` returns.
+/// - When the body stream yields an error, nothing appended during that call is kept and
+///   `write` returns an error; the upload stays at `info.offset`.
+/// - [`finish`](DataStore::finish) is called once, when `info.offset == length`;
+///   [`read`](DataStore::read) is only asked for finished uploads and ranges within them.
+/// - [`delete`](DataStore::delete) is idempotent.
+/// - Calls for one upload are never concurrent (the engine holds its lock); calls for
+///   different uploads are.
+#[async_trait]
+pub trait DataStore: fmt::Debug + Send + Sync + 'static {
+    /// A short name for logs and errors (`fs`, `memory`, `s3`).
+    fn name(&self) -> &'static str;
+
+    /// Prepares an empty upload.
+    async fn create(&self, info: &UploadInfo) -> Result<StoreState>;
+
+    /// Appends `body` at `info.offset`.
+    async fn write(&self, info: &UploadInfo, body: ByteStream<'_>) -> Result<Written>;
+
+    /// Makes a complete upload readable as one object.
+    async fn finish(&self, info: &UploadInfo) -> Result<StoreState>;
+
+    /// Streams `range` of a finished upload.
+    async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>>;
+
+    /// Removes everything stored for the upload. Succeeds if nothing is there.
+    async fn delete(&self, info: &UploadInfo) -> Result<()>;
+
+    /// Native concatenation, when the store can do better than streaming the parts.
+    fn concat(&self) -> Option<&dyn Concat> {
+        None
+    }
+}
+
+/// Optional capability: build an upload from finished parts without the bytes passing
+/// through the engine.
+#[async_trait]
+pub trait Concat: Send + Sync {
+    /// `target` is created and empty; afterwards it holds the parts' bytes in order. The
+    /// engine then calls [`DataStore::finish`] on it as for any complete upload.
+    async fn concat(&self, target: &UploadInfo, parts: &[UploadInfo]) -> Result<StoreState>;
+}

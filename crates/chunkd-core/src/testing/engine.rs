@@ -1,0 +1,460 @@
+//! Engine scenarios, run for every (data store, state store) pair. They check the
+//! engine's answers and the stored bytes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{body_of, broken_body, collect, pattern};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::engine::{ExpectedChecksum, Limits, Uploads, WriteRequest};
+use crate::error::Error;
+use crate::id::UploadId;
+use crate::state::StateStore;
+use crate::store::DataStore;
+use crate::upload::{NewConcat, NewUpload};
+
+/// The two stores an engine is built from.
+pub struct EngineParts {
+    pub store: Arc<dyn DataStore>,
+    pub state: Arc<dyn StateStore>,
+}
+
+fn engine(parts: &EngineParts, limits: Limits) -> Uploads {
+    Uploads::builder(parts.store.clone(), parts.state.clone())
+        .limits(limits)
+        .build()
+}
+
+fn default_engine(parts: &EngineParts) -> Uploads {
+    engine(parts, Limits::default())
+}
+
+fn sized(length: u64) -> NewUpload {
+    NewUpload {
+        length: Some(length),
+        ..Default::default()
+    }
+}
+
+fn at(offset: u64) -> WriteRequest {
+    WriteRequest {
+        offset,
+        ..Default::default()
+    }
+}
+
+async fn stored(uploads: &Uploads, id: &UploadId) -> Vec<u8> {
+    let (_, stream) = uploads.read(id, None).await.expect("read");
+    collect(stream).await
+}
+
+fn digest(algorithm: ChecksumAlgorithm, data: &[u8]) -> Checksum {
+    let mut h = algorithm.hasher();
+    h.update(data);
+    Checksum {
+        algorithm,
+        digest: h.finalize(),
+    }
+}
+
+pub async fn single_request_upload(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(300_000, 11);
+    let info = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create");
+    let info = uploads
+        .write(&info.id, at(0), body_of(&data, 65_536))
+        .await
+        .expect("write");
+    assert!(info.is_finished());
+    assert_eq!(stored(&uploads, &info.id).await, data);
+}
+
+pub async fn chunked_upload(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(250_000, 12);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    let mut offset = 0;
+    for chunk in data.chunks(60_000) {
+        let info = uploads
+            .write(&id, at(offset), body_of(chunk, 4096))
+            .await
+            .expect("write");
+        offset = info.offset;
+    }
+    assert_eq!(offset, data.len() as u64);
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(100_000, 13);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    let info = uploads
+        .write(&id, at(0), broken_body(&data[..40_000]))
+        .await
+        .expect("write");
+    assert_eq!(
+        info.offset, 40_000,
+        "every byte before the disconnect is kept"
+    );
+    assert_eq!(uploads.info(&id).await.expect("info").offset, 40_000);
+    uploads
+        .write(&id, at(40_000), body_of(&data[40_000..], 10_000))
+        .await
+        .expect("resume");
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn offset_mismatch_is_rejected(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let id = uploads.create(sized(100)).await.expect("create").id;
+    uploads
+        .write(&id, at(0), body_of(&[1; 10], 10))
+        .await
+        .expect("write");
+    let err = uploads.write(&id, at(5), body_of(&[2; 10], 10)).await;
+    assert!(
+        matches!(
+            err,
+            Err(Error::OffsetMismatch {
+                expected: 10,
+                got: 5
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(uploads.info(&id).await.expect("info").offset, 10);
+}
+
+pub async fn length_exceeded_keeps_nothing(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let id = uploads.create(sized(100)).await.expect("create").id;
+    // Refused up front when the size is announced...
+    let req = WriteRequest {
+        body_len: Some(101),
+        ..at(0)
+    };
+    let err = uploads.write(&id, req, body_of(&[0; 101], 101)).await;
+    assert!(
+        matches!(err, Err(Error::LengthExceeded { length: 100 })),
+        "{err:?}"
+    );
+    // ...and while reading when it is not.
+    let err = uploads.write(&id, at(0), body_of(&[0; 150], 50)).await;
+    assert!(
+        matches!(err, Err(Error::LengthExceeded { length: 100 })),
+        "{err:?}"
+    );
+    assert_eq!(uploads.info(&id).await.expect("info").offset, 0);
+    let data = pattern(100, 14);
+    uploads
+        .write(&id, at(0), body_of(&data, 30))
+        .await
+        .expect("write");
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn checksum_mismatch_discards_chunk(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(20_000, 15);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    for algorithm in ChecksumAlgorithm::ALL {
+        let req = WriteRequest {
+            checksum: Some(ExpectedChecksum::Header(digest(
+                algorithm,
+                b"something else",
+            ))),
+            ..at(0)
+        };
+        let err = uploads.write(&id, req, body_of(&data[..5_000], 1000)).await;
+        assert!(
+            matches!(err, Err(Error::ChecksumMismatch)),
+            "{algorithm}: {err:?}"
+        );
+        assert_eq!(uploads.info(&id).await.expect("info").offset, 0);
+    }
+    let req = WriteRequest {
+        checksum: Some(ExpectedChecksum::Header(digest(
+            ChecksumAlgorithm::Sha256,
+            &data[..5_000],
+        ))),
+        ..at(0)
+    };
+    let info = uploads
+        .write(&id, req, body_of(&data[..5_000], 1000))
+        .await
+        .expect("write");
+    assert_eq!(info.offset, 5_000);
+    uploads
+        .write(&id, at(5_000), body_of(&data[5_000..], 1000))
+        .await
+        .expect("rest");
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn trailer_checksum_is_verified(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(9_000, 16);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    // The slot is filled by the front end when the trailer arrives, i.e. after the body.
+    let slot = Arc::new(Mutex::new(None));
+    let wrong = digest(ChecksumAlgorithm::Md5, b"nope");
+    let filler = slot.clone();
+    let body = body_of(&data, 1000).chain(futures::stream::once(async move {
+        *filler.lock().expect("slot") = Some(wrong);
+        Ok(Bytes::new())
+    }));
+    let req = WriteRequest {
+        checksum: Some(ExpectedChecksum::Trailer(slot)),
+        ..at(0)
+    };
+    let err = uploads.write(&id, req, body.boxed()).await;
+    assert!(matches!(err, Err(Error::ChecksumMismatch)), "{err:?}");
+    assert_eq!(uploads.info(&id).await.expect("info").offset, 0);
+
+    let slot = Arc::new(Mutex::new(None));
+    let right = digest(ChecksumAlgorithm::Crc32, &data);
+    let filler = slot.clone();
+    let body = body_of(&data, 1000).chain(futures::stream::once(async move {
+        *filler.lock().expect("slot") = Some(right);
+        Ok(Bytes::new())
+    }));
+    let req = WriteRequest {
+        checksum: Some(ExpectedChecksum::Trailer(slot)),
+        ..at(0)
+    };
+    uploads.write(&id, req, body.boxed()).await.expect("write");
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn deferred_length(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(30_000, 17);
+    let id = uploads
+        .create(NewUpload::default())
+        .await
+        .expect("create")
+        .id;
+    let info = uploads
+        .write(&id, at(0), body_of(&data[..10_000], 999))
+        .await
+        .expect("write");
+    assert_eq!((info.offset, info.length), (10_000, None));
+    let bad = WriteRequest {
+        declare_length: Some(5),
+        ..at(10_000)
+    };
+    assert!(matches!(
+        uploads.write(&id, bad, body_of(&[], 1)).await,
+        Err(Error::InvalidLength(_))
+    ));
+    let last = WriteRequest {
+        declare_length: Some(data.len() as u64),
+        ..at(10_000)
+    };
+    let info = uploads
+        .write(&id, last, body_of(&data[10_000..], 999))
+        .await
+        .expect("last");
+    assert!(info.is_finished());
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn zero_length_finishes_at_creation(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let info = uploads.create(sized(0)).await.expect("create");
+    assert!(info.is_finished());
+    assert!(stored(&uploads, &info.id).await.is_empty());
+}
+
+async fn partial(uploads: &Uploads, data: &[u8], write: bool) -> UploadId {
+    let new = NewUpload {
+        length: Some(data.len() as u64),
+        concat: NewConcat::Partial,
+        ..Default::default()
+    };
+    let id = uploads.create(new).await.expect("create partial").id;
+    if write {
+        uploads
+            .write(&id, at(0), body_of(data, 4096))
+            .await
+            .expect("write partial");
+    }
+    id
+}
+
+pub async fn concatenation_of_finished_parts(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(70_000, 18), pattern(12_345, 19));
+    let ida = partial(&uploads, &a, true).await;
+    let idb = partial(&uploads, &b, true).await;
+    let new = NewUpload {
+        concat: NewConcat::Final(vec![ida.clone(), idb.clone(), ida.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final");
+    assert!(fin.is_finished());
+    assert_eq!(stored(&uploads, &fin.id).await, [a.clone(), b, a].concat());
+    let err = uploads.write(&fin.id, at(0), body_of(&[1], 1)).await;
+    assert!(matches!(err, Err(Error::FinalUpload)));
+}
+
+pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(5_000, 20), pattern(6_000, 21));
+    let ida = partial(&uploads, &a, true).await;
+    let idb = partial(&uploads, &b, false).await;
+    let new = NewUpload {
+        concat: NewConcat::Final(vec![ida, idb.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final");
+    assert!(!fin.is_finished());
+    assert!(matches!(
+        uploads.read(&fin.id, None).await,
+        Err(Error::NotFinished)
+    ));
+    uploads
+        .write(&idb, at(0), body_of(&b, 1000))
+        .await
+        .expect("write b");
+    assert_eq!(stored(&uploads, &fin.id).await, [a, b].concat());
+}
+
+pub async fn newest_request_wins(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(64_000, 22);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    // A body that delivers 10 000 bytes, then stalls as a half-dead connection does.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..10_000])))
+        .expect("send");
+    let first = {
+        let uploads = uploads.clone();
+        let id = id.clone();
+        tokio::spawn(async move { uploads.write(&id, at(0), rx.boxed()).await })
+    };
+    // A newer request asks for the upload; the stalled one must let go and keep its bytes.
+    // Wait (bounded) until the stalled request holds the lock and its bytes are consumed.
+    let settled = loop {
+        let info = tokio::time::timeout(Duration::from_secs(10), uploads.settled_info(&id))
+            .await
+            .expect("newer request was starved")
+            .expect("info");
+        if info.offset > 0 || first.is_finished() {
+            break info;
+        }
+        tokio::task::yield_now().await;
+    };
+    let result = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("older request never stopped")
+        .expect("join");
+    assert!(
+        matches!(result, Err(Error::Interrupted { offset: 10_000 })),
+        "{result:?}"
+    );
+    assert_eq!(settled.offset, 10_000);
+    drop(tx);
+    uploads
+        .write(&id, at(10_000), body_of(&data[10_000..], 5000))
+        .await
+        .expect("resume");
+    assert_eq!(stored(&uploads, &id).await, data);
+}
+
+pub async fn terminate_removes_upload(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let id = uploads.create(sized(10)).await.expect("create").id;
+    uploads
+        .write(&id, at(0), body_of(&[1; 4], 4))
+        .await
+        .expect("write");
+    uploads.terminate(&id).await.expect("terminate");
+    assert!(matches!(uploads.info(&id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        uploads.terminate(&id).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
+    let short = engine(
+        &parts,
+        Limits {
+            expire_after: Some(Duration::ZERO),
+            ..Limits::default()
+        },
+    );
+    let stale = short.create(sized(10)).await.expect("create").id;
+    let long = default_engine(&parts);
+    let fresh = long.create(sized(10)).await.expect("create").id;
+    let done = long.create(sized(0)).await.expect("create").id;
+    assert!(matches!(long.info(&stale).await, Err(Error::NotFound(_))));
+    let purged = long.purge_expired().await.expect("purge");
+    assert!(purged >= 1);
+    assert!(matches!(
+        parts.state.get(&stale).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(long.info(&fresh).await.is_ok());
+    assert!(long.info(&done).await.is_ok());
+}
+
+pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
+    let uploads = engine(
+        &parts,
+        Limits {
+            checkpoint_bytes: 10_000,
+            ..Limits::default()
+        },
+    );
+    let data = pattern(55_555, 23);
+    let id = uploads
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    let mut events = uploads.events();
+    uploads
+        .write(&id, at(0), body_of(&data, 7_777))
+        .await
+        .expect("write");
+    let mut progress = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let crate::hooks::Event::Progress { offset, .. } = event {
+            progress.push(offset);
+        }
+    }
+    assert_eq!(
+        progress,
+        vec![10_000, 20_000, 30_000, 40_000, 50_000, 55_555]
+    );
+    assert_eq!(stored(&uploads, &id).await, data);
+}

@@ -1,0 +1,51 @@
+//! [`Locker`] contract cases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::id::UploadId;
+use crate::lock::Locker;
+
+const LONG: Duration = Duration::from_secs(10);
+
+pub async fn second_request_signals_holder_and_gets_lease(locker: Arc<dyn Locker>) {
+    let id = UploadId::generate();
+    let mut first = locker.lock(&id, LONG).await.expect("first lock");
+    let contended = first.take_contended();
+    let l2 = locker.clone();
+    let id2 = id.clone();
+    let second = tokio::spawn(async move { l2.lock(&id2, LONG).await });
+    // The holder is told (no timing assumption: this awaits the signal itself).
+    tokio::time::timeout(LONG, contended)
+        .await
+        .expect("holder was never asked to let go");
+    drop(first);
+    let second = tokio::time::timeout(LONG, second)
+        .await
+        .expect("second request never got the lease")
+        .expect("join");
+    assert!(second.is_ok());
+}
+
+pub async fn lock_times_out_while_held(locker: Arc<dyn Locker>) {
+    let id = UploadId::generate();
+    let _held = locker.lock(&id, LONG).await.expect("lock");
+    let err = locker.lock(&id, Duration::from_millis(50)).await;
+    assert!(matches!(err, Err(Error::Locked)));
+}
+
+pub async fn dropping_lease_releases(locker: Arc<dyn Locker>) {
+    let id = UploadId::generate();
+    drop(locker.lock(&id, LONG).await.expect("lock"));
+    let again = locker.lock(&id, Duration::from_millis(500)).await;
+    assert!(again.is_ok());
+}
+
+pub async fn locks_are_per_upload(locker: Arc<dyn Locker>) {
+    let _a = locker.lock(&UploadId::generate(), LONG).await.expect("a");
+    let b = locker
+        .lock(&UploadId::generate(), Duration::from_millis(500))
+        .await;
+    assert!(b.is_ok());
+}

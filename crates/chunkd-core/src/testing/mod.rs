@@ -1,0 +1,211 @@
+//! Conformance suites every implementation of a seam must pass (feature `testing`).
+//!
+//! Each case is a public async fn; the macros expand them into one named test per
+//! implementation, so a report reads `fs::resume_after_short_body`:
+//!
+//! ```text
+//! async fn fs() -> Fixture<dyn DataStore> { ... }
+//! chunkd_core::data_store_suite!(fs);
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod engine;
+pub mod lock;
+pub mod state;
+pub mod store;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::body::ByteStream;
+use crate::id::UploadId;
+use crate::metadata::Metadata;
+use crate::upload::{ConcatKind, Status, UploadInfo};
+
+/// An implementation under test plus whatever must live as long as it (a temp dir).
+pub struct Fixture<T: ?Sized> {
+    pub it: Arc<T>,
+    pub keep: Option<Box<dyn Any + Send>>,
+}
+
+impl<T: ?Sized> Fixture<T> {
+    pub fn new(it: Arc<T>) -> Self {
+        Fixture { it, keep: None }
+    }
+
+    pub fn keeping(mut self, keep: impl Any + Send) -> Self {
+        self.keep = Some(Box::new(keep));
+        self
+    }
+}
+
+/// A fresh open upload record.
+pub fn sample_info(length: Option<u64>) -> UploadInfo {
+    UploadInfo {
+        id: UploadId::generate(),
+        length,
+        offset: 0,
+        metadata: Metadata::new(),
+        status: Status::Open,
+        concat: ConcatKind::None,
+        owner: None,
+        created_at: SystemTime::now(),
+        expires_at: None,
+        store: Default::default(),
+        pending_finals: Vec::new(),
+        revision: 0,
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A body yielding `data` in chunks of `chunk` bytes.
+pub fn body_of(data: &[u8], chunk: usize) -> ByteStream<'static> {
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+/// A body yielding `data`, then failing as a dropped connection does.
+pub fn broken_body(data: &[u8]) -> ByteStream<'static> {
+    let items = vec![
+        Ok(Bytes::copy_from_slice(data)),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
+    ];
+    futures::stream::iter(items).boxed()
+}
+
+/// Collects a stream into memory.
+pub async fn collect(mut stream: ByteStream<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("stream error"));
+    }
+    out
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($suite:ident, $factory:ident, [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let fixture = super::$factory().await;
+                $crate::testing::$suite::$case(fixture.it.clone()).await;
+            }
+        )*
+    };
+}
+
+/// One test per [`store`] case, in a module named after the factory.
+#[macro_export]
+macro_rules! data_store_suite {
+    ($factory:ident) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                store,
+                $factory,
+                [
+                    create_write_read,
+                    resume_after_short_body,
+                    failed_body_keeps_nothing,
+                    drops_bytes_past_recorded_offset,
+                    read_range,
+                    delete_is_idempotent,
+                    native_concat_joins_parts,
+                ]
+            );
+        }
+    };
+}
+
+/// One test per [`state`] case.
+#[macro_export]
+macro_rules! state_store_suite {
+    ($factory:ident) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                state,
+                $factory,
+                [
+                    insert_then_get_round_trips,
+                    insert_twice_is_already_exists,
+                    get_unknown_is_not_found,
+                    update_is_compare_and_swap,
+                    remove_is_idempotent_and_conditional,
+                    expired_lists_only_expired_open_uploads,
+                ]
+            );
+        }
+    };
+}
+
+/// One test per [`lock`] case.
+#[macro_export]
+macro_rules! locker_suite {
+    ($factory:ident) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                lock,
+                $factory,
+                [
+                    second_request_signals_holder_and_gets_lease,
+                    lock_times_out_while_held,
+                    dropping_lease_releases,
+                    locks_are_per_upload,
+                ]
+            );
+        }
+    };
+}
+
+/// One test per [`engine`] scenario, for a (data store, state store) pair.
+#[macro_export]
+macro_rules! engine_suite {
+    ($factory:ident) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                engine,
+                $factory,
+                [
+                    single_request_upload,
+                    chunked_upload,
+                    interrupted_body_keeps_received_bytes,
+                    offset_mismatch_is_rejected,
+                    length_exceeded_keeps_nothing,
+                    checksum_mismatch_discards_chunk,
+                    trailer_checksum_is_verified,
+                    deferred_length,
+                    zero_length_finishes_at_creation,
+                    concatenation_of_finished_parts,
+                    concatenation_waits_for_unfinished_parts,
+                    newest_request_wins,
+                    terminate_removes_upload,
+                    expired_uploads_are_purged,
+                    checkpoints_commit_long_bodies,
+                ]
+            );
+        }
+    };
+}

@@ -1,0 +1,110 @@
+//! [`DataStore`] contract cases.
+
+use std::sync::Arc;
+
+use super::{body_of, broken_body, collect, pattern, sample_info};
+use crate::store::DataStore;
+use crate::upload::UploadInfo;
+
+async fn created(store: &Arc<dyn DataStore>, length: u64) -> UploadInfo {
+    let mut info = sample_info(Some(length));
+    info.store = store.create(&info).await.expect("create");
+    info
+}
+
+async fn append(store: &Arc<dyn DataStore>, info: &mut UploadInfo, data: &[u8]) {
+    let w = store.write(info, body_of(data, 7919)).await.expect("write");
+    assert_eq!(w.bytes, data.len() as u64, "write reports every byte");
+    info.offset += w.bytes;
+    info.store = w.store;
+}
+
+async fn finished(store: &Arc<dyn DataStore>, data: &[u8]) -> UploadInfo {
+    let mut info = created(store, data.len() as u64).await;
+    append(store, &mut info, data).await;
+    info.store = store.finish(&info).await.expect("finish");
+    info
+}
+
+pub async fn create_write_read(store: Arc<dyn DataStore>) {
+    let data = pattern(100_000, 1);
+    let info = finished(&store, &data).await;
+    let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
+    assert_eq!(got, data);
+}
+
+pub async fn resume_after_short_body(store: Arc<dyn DataStore>) {
+    let data = pattern(50_000, 2);
+    let mut info = created(&store, data.len() as u64).await;
+    append(&store, &mut info, &data[..12_345]).await;
+    append(&store, &mut info, &data[12_345..]).await;
+    info.store = store.finish(&info).await.expect("finish");
+    let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
+    assert_eq!(got, data);
+}
+
+pub async fn failed_body_keeps_nothing(store: Arc<dyn DataStore>) {
+    let data = pattern(30_000, 3);
+    let mut info = created(&store, data.len() as u64).await;
+    append(&store, &mut info, &data[..10_000]).await;
+    let err = store.write(&info, broken_body(&pattern(5_000, 99))).await;
+    assert!(err.is_err(), "a failing body must fail the write");
+    append(&store, &mut info, &data[10_000..]).await;
+    info.store = store.finish(&info).await.expect("finish");
+    let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
+    assert_eq!(got, data, "bytes of the failed write must not remain");
+}
+
+pub async fn drops_bytes_past_recorded_offset(store: Arc<dyn DataStore>) {
+    let data = pattern(20_000, 4);
+    let mut info = created(&store, data.len() as u64).await;
+    append(&store, &mut info, &pattern(15_000, 5)).await;
+    // As after a crash: the state only knew about the first 5000 bytes.
+    info.offset = 5_000;
+    let mut expected = pattern(15_000, 5)[..5_000].to_vec();
+    expected.extend_from_slice(&data[..15_000]);
+    info.length = Some(expected.len() as u64);
+    append(&store, &mut info, &data[..15_000]).await;
+    info.store = store.finish(&info).await.expect("finish");
+    let got = collect(
+        store
+            .read(&info, 0..expected.len() as u64)
+            .await
+            .expect("read"),
+    )
+    .await;
+    assert_eq!(got, expected);
+}
+
+pub async fn read_range(store: Arc<dyn DataStore>) {
+    let data = pattern(64_000, 6);
+    let info = finished(&store, &data).await;
+    let got = collect(store.read(&info, 1000..50_001).await.expect("read")).await;
+    assert_eq!(got, &data[1000..50_001]);
+    let empty = collect(store.read(&info, 7..7).await.expect("read")).await;
+    assert!(empty.is_empty());
+}
+
+pub async fn delete_is_idempotent(store: Arc<dyn DataStore>) {
+    let info = finished(&store, &pattern(1000, 7)).await;
+    store.delete(&info).await.expect("delete");
+    store.delete(&info).await.expect("second delete");
+    let never = created(&store, 10).await;
+    store.delete(&never).await.expect("delete unwritten");
+}
+
+pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) {
+    let Some(concat) = store.concat() else {
+        // Stores without the capability are concatenated by the engine (engine suite).
+        return;
+    };
+    let a = pattern(10_000, 8);
+    let b = pattern(3_333, 9);
+    let parts = [finished(&store, &a).await, finished(&store, &b).await];
+    let mut target = created(&store, (a.len() + b.len()) as u64).await;
+    target.store = concat.concat(&target, &parts).await.expect("concat");
+    target.offset = (a.len() + b.len()) as u64;
+    target.store = store.finish(&target).await.expect("finish");
+    let got = collect(store.read(&target, 0..target.offset).await.expect("read")).await;
+    assert_eq!(got, [a, b].concat());
+}

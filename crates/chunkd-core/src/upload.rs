@@ -1,0 +1,100 @@
+//! The upload record and the request to create one.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::UploadId;
+use crate::metadata::Metadata;
+
+/// Lifecycle of an upload. Terminated and expired uploads are removed, not kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Accepting bytes.
+    Open,
+    /// All bytes stored and the store has finished it; readable.
+    Finished,
+}
+
+/// How an upload takes part in concatenation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcatKind {
+    #[default]
+    None,
+    /// A piece meant to be concatenated into a final upload.
+    Partial,
+    /// The concatenation of these partial uploads, in order.
+    Final(Vec<UploadId>),
+}
+
+/// Backend bookkeeping (file names, multipart ids, part tags), opaque to the engine and
+/// saved with the offset in the same state update so there is one source of truth.
+pub type StoreState = BTreeMap<String, String>;
+
+/// The record a [`crate::StateStore`] persists for every upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadInfo {
+    pub id: UploadId,
+    /// Total size, once known (tus deferred length leaves it open).
+    pub length: Option<u64>,
+    /// Bytes durably stored so far.
+    pub offset: u64,
+    pub metadata: Metadata,
+    pub status: Status,
+    #[serde(default)]
+    pub concat: ConcatKind,
+    /// The identity that created the upload, when the front end knows one.
+    #[serde(default)]
+    pub owner: Option<String>,
+    pub created_at: SystemTime,
+    /// Unfinished uploads are purged after this instant.
+    pub expires_at: Option<SystemTime>,
+    #[serde(default)]
+    pub store: StoreState,
+    /// Final uploads waiting for this partial to finish (tus concatenation-unfinished).
+    #[serde(default)]
+    pub pending_finals: Vec<UploadId>,
+    /// Compare-and-swap token, bumped by every [`crate::StateStore::update`].
+    pub revision: u64,
+}
+
+impl UploadInfo {
+    pub fn is_finished(&self) -> bool {
+        self.status == Status::Finished
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self.concat, ConcatKind::Final(_))
+    }
+
+    /// Bytes still accepted before the declared length (or `None` while it is deferred).
+    pub fn remaining(&self) -> Option<u64> {
+        self.length.map(|l| l.saturating_sub(self.offset))
+    }
+
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.status == Status::Open && self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// What a front end asks for when it creates an upload.
+#[derive(Clone, Debug, Default)]
+pub struct NewUpload {
+    pub length: Option<u64>,
+    pub metadata: Metadata,
+    pub concat: NewConcat,
+    pub owner: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NewConcat {
+    #[default]
+    None,
+    Partial,
+    /// Concatenate these uploads, in order. Unfinished ones are allowed: the final
+    /// upload finishes when the last of them does.
+    Final(Vec<UploadId>),
+}
