@@ -355,23 +355,28 @@ pub async fn newest_request_wins(parts: Arc<EngineParts>) {
     let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
     tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..10_000])))
         .expect("send");
+    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut taken_tx = Some(taken_tx);
+    let body = rx.inspect(move |_| {
+        if let Some(t) = taken_tx.take() {
+            let _ = t.send(());
+        }
+    });
     let first = {
         let uploads = uploads.clone();
         let id = id.clone();
-        tokio::spawn(async move { uploads.write(&id, at(0), rx.boxed()).await })
+        tokio::spawn(async move { uploads.write(&id, at(0), body.boxed()).await })
     };
-    // A newer request asks for the upload; the stalled one must let go and keep its bytes.
-    // Wait (bounded) until the stalled request holds the lock and its bytes are consumed.
-    let settled = loop {
-        let info = tokio::time::timeout(Duration::from_secs(10), uploads.settled_info(&id))
-            .await
-            .expect("newer request was starved")
-            .expect("info");
-        if info.offset > 0 || first.is_finished() {
-            break info;
-        }
-        tokio::task::yield_now().await;
-    };
+    // Once the stalled request has consumed its bytes, a newer request asks for the
+    // upload: the stalled one must let go and keep them.
+    tokio::time::timeout(Duration::from_secs(10), taken_rx)
+        .await
+        .expect("writer never read its body")
+        .expect("body dropped");
+    let settled = tokio::time::timeout(Duration::from_secs(10), uploads.settled_info(&id))
+        .await
+        .expect("newer request was starved")
+        .expect("info");
     let result = tokio::time::timeout(Duration::from_secs(10), first)
         .await
         .expect("older request never stopped")

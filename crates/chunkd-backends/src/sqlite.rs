@@ -1,0 +1,256 @@
+//! Upload records in an embedded SQLite database (WAL mode).
+//!
+//! Several processes on one machine may open the same file (the server and `chunkd gc`);
+//! every update is a compare-and-swap on the record's revision.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use chunkd_core::{Error, Result, StateStore, Status, UploadId, UploadInfo};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::sync::SyncPolicy;
+
+#[derive(Debug, thiserror::Error)]
+enum SqliteError {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error("record of {id} is unreadable: {source}")]
+    Record {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("state database mutex poisoned")]
+    Poisoned,
+}
+
+impl From<SqliteError> for Error {
+    fn from(e: SqliteError) -> Self {
+        Error::backend("sqlite", e)
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS uploads (
+    id          TEXT PRIMARY KEY,
+    revision    INTEGER NOT NULL,
+    open        INTEGER NOT NULL,
+    expires_ms  INTEGER,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_expiry ON uploads (expires_ms) WHERE open = 1;
+";
+
+/// Upload records in one SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteState {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn millis(t: Option<SystemTime>) -> Option<i64> {
+    t.map(|t| {
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as i64
+    })
+}
+
+fn decode(id: &str, json: &str) -> std::result::Result<UploadInfo, SqliteError> {
+    serde_json::from_str(json).map_err(|source| SqliteError::Record {
+        id: id.to_owned(),
+        source,
+    })
+}
+
+fn encode(info: &UploadInfo) -> std::result::Result<String, SqliteError> {
+    serde_json::to_string(info).map_err(|source| SqliteError::Record {
+        id: info.id.to_string(),
+        source,
+    })
+}
+
+impl SqliteState {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: impl AsRef<Path>, sync: SyncPolicy) -> Result<Self> {
+        let open = || -> std::result::Result<Connection, SqliteError> {
+            let conn = Connection::open(path.as_ref())?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            let synchronous = match sync {
+                SyncPolicy::Always => "FULL",
+                SyncPolicy::Never => "NORMAL",
+            };
+            conn.pragma_update(None, "synchronous", synchronous)?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        Ok(SqliteState {
+            conn: Arc::new(Mutex::new(open()?)),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| SqliteError::Poisoned)?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| Error::backend("sqlite", e))?
+    }
+}
+
+fn sql(e: rusqlite::Error) -> Error {
+    SqliteError::Sql(e).into()
+}
+
+#[async_trait]
+impl StateStore for SqliteState {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn insert(&self, info: &UploadInfo) -> Result<()> {
+        let info = info.clone();
+        self.run(move |conn| {
+            let json = encode(&info)?;
+            let inserted = conn
+                .execute(
+                    "INSERT INTO uploads (id, revision, open, expires_ms, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+                    params![
+                        info.id.as_str(),
+                        info.revision as i64,
+                        info.status == Status::Open,
+                        millis(info.expires_at),
+                        json
+                    ],
+                )
+                .map_err(sql)?;
+            match inserted {
+                0 => Err(Error::AlreadyExists(info.id.clone())),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
+        let id = id.clone();
+        self.run(move |conn| {
+            let json: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM uploads WHERE id = ?1",
+                    [id.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            match json {
+                Some(json) => Ok(decode(id.as_str(), &json)?),
+                None => Err(Error::NotFound(id)),
+            }
+        })
+        .await
+    }
+
+    async fn update(&self, info: &UploadInfo) -> Result<UploadInfo> {
+        let mut next = info.clone();
+        next.revision += 1;
+        self.run(move |conn| {
+            let json = encode(&next)?;
+            let changed = conn
+                .execute(
+                    "UPDATE uploads SET revision = ?1, open = ?2, expires_ms = ?3, record = ?4
+                     WHERE id = ?5 AND revision = ?6",
+                    params![
+                        next.revision as i64,
+                        next.status == Status::Open,
+                        millis(next.expires_at),
+                        json,
+                        next.id.as_str(),
+                        (next.revision - 1) as i64
+                    ],
+                )
+                .map_err(sql)?;
+            if changed == 1 {
+                return Ok(next);
+            }
+            let exists: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
+                    [next.id.as_str()],
+                    |row| row.get(0),
+                )
+                .map_err(sql)?;
+            Err(if exists {
+                Error::Conflict
+            } else {
+                Error::NotFound(next.id.clone())
+            })
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &UploadId, revision: Option<u64>) -> Result<()> {
+        let id = id.clone();
+        self.run(move |conn| {
+            match revision {
+                None => {
+                    conn.execute("DELETE FROM uploads WHERE id = ?1", [id.as_str()])
+                        .map_err(sql)?;
+                }
+                Some(rev) => {
+                    let deleted = conn
+                        .execute(
+                            "DELETE FROM uploads WHERE id = ?1 AND revision = ?2",
+                            params![id.as_str(), rev as i64],
+                        )
+                        .map_err(sql)?;
+                    let exists: bool = conn
+                        .query_row(
+                            "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
+                            [id.as_str()],
+                            |row| row.get(0),
+                        )
+                        .map_err(sql)?;
+                    if deleted == 0 && exists {
+                        return Err(Error::Conflict);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn expired(&self, now: SystemTime, limit: usize) -> Result<Vec<UploadId>> {
+        let now = millis(Some(now)).unwrap_or_default();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM uploads WHERE open = 1 AND expires_ms IS NOT NULL
+                     AND expires_ms <= ?1 LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![now, limit as i64], |row| row.get::<_, String>(0))
+                .map_err(sql)?;
+            let mut ids = Vec::new();
+            for row in rows {
+                // A record with an id we would never generate is skipped, not fatal.
+                if let Ok(id) = row.map_err(sql)?.parse() {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+}
