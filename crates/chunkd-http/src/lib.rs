@@ -1,1 +1,21 @@
+//! Protocol front ends for the chunkd engine, each an axum [`Router`](axum::Router).
+//!
+//! ```no_run
+//! # async fn demo(uploads: chunkd_core::Uploads) {
+//! let app = axum::Router::new()
+//!     .merge(chunkd_http::tus::router(uploads, chunkd_http::tus::Config::default()))
+//!     .layer(chunkd_http::cors());
+//! # let _: axum::Router = app;
+//! # }
+//! ```
 
+mod body;
+mod cors;
+pub mod disposition;
+pub mod public_url;
+pub mod range;
+#[cfg(feature = "tus")]
+pub mod tus;
+
+pub use cors::cors;
+pub use public_url::PublicUrl;

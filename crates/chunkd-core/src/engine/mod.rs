@@ -318,17 +318,18 @@ impl Uploads {
                 if !info.is_expired(now) {
                     continue;
                 }
-                self.0.store.delete(&info).await?;
+                // The record goes first, by compare-and-swap: if a writer touched it
+                // meanwhile, the bytes stay.
                 match self.0.state.remove(&id, Some(info.revision)).await {
-                    Ok(()) => {
-                        purged += 1;
-                        progressed = true;
-                        tracing::info!(upload.id = %id, "expired upload purged");
-                        self.emit(Event::Expired(id));
-                    }
+                    Ok(()) => {}
                     Err(Error::Conflict) => continue,
                     Err(e) => return Err(e),
                 }
+                self.0.store.delete(&info).await?;
+                purged += 1;
+                progressed = true;
+                tracing::info!(upload.id = %id, "expired upload purged");
+                self.emit(Event::Expired(id));
             }
             if !progressed {
                 break;

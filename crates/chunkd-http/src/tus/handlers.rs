@@ -1,0 +1,477 @@
+//! The tus endpoints. Each request is checked, turned into one engine call, and answered.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use chunkd_core::engine::{ExpectedChecksum, TrailerSlot};
+use chunkd_core::{ConcatKind, NewConcat, NewUpload, UploadId, UploadInfo, WriteRequest};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use super::error::Error;
+use super::headers::{self, ChecksumError, UploadConcat};
+use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
+use crate::{body, disposition, range};
+
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+type Answer = Result<Response, Error>;
+
+/// `{path}` and `{path}/`: discovery and creation.
+pub(super) async fn collection(State(tus): State<Arc<Tus>>, req: Request) -> Response {
+    let answer = match effective_method(&req) {
+        Method::OPTIONS => Ok(tus.options()),
+        Method::POST => tus.create(req).await,
+        _ => Ok(method_not_allowed("OPTIONS, POST")),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `{path}/{id}`: one upload.
+pub(super) async fn resource(
+    State(tus): State<Arc<Tus>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let method = effective_method(&req);
+    if method == Method::OPTIONS {
+        return tus.options();
+    }
+    // An id we could never have issued is simply unknown, whatever it contains.
+    let Ok(id) = id.parse::<UploadId>() else {
+        return Error::from(chunkd_core::Error::NotFound(UploadId::generate())).into_response();
+    };
+    let answer = match method {
+        Method::HEAD => tus.head(&id, req).await,
+        Method::PATCH => tus.patch(&id, req).await,
+        Method::DELETE => tus.delete(&id, req).await,
+        Method::GET => tus.download(&id, req).await,
+        _ => Ok(method_not_allowed("OPTIONS, HEAD, PATCH, DELETE, GET")),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `X-HTTP-Method-Override` on a POST replaces the method (clients on stacks that cannot
+/// send PATCH or DELETE).
+fn effective_method(req: &Request) -> Method {
+    if req.method() == Method::POST {
+        if let Some(m) = req
+            .headers()
+            .get("x-http-method-override")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
+        {
+            return m;
+        }
+    }
+    req.method().clone()
+}
+
+fn reply(status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    response
+        .headers_mut()
+        .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = reply(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A present header must be valid text; `Ok(None)` when absent.
+fn header_str<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+    code: &'static str,
+) -> Result<Option<&'a str>, Error> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::bad_request(code, format!("{name} is not valid text"))),
+    }
+}
+
+fn number(headers: &HeaderMap, name: &str, code: &'static str) -> Result<Option<u64>, Error> {
+    match header_str(headers, name, code)? {
+        None => Ok(None),
+        Some(v) => headers::parse_u64(v.trim()).map(Some).ok_or_else(|| {
+            Error::bad_request(code, format!("{name} must be a non-negative integer"))
+        }),
+    }
+}
+
+/// Every request but the discovery and read-only ones must speak our version.
+fn check_version(headers: &HeaderMap, required: bool) -> Result<(), Error> {
+    match text(headers, TUS_RESUMABLE) {
+        Some(v) if v.trim() == TUS_VERSION => Ok(()),
+        None if !required => Ok(()),
+        _ => Err(Error::new(
+            StatusCode::PRECONDITION_FAILED,
+            "ERR_UNSUPPORTED_VERSION",
+            "unsupported version: send Tus-Resumable: 1.0.0",
+        )),
+    }
+}
+
+fn has_offset_stream(headers: &HeaderMap) -> bool {
+    text(headers, header::CONTENT_TYPE.as_str())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+}
+
+fn set(response: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        response.headers_mut().insert(name, v);
+    }
+}
+
+impl Tus {
+    fn origin(&self, req: &Request) -> String {
+        self.public_url
+            .origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+    }
+
+    fn upload_url(&self, origin: &str, id: &UploadId) -> String {
+        format!("{origin}{}/{id}", self.path)
+    }
+
+    /// The upload id inside an absolute or relative upload URL of ours.
+    fn id_from_url(&self, url: &str) -> Option<UploadId> {
+        let path = match url.split_once("://") {
+            Some((_, rest)) => &rest[rest.find('/')?..],
+            None => url,
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        path.strip_prefix(&self.path)?
+            .strip_prefix('/')?
+            .parse()
+            .ok()
+    }
+
+    fn options(&self) -> Response {
+        let mut response = reply(StatusCode::NO_CONTENT);
+        set(&mut response, "tus-version", TUS_VERSION);
+        set(&mut response, "tus-extension", &self.extensions);
+        set(
+            &mut response,
+            "tus-checksum-algorithm",
+            &self.checksum_algorithms,
+        );
+        if let Some(max) = self.uploads.capabilities().max_size {
+            set(&mut response, "tus-max-size", max);
+        }
+        response
+    }
+
+    fn set_expiry(&self, response: &mut Response, info: &UploadInfo) {
+        if let (false, Some(at)) = (info.is_finished(), info.expires_at) {
+            set(response, "upload-expires", httpdate::fmt_http_date(at));
+        }
+    }
+
+    async fn create(&self, req: Request) -> Answer {
+        let headers = req.headers();
+        check_version(headers, true)?;
+        let concat = match header_str(headers, "upload-concat", "ERR_INVALID_CONCAT")? {
+            None => None,
+            Some(v) => Some(headers::parse_concat(v).ok_or_else(|| {
+                Error::bad_request("ERR_INVALID_CONCAT", "malformed Upload-Concat")
+            })?),
+        };
+        let length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
+        let deferred = match header_str(
+            headers,
+            "upload-defer-length",
+            "ERR_INVALID_UPLOAD_LENGTH_DEFER",
+        )? {
+            None => false,
+            Some("1") => true,
+            Some(_) => {
+                return Err(Error::bad_request(
+                    "ERR_INVALID_UPLOAD_LENGTH_DEFER",
+                    "Upload-Defer-Length must be 1",
+                ));
+            }
+        };
+        let is_final = matches!(concat, Some(UploadConcat::Final(_)));
+        match (is_final, length.is_some(), deferred) {
+            (true, false, false) | (false, true, false) | (false, false, true) => {}
+            (true, _, _) => {
+                return Err(Error::bad_request(
+                    "ERR_AMBIGUOUS_UPLOAD_LENGTH",
+                    "a final upload takes its length from its parts",
+                ));
+            }
+            (false, true, true) => {
+                return Err(Error::bad_request(
+                    "ERR_AMBIGUOUS_UPLOAD_LENGTH",
+                    "send Upload-Length or Upload-Defer-Length, not both",
+                ));
+            }
+            (false, false, false) => {
+                return Err(Error::bad_request(
+                    "ERR_INVALID_UPLOAD_LENGTH",
+                    "missing Upload-Length or Upload-Defer-Length",
+                ));
+            }
+        }
+        let metadata = match header_str(headers, "upload-metadata", "ERR_INVALID_METADATA")? {
+            None => Default::default(),
+            Some(v) => headers::parse_metadata(v)
+                .map_err(|e| Error::bad_request("ERR_INVALID_METADATA", e.to_string()))?,
+        };
+        let with_data = has_offset_stream(headers);
+        if is_final && with_data {
+            return Err(chunkd_core::Error::FinalUpload.into());
+        }
+        if let (Some(length), Some(body_len)) = (
+            length,
+            number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?,
+        ) {
+            if with_data && body_len > length {
+                return Err(chunkd_core::Error::LengthExceeded { length }.into());
+            }
+        }
+        let concat = match concat {
+            None => NewConcat::None,
+            Some(UploadConcat::Partial) => NewConcat::Partial,
+            Some(UploadConcat::Final(urls)) => NewConcat::Final(
+                urls.iter()
+                    .map(|u| self.id_from_url(u))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        Error::bad_request(
+                            "ERR_INVALID_CONCAT",
+                            "Upload-Concat lists a URL that is not an upload here",
+                        )
+                    })?,
+            ),
+        };
+        let write = if with_data {
+            Some(self.write_request(headers, 0)?)
+        } else {
+            None
+        };
+        let origin = self.origin(&req);
+        let new = NewUpload {
+            length,
+            metadata,
+            concat,
+            owner: None,
+        };
+        let mut info = self.uploads.create(new).await?;
+        if let Some((write, slot)) = write {
+            let stream = body_stream(req.into_body(), slot);
+            match self.uploads.write(&info.id, write, stream).await {
+                Ok(written) => info = written,
+                // The upload exists and keeps what arrived: tell the client where it is.
+                Err(
+                    chunkd_core::Error::Interrupted { offset }
+                    | chunkd_core::Error::ShuttingDown { offset },
+                ) => {
+                    info.offset = offset;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut response = reply(StatusCode::CREATED);
+        set(
+            &mut response,
+            "location",
+            self.upload_url(&origin, &info.id),
+        );
+        set(&mut response, "upload-offset", info.offset);
+        self.set_expiry(&mut response, &info);
+        Ok(response)
+    }
+
+    /// The engine's view of a PATCH (or POST with data): offset, checksum, sizes.
+    fn write_request(
+        &self,
+        headers: &HeaderMap,
+        offset: u64,
+    ) -> Result<(WriteRequest, Option<TrailerSlot>), Error> {
+        let body_len = number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?;
+        let mut slot = None;
+        let checksum = match header_str(headers, "upload-checksum", "ERR_INVALID_CHECKSUM")? {
+            Some(v) => Some(ExpectedChecksum::Header(
+                headers::parse_checksum(v).map_err(|e| match e {
+                    ChecksumError::UnknownAlgorithm => {
+                        Error::bad_request("ERR_UNSUPPORTED_CHECKSUM_ALGORITHM", e.to_string())
+                    }
+                    ChecksumError::Malformed => {
+                        Error::bad_request("ERR_INVALID_CHECKSUM", e.to_string())
+                    }
+                })?,
+            )),
+            None if announces_checksum_trailer(headers) => {
+                let s: TrailerSlot = Arc::new(Mutex::new(None));
+                slot = Some(s.clone());
+                Some(ExpectedChecksum::Trailer(s))
+            }
+            None => None,
+        };
+        let request = WriteRequest {
+            offset,
+            declare_length: None,
+            body_len,
+            checksum,
+        };
+        Ok((request, slot))
+    }
+
+    async fn head(&self, id: &UploadId, req: Request) -> Answer {
+        check_version(req.headers(), false)?;
+        let info = self.uploads.settled_info(id).await?;
+        let origin = self.origin(&req);
+        let mut response = reply(StatusCode::OK);
+        set(&mut response, "cache-control", "no-store");
+        let waiting_final = info.is_final() && !info.is_finished();
+        if !waiting_final {
+            set(&mut response, "upload-offset", info.offset);
+        }
+        match info.length {
+            Some(length) => set(&mut response, "upload-length", length),
+            None => set(&mut response, "upload-defer-length", 1),
+        }
+        if !info.metadata.is_empty() {
+            set(
+                &mut response,
+                "upload-metadata",
+                headers::encode_metadata(&info.metadata),
+            );
+        }
+        match &info.concat {
+            ConcatKind::None => {}
+            ConcatKind::Partial => set(&mut response, "upload-concat", "partial"),
+            ConcatKind::Final(parts) => {
+                let urls: Vec<String> = parts.iter().map(|p| self.upload_url(&origin, p)).collect();
+                set(
+                    &mut response,
+                    "upload-concat",
+                    format!("final;{}", urls.join(" ")),
+                );
+            }
+        }
+        self.set_expiry(&mut response, &info);
+        Ok(response)
+    }
+
+    async fn patch(&self, id: &UploadId, req: Request) -> Answer {
+        let headers = req.headers();
+        check_version(headers, true)?;
+        if !has_offset_stream(headers) {
+            return Err(Error::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "ERR_INVALID_CONTENT_TYPE",
+                "PATCH requires Content-Type: application/offset+octet-stream",
+            ));
+        }
+        let offset = number(headers, "upload-offset", "ERR_INVALID_OFFSET")?
+            .ok_or_else(|| Error::bad_request("ERR_INVALID_OFFSET", "missing Upload-Offset"))?;
+        let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
+        let (mut write, slot) = self.write_request(headers, offset)?;
+        write.declare_length = declare_length;
+        let stream = body_stream(req.into_body(), slot);
+        let info = self.uploads.write(id, write, stream).await?;
+        let mut response = reply(StatusCode::NO_CONTENT);
+        set(&mut response, "upload-offset", info.offset);
+        self.set_expiry(&mut response, &info);
+        Ok(response)
+    }
+
+    async fn delete(&self, id: &UploadId, req: Request) -> Answer {
+        check_version(req.headers(), true)?;
+        self.uploads.terminate(id).await?;
+        Ok(reply(StatusCode::NO_CONTENT))
+    }
+
+    async fn download(&self, id: &UploadId, req: Request) -> Answer {
+        let info = self.uploads.info(id).await?;
+        let length = info.length.unwrap_or(info.offset);
+        let (status, span) = match range::parse(text(req.headers(), header::RANGE.as_str()), length)
+        {
+            range::Ranged::Full => (StatusCode::OK, 0..length),
+            range::Ranged::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
+            range::Ranged::Unsatisfiable => {
+                return Err(chunkd_core::Error::RangeNotSatisfiable { length }.into());
+            }
+        };
+        let (info, stream) = self.uploads.read(id, Some(span.clone())).await?;
+        let mut response = Response::new(Body::from_stream(stream));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
+        set(&mut response, "content-length", span.end - span.start);
+        set(&mut response, "accept-ranges", "bytes");
+        set(&mut response, "x-content-type-options", "nosniff");
+        set(&mut response, "content-type", content_type(&info));
+        set(
+            &mut response,
+            "content-disposition",
+            disposition::attachment(info.metadata.text("filename")),
+        );
+        if status == StatusCode::PARTIAL_CONTENT {
+            set(
+                &mut response,
+                "content-range",
+                format!("bytes {}-{}/{length}", span.start, span.end - 1),
+            );
+        }
+        Ok(response)
+    }
+}
+
+/// A request announcing `Trailer: Upload-Checksum` sends the checksum after the body.
+fn announces_checksum_trailer(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|name| name.trim().eq_ignore_ascii_case("upload-checksum"))
+}
+
+fn body_stream(body: Body, slot: Option<TrailerSlot>) -> chunkd_core::ByteStream<'static> {
+    body::byte_stream(body, move |trailers| {
+        let (Some(slot), Some(value)) = (&slot, trailers.get("upload-checksum")) else {
+            return;
+        };
+        let parsed = value
+            .to_str()
+            .ok()
+            .and_then(|v| headers::parse_checksum(v).ok());
+        if let (Some(checksum), Ok(mut guard)) = (parsed, slot.lock()) {
+            *guard = Some(checksum);
+        }
+    })
+}
+
+/// The client's `filetype` if it is a well-formed media type, else octet-stream. The
+/// download is always an attachment with `nosniff`, so a type cannot turn into a page.
+fn content_type(info: &UploadInfo) -> String {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    info.metadata
+        .text("filetype")
+        .filter(|t| t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)))
+        .unwrap_or("application/octet-stream")
+        .to_owned()
+}

@@ -1,0 +1,92 @@
+//! tus 1.0.0 with every extension the engine can back: creation, creation-with-upload,
+//! creation-defer-length, expiration, checksum, checksum-trailer, termination,
+//! concatenation and concatenation-unfinished. GET serves finished uploads.
+
+mod error;
+mod handlers;
+pub mod headers;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+use chunkd_core::Uploads;
+
+pub use error::Error;
+
+use crate::public_url::PublicUrl;
+
+pub(crate) const TUS_RESUMABLE: &str = "tus-resumable";
+pub(crate) const TUS_VERSION: &str = "1.0.0";
+
+/// Settings of the tus front end.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the creation endpoint is mounted; uploads live below it.
+    pub path: String,
+    pub public_url: PublicUrl,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: "/files".to_owned(),
+            public_url: PublicUrl::default(),
+        }
+    }
+}
+
+pub(crate) struct Tus {
+    uploads: Uploads,
+    /// Mount path without a trailing slash.
+    path: String,
+    public_url: PublicUrl,
+    extensions: String,
+    checksum_algorithms: String,
+}
+
+/// The tus endpoints: `{path}` and `{path}/` (discovery, creation) and `{path}/{id}`.
+pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let path = format!("/{}", config.path.trim_matches('/'));
+    let path = if path == "/" { String::new() } else { path };
+    let caps = uploads.capabilities();
+    let mut extensions = vec![
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "termination",
+        "concatenation",
+        "concatenation-unfinished",
+        "checksum",
+        "checksum-trailer",
+    ];
+    if caps.expiration {
+        extensions.push("expiration");
+    }
+    let checksum_algorithms = caps
+        .checksum_algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(",");
+    let tus = Arc::new(Tus {
+        uploads,
+        path: path.clone(),
+        public_url: config.public_url,
+        extensions: extensions.join(","),
+        checksum_algorithms,
+    });
+    let collection = any(handlers::collection);
+    let mut router = Router::new()
+        .route(&format!("{path}/"), collection.clone())
+        .route(&format!("{path}/{{id}}"), any(handlers::resource));
+    if !path.is_empty() {
+        router = router.route(&path, collection);
+    }
+    router.with_state(tus)
+}
