@@ -3,8 +3,8 @@
 //! ```no_run
 //! # async fn demo(uploads: chunkd_core::Uploads) {
 //! let app = axum::Router::new()
-//!     .merge(chunkd_http::tus::router(uploads, chunkd_http::tus::Config::default()))
-//!     .layer(chunkd_http::cors());
+//!     .merge(chunkd_http::tus::router(uploads, chunkd_http::tus::Config::default()));
+//! let app = chunkd_http::cors(app);
 //! # let _: axum::Router = app;
 //! # }
 //! ```

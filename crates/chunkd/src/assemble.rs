@@ -1,0 +1,41 @@
+//! Configuration to parts: stores, engine, routers.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use chunkd_backends::{FsStore, SqliteState};
+use chunkd_core::{Limits, Uploads};
+use chunkd_http::PublicUrl;
+
+use crate::config::Config;
+
+pub fn uploads(config: &Config) -> anyhow::Result<Uploads> {
+    let files = config.data_dir.join("files");
+    let store = FsStore::new(&files, config.sync)
+        .with_context(|| format!("cannot use data directory {}", files.display()))?;
+    let state_path = config.data_dir.join("state.sqlite3");
+    let state = SqliteState::open(&state_path, config.sync)
+        .with_context(|| format!("cannot open state database {}", state_path.display()))?;
+    let limits = Limits {
+        max_size: (config.max_size > 0).then_some(config.max_size),
+        expire_after: (!config.expire_after.is_zero()).then_some(config.expire_after),
+        lock_timeout: config.lock_timeout,
+        checkpoint_bytes: config.checkpoint_bytes,
+    };
+    Ok(Uploads::builder(Arc::new(store), Arc::new(state))
+        .limits(limits)
+        .build())
+}
+
+pub fn router(config: &Config, uploads: Uploads) -> Router {
+    let public_url = PublicUrl {
+        base: Some(config.public_url.base.clone()).filter(|b| !b.is_empty()),
+        trust_forwarded: config.public_url.trust_forwarded,
+    };
+    let tus = chunkd_http::tus::Config {
+        path: config.tus.path.clone(),
+        public_url,
+    };
+    chunkd_http::cors(Router::new().merge(chunkd_http::tus::router(uploads, tus)))
+}

@@ -1,0 +1,71 @@
+//! Command line: `serve`, `gc`, `config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::{assemble, serve};
+
+#[derive(Parser, Debug)]
+#[command(name = "chunkd", version, about = "Resumable, chunked HTTP uploads")]
+pub struct Cli {
+    /// TOML configuration file (settings: file, then CHUNKD_* environment, then flags).
+    #[arg(long, global = true, env = "CHUNKD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that override the file and the environment.
+#[derive(Args, Debug, Serialize, Default)]
+pub struct Overrides {
+    /// Address to listen on (default 127.0.0.1:1080; port 0 picks a free one).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for upload files and state (default ./chunkd-data).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Largest upload in bytes (0 = no limit).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Public origin for upload URLs, e.g. https://uploads.example.com.
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the upload server (the default).
+    Serve,
+    /// Delete expired unfinished uploads once and exit.
+    Gc,
+    /// Print the effective configuration as TOML and exit.
+    Config,
+}
+
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::run(config).await,
+        Command::Gc => {
+            let uploads = assemble::uploads(&config)?;
+            let purged = uploads.purge_expired().await?;
+            println!("purged {purged} expired upload(s)");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", config.to_toml()?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Configuration: defaults, then a TOML file, then `CHUNKD_*` environment variables
+//! (`__` separates nested keys: `CHUNKD_TUS__PATH`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chunkd_backends::SyncPolicy;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Cli;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Upload files live in `<data_dir>/files`, state in `<data_dir>/state.sqlite3`.
+    pub data_dir: PathBuf,
+    /// `always`: fsync data before an offset is saved and commit state durably;
+    /// `never`: leave flushing to the OS (survives a process crash, not a power loss).
+    pub sync: SyncPolicy,
+    /// Largest upload in bytes; 0 means no limit.
+    pub max_size: u64,
+    /// Unfinished uploads idle this long are deleted ("0s" keeps them forever).
+    #[serde(with = "humantime_serde")]
+    pub expire_after: Duration,
+    /// How often the server deletes expired uploads.
+    #[serde(with = "humantime_serde")]
+    pub gc_interval: Duration,
+    /// How long a request waits for an upload another request is writing.
+    #[serde(with = "humantime_serde")]
+    pub lock_timeout: Duration,
+    /// A long request body is made durable and its offset saved every this many bytes.
+    pub checkpoint_bytes: u64,
+    /// How long shutdown waits for in-flight requests after asking them to stop.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    pub tus: TusConfig,
+    pub public_url: PublicUrlConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TusConfig {
+    /// Mount path of the tus creation endpoint.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublicUrlConfig {
+    /// Fixed origin for upload URLs (e.g. https://uploads.example.com); empty = from Host.
+    pub base: String,
+    /// Build upload URLs from Forwarded / X-Forwarded-* (only behind a trusted proxy).
+    pub trust_forwarded: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `chunkd_core=debug,info` (RUST_LOG wins if set).
+    pub filter: String,
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1080)),
+            data_dir: PathBuf::from("./chunkd-data"),
+            sync: SyncPolicy::Always,
+            max_size: 0,
+            expire_after: Duration::from_secs(24 * 3600),
+            gc_interval: Duration::from_secs(600),
+            lock_timeout: Duration::from_secs(20),
+            checkpoint_bytes: 16 << 20,
+            shutdown_timeout: Duration::from_secs(30),
+            tus: TusConfig::default(),
+            public_url: PublicUrlConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TusConfig {
+    fn default() -> Self {
+        TusConfig {
+            path: "/files".to_owned(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".to_owned(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &cli.config {
+            anyhow::ensure!(
+                path.exists(),
+                "configuration file {} not found",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        let mut overrides = figment::value::Dict::new();
+        let o = &cli.overrides;
+        if let Some(v) = o.listen {
+            overrides.insert("listen".into(), v.to_string().into());
+        }
+        if let Some(v) = &o.data_dir {
+            overrides.insert("data_dir".into(), v.display().to_string().into());
+        }
+        if let Some(v) = o.max_size {
+            overrides.insert("max_size".into(), v.into());
+        }
+        let mut config: Config = figment
+            .merge(Env::prefixed("CHUNKD_").ignore(&["config"]).split("__"))
+            .merge(Serialized::globals(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        if let Some(base) = &o.public_url {
+            config.public_url.base = base.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.checkpoint_bytes > 0,
+            "checkpoint_bytes must be positive"
+        );
+        anyhow::ensure!(self.tus.path.starts_with('/'), "tus.path must start with /");
+        let base = &self.public_url.base;
+        anyhow::ensure!(
+            base.is_empty() || base.starts_with("http://") || base.starts_with("https://"),
+            "public_url.base must be an http(s) URL"
+        );
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let value = figment::value::Value::serialize(self)?;
+        let mut out = String::new();
+        render_toml(&mut out, "", &value);
+        Ok(out)
+    }
+}
+
+/// Minimal TOML rendering for `chunkd config` (flat values first, then tables).
+fn render_toml(out: &mut String, prefix: &str, value: &figment::value::Value) {
+    use figment::value::Value;
+    let Value::Dict(_, dict) = value else { return };
+    for (k, v) in dict {
+        let rendered = match v {
+            Value::String(_, s) => Some(format!("{s:?}")),
+            Value::Num(_, n) => n
+                .to_u128()
+                .map(|n| n.to_string())
+                .or_else(|| n.to_f64().map(|f| f.to_string())),
+            Value::Bool(_, b) => Some(b.to_string()),
+            _ => None,
+        };
+        if let Some(r) = rendered {
+            out.push_str(&format!("{k} = {r}\n"));
+        }
+    }
+    for (k, v) in dict {
+        if let Value::Dict(..) = v {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push_str(&format!("\n[{name}]\n"));
+            render_toml(out, &name, v);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The server: listen, serve, collect expired uploads, shut down gracefully.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chunkd_core::Uploads;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::assemble;
+use crate::config::Config;
+use crate::shutdown::Shutdown;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let uploads = assemble::uploads(&config)?;
+    let app = assemble::router(&config, uploads.clone());
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let origin = if config.public_url.base.is_empty() {
+        format!("http://{addr}")
+    } else {
+        config.public_url.base.trim_end_matches('/').to_owned()
+    };
+    tracing::info!(data_dir = %config.data_dir.display(), "chunkd listening on {addr}");
+    // Scripts and tests read this line to find the server.
+    println!(
+        "chunkd: tus uploads at {origin}{}/",
+        config.tus.path.trim_end_matches('/')
+    );
+
+    let (stop_tx, stop) = Shutdown::new();
+    let collector = tokio::spawn(collect_expired(
+        uploads.clone(),
+        config.gc_interval,
+        stop.clone(),
+    ));
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let draining = {
+        let uploads = uploads.clone();
+        let stop = stop.clone();
+        async move {
+            stop.wait().await;
+            tracing::info!("shutting down: in-flight uploads keep what they received");
+            uploads.shutdown();
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(draining);
+    let served = tokio::spawn(async move { server.await });
+    stop.clone().wait().await;
+    match tokio::time::timeout(config.shutdown_timeout, served).await {
+        Ok(result) => result??,
+        Err(_) => tracing::warn!("shutdown timeout: closing remaining connections"),
+    }
+    collector.abort();
+    signals.abort();
+    tracing::info!("chunkd stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with kill -9");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn collect_expired(uploads: Uploads, every: Duration, stop: Shutdown) {
+    if uploads.limits().expire_after.is_none() || every.is_zero() {
+        return;
+    }
+    let mut ticker = tokio::time::interval(every);
+    let stopped = stop.wait();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                match uploads.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired uploads deleted"),
+                    Err(e) => tracing::error!(error = %e, "expiry collection failed"),
+                }
+            }
+            () = &mut stopped => return,
+        }
+    }
+}
