@@ -36,6 +36,7 @@ pub fn router(config: &Config, uploads: Uploads) -> Router {
     let tus = chunkd_http::tus::Config {
         path: config.tus.path.clone(),
         public_url,
+        idle_timeout: config.idle_timeout,
     };
     chunkd_http::cors(Router::new().merge(chunkd_http::tus::router(uploads, tus)))
 }

@@ -36,6 +36,9 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// A long request body is made durable and its offset saved every this many bytes.
     pub checkpoint_bytes: u64,
+    /// A request body that sends nothing for this long is ended; what arrived is kept.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// How long shutdown waits for in-flight requests after asking them to stop.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
@@ -88,6 +91,7 @@ impl Default for Config {
             lock_timeout: Duration::from_secs(20),
             checkpoint_bytes: 16 << 20,
             shutdown_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             tus: TusConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),

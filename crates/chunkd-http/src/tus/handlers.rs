@@ -273,7 +273,7 @@ impl Tus {
         };
         let mut info = self.uploads.create(new).await?;
         if let Some((write, slot)) = write {
-            let stream = body_stream(req.into_body(), slot);
+            let stream = self.body_stream(req.into_body(), slot);
             match self.uploads.write(&info.id, write, stream).await {
                 Ok(written) => info = written,
                 // The upload exists and keeps what arrived: tell the client where it is.
@@ -332,6 +332,25 @@ impl Tus {
         Ok((request, slot))
     }
 
+    fn body_stream(
+        &self,
+        body: Body,
+        slot: Option<TrailerSlot>,
+    ) -> chunkd_core::ByteStream<'static> {
+        body::byte_stream(body, self.idle_timeout, move |trailers| {
+            let (Some(slot), Some(value)) = (&slot, trailers.get("upload-checksum")) else {
+                return;
+            };
+            let parsed = value
+                .to_str()
+                .ok()
+                .and_then(|v| headers::parse_checksum(v).ok());
+            if let (Some(checksum), Ok(mut guard)) = (parsed, slot.lock()) {
+                *guard = Some(checksum);
+            }
+        })
+    }
+
     async fn head(&self, id: &UploadId, req: Request) -> Answer {
         check_version(req.headers(), false)?;
         let info = self.uploads.settled_info(id).await?;
@@ -384,7 +403,7 @@ impl Tus {
         let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
         let (mut write, slot) = self.write_request(headers, offset)?;
         write.declare_length = declare_length;
-        let stream = body_stream(req.into_body(), slot);
+        let stream = self.body_stream(req.into_body(), slot);
         let info = self.uploads.write(id, write, stream).await?;
         let mut response = reply(StatusCode::NO_CONTENT);
         set(&mut response, "upload-offset", info.offset);
@@ -443,21 +462,6 @@ fn announces_checksum_trailer(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|name| name.trim().eq_ignore_ascii_case("upload-checksum"))
-}
-
-fn body_stream(body: Body, slot: Option<TrailerSlot>) -> chunkd_core::ByteStream<'static> {
-    body::byte_stream(body, move |trailers| {
-        let (Some(slot), Some(value)) = (&slot, trailers.get("upload-checksum")) else {
-            return;
-        };
-        let parsed = value
-            .to_str()
-            .ok()
-            .and_then(|v| headers::parse_checksum(v).ok());
-        if let (Some(checksum), Ok(mut guard)) = (parsed, slot.lock()) {
-            *guard = Some(checksum);
-        }
-    })
 }
 
 /// The client's `filetype` if it is a well-formed media type, else octet-stream. The

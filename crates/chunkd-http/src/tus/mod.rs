@@ -9,6 +9,7 @@ pub mod headers;
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::any;
@@ -27,6 +28,8 @@ pub struct Config {
     /// Where the creation endpoint is mounted; uploads live below it.
     pub path: String,
     pub public_url: PublicUrl,
+    /// A request body that sends nothing for this long is ended; what arrived is kept.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
         Config {
             path: "/files".to_owned(),
             public_url: PublicUrl::default(),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -43,6 +47,7 @@ pub(crate) struct Tus {
     /// Mount path without a trailing slash.
     path: String,
     public_url: PublicUrl,
+    idle_timeout: Duration,
     extensions: String,
     checksum_algorithms: String,
 }
@@ -78,6 +83,7 @@ where
         uploads,
         path: path.clone(),
         public_url: config.public_url,
+        idle_timeout: config.idle_timeout,
         extensions: extensions.join(","),
         checksum_algorithms,
     });
