@@ -1,4 +1,5 @@
 //! The disk store and the embedded state store pass the public conformance suites.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! The in-memory implementations pass the public conformance suites.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
 

@@ -133,10 +133,10 @@ impl IntoResponse for Error {
         if let Some(offset) = self.offset {
             headers.insert("upload-offset", HeaderValue::from(offset));
         }
-        if let Some(length) = self.length {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{length}")) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
+        if let Some(length) = self.length
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{length}"))
+        {
+            headers.insert(header::CONTENT_RANGE, v);
         }
         response
     }

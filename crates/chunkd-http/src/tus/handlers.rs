@@ -55,15 +55,14 @@ pub(super) async fn resource(
 /// `X-HTTP-Method-Override` on a POST replaces the method (clients on stacks that cannot
 /// send PATCH or DELETE).
 fn effective_method(req: &Request) -> Method {
-    if req.method() == Method::POST {
-        if let Some(m) = req
+    if req.method() == Method::POST
+        && let Some(m) = req
             .headers()
             .get("x-http-method-override")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
-        {
-            return m;
-        }
+    {
+        return m;
     }
     req.method().clone()
 }
@@ -236,13 +235,11 @@ impl Tus {
         if is_final && with_data {
             return Err(chunkd_core::Error::FinalUpload.into());
         }
-        if let (Some(length), Some(body_len)) = (
-            length,
-            number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?,
-        ) {
-            if with_data && body_len > length {
-                return Err(chunkd_core::Error::LengthExceeded { length }.into());
-            }
+        let body_len = number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?;
+        if let (true, Some(length), Some(body_len)) = (with_data, length, body_len)
+            && body_len > length
+        {
+            return Err(chunkd_core::Error::LengthExceeded { length }.into());
         }
         let concat = match concat {
             None => NewConcat::None,

@@ -73,6 +73,9 @@ async fn call(
     }
 }
 
+/// Request headers of a table row.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 const TUS: (&str, &str) = ("tus-resumable", "1.0.0");
 const OCTETS: (&str, &str) = ("content-type", "application/offset+octet-stream");
 
@@ -150,7 +153,7 @@ async fn expiration_is_not_advertised_without_expiry() {
 /// Bad creation requests: (name, headers, status).
 #[tokio::test]
 async fn bad_creation_requests_get_the_tus_status() {
-    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+    let cases: &[(&str, Headers, u16)] = &[
         ("no version", &[("upload-length", "10")], 412),
         (
             "wrong version",
@@ -303,7 +306,7 @@ async fn bad_patch_requests_get_the_tus_status() {
         patch(&app, &path, 0, b"abc").await.status,
         StatusCode::NO_CONTENT
     );
-    let cases: &[(&str, &str, &[(&str, &str)], &[u8], u16)] = &[
+    let cases: &[(&str, &str, Headers, &[u8], u16)] = &[
         (
             "unknown id",
             "/files/0123456789abcdef",

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs every test of chunkd: formatting and lints, the unit, property, conformance and wire
+# tests (cargo test), then end-to-end tests of the release binary with the real client
+# libraries (tus-js-client under Node, tuspy under Python). Installs what a fresh Debian
+# machine lacks; needs a Rust toolchain (rustup) and root or sudo for apt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp -t chunkd-tests.XXXXXX)
+trap 'rm -f "$log"' EXIT
+
+have() { command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+packages=()
+have node || packages+=(nodejs)
+have npm || packages+=(npm)
+have python3 || packages+=(python3)
+have cc || packages+=(build-essential)
+if have python3 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then packages+=(python3-venv); fi
+if ((${#packages[@]})); then
+  echo "== installing ${packages[*]}"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends "${packages[@]}"
+fi
+have cargo || { echo "cargo not found: install Rust with rustup first" >&2; exit 1; }
+
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+
+echo "== cargo fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked 2>&1 | tee -a "$log"
+
+echo "== release build for the end-to-end tests"
+cargo build --release --locked -p chunkd
+export CHUNKD_BIN=$target_dir/release/chunkd
+
+echo "== client libraries"
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+[ -x tests/e2e/.venv/bin/python ] || python3 -m venv tests/e2e/.venv
+tests/e2e/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+
+echo "== end-to-end: tus-js-client"
+(cd tests/e2e && node --test --test-concurrency=1 js/) 2>&1 | tee -a "$log"
+
+echo "== end-to-end: tuspy"
+(cd tests/e2e/py && ../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log"
+
+# One line over every runner above (each already failed the script on its own failures).
+awk '
+  /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  /^# pass /      { p += $3 }
+  /^# fail /      { f += $3 }
+  /^[0-9]+ passed/ { p += $1 }
+  / [0-9]+ failed/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/ && $i ~ /^[0-9]+$/ && $0 !~ /^test result/) f += $i }
+  END { printf "all suites: %d passed, %d failed\n", p, f }
+' "$log"
