@@ -32,8 +32,6 @@ pub enum Error {
     ChecksumMissing,
     #[error("upload is locked by another request")]
     Locked,
-    #[error("upload is already finished")]
-    Finished,
     #[error("a final (concatenated) upload cannot be written to")]
     FinalUpload,
     #[error("upload is not finished yet")]

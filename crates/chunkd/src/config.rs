@@ -139,7 +139,7 @@ impl Config {
             overrides.insert("max_size".into(), v.into());
         }
         let mut config: Config = figment
-            .merge(Env::prefixed("CHUNKD_").ignore(&["config"]).split("__"))
+            .merge(Self::environment())
             .merge(Serialized::globals(overrides))
             .extract()
             .context("invalid configuration")?;
@@ -148,6 +148,36 @@ impl Config {
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// `CHUNKD_*` variables naming a setting. Others (`CHUNKD_CONFIG`, or variables of
+    /// scripts around chunkd) are reported and ignored, never fatal.
+    fn environment() -> Env {
+        let known = Self::top_level_keys();
+        for (key, _) in std::env::vars() {
+            if let Some(name) = key.strip_prefix("CHUNKD_") {
+                let top = name
+                    .split("__")
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if top != "config" && !known.contains(&top) {
+                    eprintln!("chunkd: ignoring {key}: no such setting");
+                }
+            }
+        }
+        Env::prefixed("CHUNKD_").split("__").filter(move |k| {
+            known
+                .iter()
+                .any(|n| k.as_str().split('.').next() == Some(n.as_str()))
+        })
+    }
+
+    fn top_level_keys() -> Vec<String> {
+        match figment::value::Value::serialize(Config::default()) {
+            Ok(figment::value::Value::Dict(_, dict)) => dict.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -169,6 +199,63 @@ impl Config {
         let mut out = String::new();
         render_toml(&mut out, "", &value);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_every_top_level_setting() {
+        let keys = Config::top_level_keys();
+        for k in [
+            "listen",
+            "data_dir",
+            "sync",
+            "tus",
+            "public_url",
+            "log",
+            "checkpoint_bytes",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn file_settings_are_overridden_by_flags() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("chunkd.toml");
+        std::fs::write(
+            &file,
+            "max_size = 5\nexpire_after = \"2h\"\n[tus]\npath = \"/uploads\"\n",
+        )
+        .expect("write");
+        let cli = <Cli as clap::Parser>::parse_from([
+            "chunkd",
+            "--config",
+            file.to_str().expect("utf-8 path"),
+            "--max-size",
+            "7",
+        ]);
+        let config = Config::load(&cli).expect("config");
+        assert_eq!(config.tus.path, "/uploads");
+        assert_eq!(config.expire_after, Duration::from_secs(7200));
+        assert_eq!(config.max_size, 7, "the flag wins over the file");
+        assert_eq!(config.listen.port(), 1080, "defaults fill the rest");
+    }
+
+    #[test]
+    fn unknown_file_settings_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("chunkd.toml");
+        std::fs::write(&file, "max_sise = 5\n").expect("write");
+        let cli = <Cli as clap::Parser>::parse_from([
+            "chunkd",
+            "--config",
+            file.to_str().expect("utf-8 path"),
+        ]);
+        assert!(Config::load(&cli).is_err());
     }
 }
 

@@ -68,7 +68,6 @@ impl From<chunkd_core::Error> for Error {
             E::ChecksumMismatch => Error::new(checksum_mismatch(), "ERR_CHECKSUM_MISMATCH", msg),
             E::ChecksumMissing => Error::bad_request("ERR_CHECKSUM_MISSING", msg),
             E::Locked => Error::new(StatusCode::LOCKED, "ERR_UPLOAD_LOCKED", msg),
-            E::Finished => Error::bad_request("ERR_UPLOAD_FINISHED", msg),
             E::FinalUpload => Error::new(StatusCode::FORBIDDEN, "ERR_MODIFY_FINAL", msg),
             E::NotFinished => Error::bad_request("ERR_UPLOAD_NOT_FINISHED", msg),
             E::InvalidConcat(_) => Error::bad_request("ERR_INVALID_CONCAT", msg),

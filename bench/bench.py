@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of tus servers on this machine, in one run.
+
+Scenarios (each repeated --runs times; the tables quote medians):
+  1. one 1 GiB upload in 8 MiB PATCHes, and as one PATCH: MiB/s, server CPU s, peak RSS
+  2. 256 uploads of 4 MiB (POST + PATCH) at concurrency 64: uploads/s, p99, peak RSS
+  3. HEAD requests/s on one upload (wrk, 16 connections, 5 s)
+Targets: the same client against a discarding sink (the limit), and the disk's
+sequential write speed with fdatasync.
+
+Client and servers share this machine's cores; compare ratios, not absolutes.
+"""
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+MIB = 1 << 20
+GIB = 1 << 30
+TUS = {"Tus-Resumable": "1.0.0"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, name, argv, port, env=None, cwd=None):
+        self.name, self.argv, self.port, self.env, self.cwd = name, argv, port, env, cwd
+        self.proc = None
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}/files/"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.cwd, env={**os.environ, **(self.env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen on {self.port}")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def reset_peak_rss(self):
+        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+
+    def peak_rss_mib(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def connect(url):
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=300, blocksize=MIB)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return conn
+
+
+def create(conn, endpoint, length):
+    conn.request("POST", urlparse(endpoint).path, headers={**TUS, "Upload-Length": str(length)})
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 201, f"POST: {r.status}"
+    return urlparse(r.getheader("Location")).path
+
+
+def patch(conn, path, offset, body):
+    headers = {**TUS, "Content-Type": "application/offset+octet-stream",
+               "Upload-Offset": str(offset), "Content-Length": str(len(body))}
+    conn.request("PATCH", path, body=body, headers=headers)
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 204, f"PATCH: {r.status}"
+    return int(r.getheader("Upload-Offset"))
+
+
+def upload(endpoint, data, chunk):
+    conn = connect(endpoint)
+    try:
+        path = create(conn, endpoint, len(data))
+        offset = 0
+        while offset < len(data):
+            offset = patch(conn, path, offset, data[offset:offset + chunk])
+        return path
+    finally:
+        conn.close()
+
+
+def measure_big(server, data, chunk):
+    server.reset_peak_rss()
+    cpu = server.cpu_seconds()
+    t = time.perf_counter()
+    upload(server.endpoint, data, chunk)
+    elapsed = time.perf_counter() - t
+    return {"mibs": len(data) / MIB / elapsed, "cpu": server.cpu_seconds() - cpu, "rss": server.peak_rss_mib()}
+
+
+def measure_concurrent(server, data, uploads=256, concurrency=64):
+    server.reset_peak_rss()
+    latencies = []
+    lock = threading.Lock()
+
+    def one(_):
+        t = time.perf_counter()
+        upload(server.endpoint, data, len(data))
+        with lock:
+            latencies.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(uploads)))
+    elapsed = time.perf_counter() - t
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    return {"ups": uploads / elapsed, "p99": p99 * 1000, "rss": server.peak_rss_mib()}
+
+
+def measure_head(server, wrk_script):
+    conn = connect(server.endpoint)
+    path = create(conn, server.endpoint, 10)
+    conn.close()
+    url = f"http://127.0.0.1:{server.port}{path}"
+    out = subprocess.run(["wrk", "-t1", "-c16", "-d5s", "-s", wrk_script, url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert not non2xx, f"{server.name}: HEAD answered non-2xx: {out}"
+    return {"rps": rps}
+
+
+def disk_write_mibs(directory, size=GIB, block=8 * MIB):
+    path = os.path.join(directory, "dd.bin")
+    buf = os.urandom(block)
+    t = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(size // block):
+            os.write(fd, buf)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - t
+    os.unlink(path)
+    return size / MIB / elapsed
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chunkd", required=True)
+    ap.add_argument("--rustus", required=True)
+    ap.add_argument("--tus-node", required=True)
+    ap.add_argument("--sink", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB, one run")
+    args = ap.parse_args()
+    size = 256 * MIB if args.quick else GIB
+    runs = 1 if args.quick else args.runs
+
+    work = args.work
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    wrk_script = os.path.join(work, "head.lua")
+    with open(wrk_script, "w") as f:
+        f.write('wrk.method = "HEAD"\nwrk.headers["Tus-Resumable"] = "1.0.0"\n')
+
+    def data_dir(name):
+        d = os.path.join(work, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        return d
+
+    def servers():
+        p = free_port()
+        yield Server("chunkd", [args.chunkd, "--listen", f"127.0.0.1:{p}", "--data-dir", data_dir("chunkd"), "serve"],
+                     p, env={"RUST_LOG": "error"})
+        p = free_port()
+        yield Server("chunkd sync=never", [args.chunkd, "--listen", f"127.0.0.1:{p}", "--data-dir", data_dir("chunkd-nosync"), "serve"],
+                     p, env={"RUST_LOG": "error", "CHUNKD_SYNC": "never"})
+        p = free_port()
+        d = data_dir("rustus")
+        yield Server("rustus 0.5.10", [args.rustus, "--host", "127.0.0.1", "--port", str(p), "--data-dir", d, "--info-dir", d,
+                                       "--max-body-size", str(size + MIB), "--log-level", "ERROR",
+                                       "--tus-extensions", "getting,creation,termination,creation-with-upload,creation-defer-length,concatenation"], p)
+        p = free_port()
+        yield Server("@tus/server 2.4.5", ["node", args.tus_node, str(p), data_dir("tus-node")], p,
+                     cwd=os.path.dirname(args.tus_node))
+        p = free_port()
+        yield Server("limit: discarding sink", [args.sink, f"127.0.0.1:{p}"], p)
+
+    print(f"# chunkd benchmark, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print(f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // GIB} GiB; "
+          f"client, server and disk share it. Upload size {size // MIB} MiB; medians of {runs} run(s).\n", flush=True)
+
+    data = memoryview(os.urandom(size))
+    small = memoryview(os.urandom(4 * MIB))
+    rows = {}
+    for server in servers():
+        server.start()
+        try:
+            r = {"chunked": [], "single": [], "conc": [], "head": []}
+            for _ in range(runs):
+                r["chunked"].append(measure_big(server, data, 8 * MIB))
+                r["single"].append(measure_big(server, data, len(data)))
+                r["conc"].append(measure_concurrent(server, small))
+                r["head"].append(measure_head(server, wrk_script))
+                for d in os.listdir(work):  # keep the disk from filling between runs
+                    p = os.path.join(work, d)
+                    if os.path.isdir(p):
+                        for f in os.listdir(p):
+                            fp = os.path.join(p, f)
+                            if os.path.isfile(fp):
+                                os.unlink(fp)
+            rows[server.name] = r
+            print(f"- measured {server.name}", file=sys.stderr, flush=True)
+        finally:
+            server.stop()
+    disk = median([disk_write_mibs(work) for _ in range(runs)])
+
+    def m(name, scen, key):
+        return median([x[key] for x in rows[name][scen]])
+
+    print("| server | 8 MiB PATCHes MiB/s | CPU s | peak RSS MiB | one PATCH MiB/s | CPU s | peak RSS MiB "
+          "| 256×4 MiB @64 uploads/s | p99 ms | peak RSS MiB | HEAD req/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in rows:
+        print(f"| {name} | {m(name, 'chunked', 'mibs'):.0f} | {m(name, 'chunked', 'cpu'):.2f} | {m(name, 'chunked', 'rss'):.0f} "
+              f"| {m(name, 'single', 'mibs'):.0f} | {m(name, 'single', 'cpu'):.2f} | {m(name, 'single', 'rss'):.0f} "
+              f"| {m(name, 'conc', 'ups'):.1f} | {m(name, 'conc', 'p99'):.0f} | {m(name, 'conc', 'rss'):.0f} "
+              f"| {m(name, 'head', 'rps'):.0f} |")
+    print(f"\nDisk sequential write with fdatasync: {disk:.0f} MiB/s.\n")
+
+    peers = [n for n in rows if not n.startswith(("chunkd", "limit"))]
+    limit = "limit: discarding sink"
+    print("Ratios (chunkd with sync=always, the default):\n")
+    for scen, key, label in [("chunked", "mibs", "8 MiB PATCHes"), ("single", "mibs", "one PATCH"),
+                             ("conc", "ups", "256×4 MiB @64"), ("head", "rps", "HEAD")]:
+        ours = m("chunkd", scen, key)
+        best = max(m(p, scen, key) for p in peers)
+        line = f"- {label}: {ours / best:.2f}× the best peer"
+        if scen != "head":
+            line += f", {ours / m(limit, scen, key) * 100:.0f}% of the sink"
+        print(line)
+    print(f"- single-upload throughput vs disk write speed: chunked {m('chunkd', 'chunked', 'mibs') / disk * 100:.0f}%, "
+          f"one PATCH {m('chunkd', 'single', 'mibs') / disk * 100:.0f}%")
+
+
+if __name__ == "__main__":
+    main()
