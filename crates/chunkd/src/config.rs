@@ -202,6 +202,37 @@ impl Config {
     }
 }
 
+/// Minimal TOML rendering for `chunkd config` (flat values first, then tables).
+fn render_toml(out: &mut String, prefix: &str, value: &figment::value::Value) {
+    use figment::value::Value;
+    let Value::Dict(_, dict) = value else { return };
+    for (k, v) in dict {
+        let rendered = match v {
+            Value::String(_, s) => Some(format!("{s:?}")),
+            Value::Num(_, n) => n
+                .to_u128()
+                .map(|n| n.to_string())
+                .or_else(|| n.to_f64().map(|f| f.to_string())),
+            Value::Bool(_, b) => Some(b.to_string()),
+            _ => None,
+        };
+        if let Some(r) = rendered {
+            out.push_str(&format!("{k} = {r}\n"));
+        }
+    }
+    for (k, v) in dict {
+        if let Value::Dict(..) = v {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push_str(&format!("\n[{name}]\n"));
+            render_toml(out, &name, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,36 +287,5 @@ mod tests {
             file.to_str().expect("utf-8 path"),
         ]);
         assert!(Config::load(&cli).is_err());
-    }
-}
-
-/// Minimal TOML rendering for `chunkd config` (flat values first, then tables).
-fn render_toml(out: &mut String, prefix: &str, value: &figment::value::Value) {
-    use figment::value::Value;
-    let Value::Dict(_, dict) = value else { return };
-    for (k, v) in dict {
-        let rendered = match v {
-            Value::String(_, s) => Some(format!("{s:?}")),
-            Value::Num(_, n) => n
-                .to_u128()
-                .map(|n| n.to_string())
-                .or_else(|| n.to_f64().map(|f| f.to_string())),
-            Value::Bool(_, b) => Some(b.to_string()),
-            _ => None,
-        };
-        if let Some(r) = rendered {
-            out.push_str(&format!("{k} = {r}\n"));
-        }
-    }
-    for (k, v) in dict {
-        if let Value::Dict(..) = v {
-            let name = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            out.push_str(&format!("\n[{name}]\n"));
-            render_toml(out, &name, v);
-        }
     }
 }
