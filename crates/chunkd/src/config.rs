@@ -167,9 +167,9 @@ impl Config {
             }
         }
         Env::prefixed("CHUNKD_").split("__").filter(move |k| {
-            known
-                .iter()
-                .any(|n| k.as_str().split('.').next() == Some(n.as_str()))
+            // Keys keep their case here; settings are matched case-insensitively.
+            let top = k.as_str().split('.').next().unwrap_or_default();
+            known.iter().any(|n| n.eq_ignore_ascii_case(top))
         })
     }
 

@@ -42,6 +42,15 @@ impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
+
+    /// The path of the absolute `Location` (`/files/<id>`).
+    fn location_path(&self) -> String {
+        let location = self.header("location").unwrap();
+        location
+            .strip_prefix("http://example.com")
+            .unwrap()
+            .to_owned()
+    }
 }
 
 async fn call(
@@ -445,12 +454,7 @@ async fn head_reports_offset_length_metadata_without_caching() {
         Body::empty(),
     )
     .await;
-    let path = r
-        .header("location")
-        .unwrap()
-        .strip_prefix("http://example.com")
-        .unwrap()
-        .to_owned();
+    let path = r.location_path();
     patch(&app, &path, 0, b"12345").await;
     let head = call(&app, "HEAD", &path, &[TUS], Body::empty()).await;
     assert_eq!(head.status, StatusCode::OK);
@@ -520,12 +524,7 @@ async fn download_names_file_safely() {
     )
     .await;
     assert_eq!(r.header("upload-offset"), Some("2"));
-    let path = r
-        .header("location")
-        .unwrap()
-        .strip_prefix("http://example.com")
-        .unwrap()
-        .to_owned();
+    let path = r.location_path();
     let get = call(&app, "GET", &path, &[], Body::empty()).await;
     let disposition = get.header("content-disposition").unwrap();
     assert!(
@@ -581,12 +580,7 @@ async fn deferred_length_is_declared_on_a_later_patch() {
         Body::empty(),
     )
     .await;
-    let path = r
-        .header("location")
-        .unwrap()
-        .strip_prefix("http://example.com")
-        .unwrap()
-        .to_owned();
+    let path = r.location_path();
     patch(&app, &path, 0, b"abc").await;
     let head = call(&app, "HEAD", &path, &[TUS], Body::empty()).await;
     assert_eq!(head.header("upload-defer-length"), Some("1"));
@@ -635,12 +629,7 @@ async fn concatenation_with_relative_and_absolute_urls() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    let path = r
-        .header("location")
-        .unwrap()
-        .strip_prefix("http://example.com")
-        .unwrap()
-        .to_owned();
+    let path = r.location_path();
     let head = call(&app, "HEAD", &path, &[TUS], Body::empty()).await;
     assert_eq!(head.header("upload-offset"), Some("11"));
     assert!(
