@@ -8,15 +8,19 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chunkd_core::{
     ByteStream, Concat, DataStore, Error, Result, StoreState, UploadId, UploadInfo, Written,
 };
 use futures::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::AsyncSeekExt;
+use tokio::task::JoinHandle;
 
 use crate::sync::SyncPolicy;
 
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes gathered before a write is handed to the blocking pool. Two batches per upload
+/// can be in memory at once (one being written, one arriving).
+const WRITE_BATCH: usize = 256 << 10;
 const READ_BUFFER: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,123 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> FsE
         op,
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Runs blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce(&Path) -> std::result::Result<T, FsError> + Send + 'static,
+) -> std::result::Result<T, FsError> {
+    tokio::task::spawn_blocking(move || f(&path))
+        .await
+        .unwrap_or_else(|e| Err(io_err("join", Path::new(""))(io::Error::other(e))))
+}
+
+/// Opens an upload file for appending at `offset`, dropping bytes past it (written before
+/// a crash, never acknowledged).
+fn open_at(path: &Path, offset: u64) -> std::result::Result<std::fs::File, FsError> {
+    use std::io::Seek;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))?;
+    let actual = file.metadata().map_err(io_err("stat", path))?.len();
+    if actual < offset {
+        return Err(FsError::Truncated {
+            path: path.to_owned(),
+            actual,
+            expected: offset,
+        });
+    }
+    if actual > offset {
+        file.set_len(offset).map_err(io_err("truncate", path))?;
+    }
+    file.seek(SeekFrom::Start(offset))
+        .map_err(io_err("seek", path))?;
+    Ok(file)
+}
+
+/// Writes every byte of `chunks` with as few `writev` calls as possible.
+fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<()> {
+    use std::io::{IoSlice, Write};
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A file being appended to in batches, one batch in flight at a time.
+struct Pipelined {
+    file: Option<std::fs::File>,
+    in_flight: Option<JoinHandle<std::result::Result<std::fs::File, FsError>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
+    path: PathBuf,
+}
+
+impl Pipelined {
+    fn new(file: std::fs::File, path: PathBuf) -> Self {
+        Pipelined {
+            file: Some(file),
+            in_flight: None,
+            batch: Vec::new(),
+            batched: 0,
+            path,
+        }
+    }
+
+    async fn push(&mut self, chunk: Bytes) -> Result<()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= WRITE_BATCH {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, then hands the gathered one to the blocking pool.
+    async fn send(&mut self) -> Result<()> {
+        let mut file = self.settle().await?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        let path = self.path.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            write_all_vectored(&mut file, &batch).map_err(io_err("write", &path))?;
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<std::fs::File> {
+        if let Some(handle) = self.in_flight.take() {
+            let file = handle.await.map_err(|e| Error::backend("fs", e))??;
+            return Ok(file);
+        }
+        self.file
+            .take()
+            .ok_or_else(|| Error::backend("fs", "upload file already handed off"))
+    }
+
+    /// Drops what was gathered but not written; returns the file once nothing is in flight.
+    async fn abandon(mut self) -> Result<std::fs::File> {
+        self.batch.clear();
+        self.settle().await
+    }
+
+    /// Writes what is left and returns the file.
+    async fn into_file(mut self) -> Result<std::fs::File> {
+        if !self.batch.is_empty() {
+            self.send().await?;
+        }
+        self.settle().await
     }
 }
 
@@ -111,56 +232,42 @@ impl DataStore for FsStore {
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
         let path = self.part_path(&info.id);
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let offset = info.offset;
+        let file = blocking(path.clone(), move |path| open_at(path, offset))
             .await
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => Error::NotFound(info.id.clone()),
-                _ => io_err("open", &path)(e).into(),
+            .map_err(|e| match e {
+                FsError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                    Error::NotFound(info.id.clone())
+                }
+                other => other.into(),
             })?;
-        let actual = file.metadata().await.map_err(io_err("stat", &path))?.len();
-        if actual < info.offset {
-            return Err(FsError::Truncated {
-                path,
-                actual,
-                expected: info.offset,
-            }
-            .into());
-        }
-        if actual > info.offset {
-            // Bytes written before a crash but never acknowledged: drop them.
-            file.set_len(info.offset)
-                .await
-                .map_err(io_err("truncate", &path))?;
-        }
-        file.seek(SeekFrom::Start(info.offset))
-            .await
-            .map_err(io_err("seek", &path))?;
 
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        // Received chunks are written as they are (no copy into a buffer) in batches, one
+        // batch on the blocking pool while the next one arrives.
+        let mut writer = Pipelined::new(file, path.clone());
         let mut bytes = 0u64;
         while let Some(item) = body.next().await {
             match item {
                 Ok(chunk) => {
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(io_err("write", &path))?;
                     bytes += chunk.len() as u64;
+                    writer.push(chunk).await?;
                 }
                 Err(abandon) => {
-                    let file = out.into_inner();
-                    file.set_len(info.offset)
-                        .await
-                        .map_err(io_err("truncate", &path))?;
+                    let file = writer.abandon().await?;
+                    blocking(path, move |path| {
+                        file.set_len(offset).map_err(io_err("truncate", path))
+                    })
+                    .await?;
                     return Err(Error::backend("fs", abandon));
                 }
             }
         }
-        out.flush().await.map_err(io_err("write", &path))?;
-        let file = out.into_inner();
+        let file = writer.into_file().await?;
         if self.sync == SyncPolicy::Always && bytes > 0 {
-            file.sync_data().await.map_err(io_err("fsync", &path))?;
+            blocking(path, move |path| {
+                file.sync_data().map_err(io_err("fsync", path))
+            })
+            .await?;
         }
         Ok(Written {
             bytes,

@@ -45,9 +45,14 @@ CREATE INDEX IF NOT EXISTS uploads_expiry ON uploads (expires_ms) WHERE open = 1
 ";
 
 /// Upload records in one SQLite file.
+///
+/// Writes go through one connection on tokio's blocking pool (a commit waits for fsync).
+/// Reads use a second connection and run inline: in WAL mode a reader never waits for a
+/// writer, and a primary-key lookup takes microseconds, less than a hop to another thread.
 #[derive(Debug, Clone)]
 pub struct SqliteState {
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 fn millis(t: Option<SystemTime>) -> Option<i64> {
@@ -87,8 +92,16 @@ impl SqliteState {
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };
+        let conn = open()?;
+        let reader = Connection::open_with_flags(
+            path.as_ref(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|r| r.busy_timeout(Duration::from_secs(10)).map(|()| r))
+        .map_err(SqliteError::from)?;
         Ok(SqliteState {
-            conn: Arc::new(Mutex::new(open()?)),
+            conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -121,17 +134,19 @@ impl StateStore for SqliteState {
         self.run(move |conn| {
             let json = encode(&info)?;
             let inserted = conn
-                .execute(
+                .prepare_cached(
                     "INSERT INTO uploads (id, revision, open, expires_ms, record)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
-                    params![
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
                         info.id.as_str(),
                         info.revision as i64,
                         info.status == Status::Open,
                         millis(info.expires_at),
                         json
-                    ],
-                )
+                    ])
+                })
                 .map_err(sql)?;
             match inserted {
                 0 => Err(Error::AlreadyExists(info.id.clone())),
@@ -142,22 +157,15 @@ impl StateStore for SqliteState {
     }
 
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
-        let id = id.clone();
-        self.run(move |conn| {
-            let json: Option<String> = conn
-                .query_row(
-                    "SELECT record FROM uploads WHERE id = ?1",
-                    [id.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql)?;
-            match json {
-                Some(json) => Ok(decode(id.as_str(), &json)?),
-                None => Err(Error::NotFound(id)),
-            }
-        })
-        .await
+        let reader = self.reader.lock().map_err(|_| SqliteError::Poisoned)?;
+        let json: Option<String> = reader
+            .prepare_cached("SELECT record FROM uploads WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row([id.as_str()], |row| row.get(0)).optional())
+            .map_err(sql)?;
+        match json {
+            Some(json) => Ok(decode(id.as_str(), &json)?),
+            None => Err(Error::NotFound(id.clone())),
+        }
     }
 
     async fn update(&self, info: &UploadInfo) -> Result<UploadInfo> {
@@ -166,18 +174,20 @@ impl StateStore for SqliteState {
         self.run(move |conn| {
             let json = encode(&next)?;
             let changed = conn
-                .execute(
+                .prepare_cached(
                     "UPDATE uploads SET revision = ?1, open = ?2, expires_ms = ?3, record = ?4
                      WHERE id = ?5 AND revision = ?6",
-                    params![
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
                         next.revision as i64,
                         next.status == Status::Open,
                         millis(next.expires_at),
                         json,
                         next.id.as_str(),
                         (next.revision - 1) as i64
-                    ],
-                )
+                    ])
+                })
                 .map_err(sql)?;
             if changed == 1 {
                 return Ok(next);
