@@ -139,3 +139,16 @@ test('expired uploads are gone, collected by chunkd gc, and clients start over',
     await short.stop()
   }
 })
+
+test('the server collects expired uploads in the background', async () => {
+  const short = await startChunkd({ env: { CHUNKD_EXPIRE_AFTER: '1s', CHUNKD_GC_INTERVAL: '200ms' } })
+  try {
+    const res = await fetch(short.endpoint, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '100' } })
+    const url = res.headers.get('location')
+    assert.equal(fs.existsSync(partFile(short, url)), true)
+    await until(() => !fs.existsSync(partFile(short, url)), 15_000, 'background collection')
+    assert.equal((await head(url)).status, 404)
+  } finally {
+    await short.stop()
+  }
+})

@@ -100,3 +100,49 @@ def test_bad_ids_never_touch_the_filesystem(chunkd):
         assert r.status_code in (404, 414, 431), (bad, r.status_code)
     names = {p.name for p in Path(chunkd.data_dir).iterdir()}
     assert names <= {"files", "state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"}, names
+
+
+def raw_exchange(url, head: bytes, body: bytes, expect_continue: bool):
+    """Sends a request head, waits for 100 Continue when asked, then the body."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(head)
+        first = b""
+        if expect_continue:
+            while b"\r\n\r\n" not in first:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                first += chunk
+            if not first.startswith(b"HTTP/1.1 100"):
+                return first  # a final answer instead of 100: the body is never sent
+            first = b""
+        s.sendall(body)
+        reply = first
+        while chunk := s.recv(65536):
+            reply += chunk
+        return reply
+
+
+def test_expect_100_continue(chunkd):
+    from urllib.parse import urlparse
+
+    url = create(chunkd, 5)
+    path, host = urlparse(url).path, urlparse(url).netloc
+
+    def head(offset):
+        return (
+            f"PATCH {path} HTTP/1.1\r\nHost: {host}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
+            "Content-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+        ).encode()
+
+    # A request the server refuses is answered before any body is sent.
+    refused = raw_exchange(url, head(3), b"", expect_continue=True)
+    assert refused.startswith(b"HTTP/1.1 409"), refused[:100]
+    accepted = raw_exchange(url, head(0), b"hello", expect_continue=True)
+    assert accepted.startswith(b"HTTP/1.1 204"), accepted[:100]
+    assert chunkd.stored(url) == b"hello"
