@@ -181,6 +181,16 @@ def disk_write_mibs(directory, size=GIB, block=8 * MIB):
     return size / MIB / elapsed
 
 
+def clear_files(work):
+    for d in os.listdir(work):
+        p = os.path.join(work, d)
+        if os.path.isdir(p):
+            for f in os.listdir(p):
+                fp = os.path.join(p, f)
+                if os.path.isfile(fp) and not f.startswith("state.sqlite3"):
+                    os.unlink(fp)
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 
@@ -235,26 +245,25 @@ def main():
 
     data = memoryview(os.urandom(size))
     small = memoryview(os.urandom(4 * MIB))
-    rows = {}
-    for server in servers():
-        server.start()
-        try:
-            r = {"chunked": [], "single": [], "conc": [], "head": []}
-            for _ in range(runs):
+    # All servers run side by side; every round measures each of them in turn, so a noisy
+    # moment on this shared machine falls on all of them rather than on one.
+    started = []
+    try:
+        for server in servers():
+            server.start()
+            started.append(server)
+        rows = {s.name: {"chunked": [], "single": [], "conc": [], "head": []} for s in started}
+        for round_ in range(runs):
+            for server in started:
+                r = rows[server.name]
                 r["chunked"].append(measure_big(server, data, 8 * MIB))
                 r["single"].append(measure_big(server, data, len(data)))
                 r["conc"].append(measure_concurrent(server, small))
                 r["head"].append(measure_head(server, wrk_script))
-                for d in os.listdir(work):  # keep the disk from filling between runs
-                    p = os.path.join(work, d)
-                    if os.path.isdir(p):
-                        for f in os.listdir(p):
-                            fp = os.path.join(p, f)
-                            if os.path.isfile(fp):
-                                os.unlink(fp)
-            rows[server.name] = r
-            print(f"- measured {server.name}", file=sys.stderr, flush=True)
-        finally:
+                clear_files(work)  # keep the disk from filling between measurements
+            print(f"- round {round_ + 1}/{runs} done", file=sys.stderr, flush=True)
+    finally:
+        for server in started:
             server.stop()
     disk = median([disk_write_mibs(work) for _ in range(runs)])
 

@@ -56,5 +56,5 @@ awk '
   /^# fail /      { f += $3 }
   /^[0-9]+ passed/ { p += $1 }
   / [0-9]+ failed/ { for (i = 1; i <= NF; i++) if ($(i+1) ~ /^failed/ && $i ~ /^[0-9]+$/ && $0 !~ /^test result/) f += $i }
-  END { printf "all suites: %d passed, %d failed\n", p, f }
+  END { printf "total: %d passed, %d failed\n", p, f }
 ' "$log"
