@@ -66,12 +66,4 @@ impl Error {
             source: source.into(),
         }
     }
-
-    /// True for conditions caused by the client rather than the server.
-    pub fn is_client_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::Backend { .. } | Error::Conflict | Error::ShuttingDown { .. }
-        )
-    }
 }

@@ -70,11 +70,6 @@ impl UploadInfo {
         matches!(self.concat, ConcatKind::Final(_))
     }
 
-    /// Bytes still accepted before the declared length (or `None` while it is deferred).
-    pub fn remaining(&self) -> Option<u64> {
-        self.length.map(|l| l.saturating_sub(self.offset))
-    }
-
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.status == Status::Open && self.expires_at.is_some_and(|t| t <= now)
     }

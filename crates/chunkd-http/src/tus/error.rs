@@ -33,6 +33,14 @@ impl Error {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    pub fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "ERR_UPLOAD_NOT_FOUND",
+            "upload not found",
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -48,11 +56,7 @@ impl From<chunkd_core::Error> for Error {
         use chunkd_core::Error as E;
         let msg = err.to_string();
         match err {
-            E::NotFound(_) => Error::new(
-                StatusCode::NOT_FOUND,
-                "ERR_UPLOAD_NOT_FOUND",
-                "upload not found",
-            ),
+            E::NotFound(_) => Error::not_found(),
             E::OffsetMismatch { expected, .. } => {
                 Error::new(StatusCode::CONFLICT, "ERR_MISMATCHED_OFFSET", msg).with_offset(expected)
             }

@@ -40,7 +40,7 @@ pub(super) async fn resource(
     }
     // An id we could never have issued is simply unknown, whatever it contains.
     let Ok(id) = id.parse::<UploadId>() else {
-        return Error::from(chunkd_core::Error::NotFound(UploadId::generate())).into_response();
+        return Error::not_found().into_response();
     };
     let answer = match method {
         Method::HEAD => tus.head(&id, req).await,
