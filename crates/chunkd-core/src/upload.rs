@@ -78,6 +78,9 @@ impl UploadInfo {
 /// What a front end asks for when it creates an upload.
 #[derive(Clone, Debug, Default)]
 pub struct NewUpload {
+    /// A caller-chosen id (derived from the client's own file key, say); creation fails
+    /// with `AlreadyExists` if it is taken. `None` generates a random one.
+    pub id: Option<UploadId>,
     pub length: Option<u64>,
     pub metadata: Metadata,
     pub concat: NewConcat,

@@ -189,7 +189,7 @@ impl Uploads {
     /// Creates an upload. A zero-length upload is finished at once; a final upload is
     /// concatenated as soon as all its parts are finished.
     pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
-        let id = UploadId::generate();
+        let id = new.id.clone().unwrap_or_else(UploadId::generate);
         async {
             let (length, concat) = match new.concat {
                 NewConcat::None => (new.length, ConcatKind::None),

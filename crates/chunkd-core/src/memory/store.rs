@@ -39,8 +39,15 @@ impl DataStore for MemoryStore {
     }
 
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
-        self.with(|f| f.insert(info.id.clone(), Vec::new()))?;
-        Ok(StoreState::new())
+        self.with(|f| match f.entry(info.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                Err(Error::AlreadyExists(info.id.clone()))
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Vec::new());
+                Ok(StoreState::new())
+            }
+        })?
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {

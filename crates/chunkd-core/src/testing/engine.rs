@@ -463,3 +463,27 @@ pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
     );
     assert_eq!(stored(&uploads, &id).await, data);
 }
+
+pub async fn chosen_ids_are_unique(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let id = UploadId::generate();
+    let new = NewUpload {
+        id: Some(id.clone()),
+        ..sized(3)
+    };
+    let info = uploads.create(new.clone()).await.expect("create");
+    assert_eq!(info.id, id);
+    uploads
+        .write(&id, at(0), body_of(b"abc", 3))
+        .await
+        .expect("write");
+    assert!(matches!(
+        uploads.create(new).await,
+        Err(Error::AlreadyExists(_))
+    ));
+    assert_eq!(
+        stored(&uploads, &id).await,
+        b"abc",
+        "the first upload is untouched"
+    );
+}

@@ -204,6 +204,7 @@ macro_rules! engine_suite {
                     terminate_removes_upload,
                     expired_uploads_are_purged,
                     checkpoints_commit_long_bodies,
+                    chosen_ids_are_unique,
                 ]
             );
         }
