@@ -14,6 +14,8 @@ mod cors;
 pub mod disposition;
 pub mod public_url;
 pub mod range;
+#[cfg(feature = "resumablejs")]
+pub mod resumablejs;
 #[cfg(feature = "tus")]
 pub mod tus;
 

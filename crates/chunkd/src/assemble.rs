@@ -38,5 +38,12 @@ pub fn router(config: &Config, uploads: Uploads) -> Router {
         public_url,
         idle_timeout: config.idle_timeout,
     };
-    chunkd_http::cors(Router::new().merge(chunkd_http::tus::router(uploads, tus)))
+    let chunks = chunkd_http::resumablejs::Config {
+        resumable_path: config.resumablejs.resumable_path.clone(),
+        flow_path: config.resumablejs.flow_path.clone(),
+    };
+    let app = Router::new()
+        .merge(chunkd_http::tus::router(uploads.clone(), tus))
+        .merge(chunkd_http::resumablejs::router(uploads, chunks));
+    chunkd_http::cors(app)
 }

@@ -43,6 +43,7 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     pub tus: TusConfig,
+    pub resumablejs: ResumableJsConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
 }
@@ -52,6 +53,24 @@ pub struct Config {
 pub struct TusConfig {
     /// Mount path of the tus creation endpoint.
     pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResumableJsConfig {
+    /// Target for Resumable.js clients.
+    pub resumable_path: String,
+    /// Target for Flow.js clients.
+    pub flow_path: String,
+}
+
+impl Default for ResumableJsConfig {
+    fn default() -> Self {
+        ResumableJsConfig {
+            resumable_path: "/resumable".to_owned(),
+            flow_path: "/flow".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -93,6 +112,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             tus: TusConfig::default(),
+            resumablejs: ResumableJsConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),
         }
@@ -185,7 +205,16 @@ impl Config {
             self.checkpoint_bytes > 0,
             "checkpoint_bytes must be positive"
         );
-        anyhow::ensure!(self.tus.path.starts_with('/'), "tus.path must start with /");
+        for path in [
+            &self.tus.path,
+            &self.resumablejs.resumable_path,
+            &self.resumablejs.flow_path,
+        ] {
+            anyhow::ensure!(
+                path.starts_with('/'),
+                "mount paths must start with /: {path}"
+            );
+        }
         let base = &self.public_url.base;
         anyhow::ensure!(
             base.is_empty() || base.starts_with("http://") || base.starts_with("https://"),

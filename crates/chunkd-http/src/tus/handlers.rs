@@ -266,7 +266,7 @@ impl Tus {
             length,
             metadata,
             concat,
-            owner: None,
+            ..Default::default()
         };
         let mut info = self.uploads.create(new).await?;
         if let Some((write, slot)) = write {

@@ -1,0 +1,359 @@
+//! Test GETs and chunk uploads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chunkd_core::{
+    ByteStream, ConcatKind, Error as CoreError, NewConcat, NewUpload, UploadId, UploadInfo,
+    WriteRequest,
+};
+use futures::StreamExt;
+use http::{Method, StatusCode, header};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::params::ChunkParams;
+use super::{Chunks, Dialect};
+
+/// Form fields other than the file are small; a larger one is not a parameter.
+const MAX_FIELD: usize = 64 << 10;
+const MAX_FIELDS: usize = 64;
+
+type Answer = Result<Response, Response>;
+
+pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
+    let answer = match *req.method() {
+        Method::GET => chunks.test(dialect, req).await,
+        Method::POST | Method::PUT => chunks.upload(dialect, req).await,
+        _ => Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, POST, PUT")],
+        )
+            .into_response()),
+    };
+    answer.unwrap_or_else(|r| r)
+}
+
+fn bad_request(message: impl ToString) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.to_string() })),
+    )
+        .into_response()
+}
+
+fn engine_error(err: CoreError) -> Response {
+    let status = match &err {
+        CoreError::TooLarge { .. } | CoreError::LengthExceeded { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        CoreError::Locked => StatusCode::LOCKED,
+        CoreError::Rejected(r) => StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
+        CoreError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
+            tracing::error!(error = %err, "chunk upload failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "internal server error" })),
+            )
+                .into_response();
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, Json(json!({ "error": err.to_string() }))).into_response()
+}
+
+fn query_values(req: &Request) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .map(|q| {
+            url_decode_pairs(q)
+                .into_iter()
+                .collect::<HashMap<String, String>>()
+        })
+        .unwrap_or_default()
+}
+
+/// `application/x-www-form-urlencoded` pairs (also the query string's syntax).
+fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The file this chunk belongs to, as a stable key.
+fn file_key(dialect: Dialect, owner: Option<&str>, p: &ChunkParams) -> String {
+    format!(
+        "{}\0{}\0{}\0{}\0{}\0{}",
+        dialect.prefix(),
+        owner.unwrap_or(""),
+        p.identifier,
+        p.total_size,
+        p.chunk_size,
+        p.total_chunks
+    )
+}
+
+fn derived_id(parts: &[&str]) -> UploadId {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0xff]);
+    }
+    let hex: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // 32 lowercase hex characters always form a valid id.
+    hex.parse().unwrap_or_else(|_| UploadId::generate())
+}
+
+fn file_id(key: &str) -> UploadId {
+    derived_id(&[key, "file"])
+}
+
+fn chunk_id(key: &str, number: u64) -> UploadId {
+    derived_id(&[key, "chunk", &number.to_string()])
+}
+
+fn complete(info: &UploadInfo, p: &ChunkParams) -> Response {
+    let body = json!({
+        "complete": true,
+        "id": info.id.as_str(),
+        "filename": p.filename,
+        "size": info.length.unwrap_or(info.offset),
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+fn chunk_stored(p: &ChunkParams) -> Response {
+    (
+        StatusCode::OK,
+        Json(json!({ "complete": false, "chunk": p.number })),
+    )
+        .into_response()
+}
+
+/// Drops the first `skip` bytes of a body (the part of a chunk an earlier, interrupted
+/// attempt already stored).
+fn skip_prefix(body: ByteStream<'_>, skip: u64) -> ByteStream<'_> {
+    body.scan(skip, |left, item| {
+        let item = item.map(|mut chunk: Bytes| {
+            let drop = (*left).min(chunk.len() as u64) as usize;
+            *left -= drop as u64;
+            chunk.split_off(drop)
+        });
+        futures::future::ready(Some(item))
+    })
+    .boxed()
+}
+
+impl Chunks {
+    /// The test GET: 200 when the chunk (or the whole file) is already here, else 204
+    /// ("send it"; Flow.js would fail the whole file on 404).
+    async fn test(&self, dialect: Dialect, req: Request) -> Answer {
+        let params = ChunkParams::parse(dialect, &query_values(&req)).map_err(bad_request)?;
+        let key = file_key(dialect, None, &params);
+        if let Ok(info) = self.uploads.info(&file_id(&key)).await
+            && info.is_finished()
+        {
+            return Ok(StatusCode::OK.into_response());
+        }
+        match self.uploads.info(&chunk_id(&key, params.number)).await {
+            Ok(info) if info.is_finished() => Ok(StatusCode::OK.into_response()),
+            Ok(_) | Err(CoreError::NotFound(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    async fn upload(&self, dialect: Dialect, req: Request) -> Answer {
+        let mut values = query_values(&req);
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
+            let body = crate::body::byte_stream(
+                req.into_body(),
+                std::time::Duration::from_secs(60),
+                |_| {},
+            );
+            return self.store_chunk(dialect, &params, body).await;
+        }
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad_request(e.body_text()))?;
+        let mut fields = 0;
+        while let Some(mut field) = form
+            .next_field()
+            .await
+            .map_err(|e| bad_request(e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "file" {
+                // Parameters come before the file in both libraries' forms.
+                let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
+                let body = futures::stream::unfold(field, |mut f| async move {
+                    match f.chunk().await {
+                        Ok(Some(bytes)) => Some((Ok(bytes), f)),
+                        Ok(None) => None,
+                        Err(e) => Some((Err(std::io::Error::other(e)), f)),
+                    }
+                })
+                .boxed();
+                return self.store_chunk(dialect, &params, body).await;
+            }
+            fields += 1;
+            if fields > MAX_FIELDS {
+                return Err(bad_request("too many form fields"));
+            }
+            let mut value = Vec::new();
+            while let Some(bytes) = field
+                .chunk()
+                .await
+                .map_err(|e| bad_request(e.body_text()))?
+            {
+                value.extend_from_slice(&bytes);
+                if value.len() > MAX_FIELD {
+                    return Err(bad_request(format!("form field {name} is too large")));
+                }
+            }
+            let value = String::from_utf8(value)
+                .map_err(|_| bad_request(format!("form field {name} is not text")))?;
+            values.insert(name, value);
+        }
+        Err(bad_request("the form has no file field"))
+    }
+
+    async fn store_chunk(&self, dialect: Dialect, p: &ChunkParams, body: ByteStream<'_>) -> Answer {
+        if let Some(max) = self.uploads.capabilities().max_size
+            && p.total_size > max
+        {
+            return Err(engine_error(CoreError::TooLarge { max }));
+        }
+        let key = file_key(dialect, None, p);
+        if let Ok(info) = self.uploads.info(&file_id(&key)).await
+            && info.is_finished()
+        {
+            return Ok(complete(&info, p));
+        }
+        let id = chunk_id(&key, p.number);
+        let part = match self.uploads.info(&id).await {
+            Ok(info) => info,
+            Err(CoreError::NotFound(_)) => {
+                let new = NewUpload {
+                    id: Some(id.clone()),
+                    length: Some(p.current_size),
+                    concat: NewConcat::Partial,
+                    ..Default::default()
+                };
+                match self.uploads.create(new).await {
+                    Ok(info) => info,
+                    // A duplicate of this chunk created it a moment ago.
+                    Err(CoreError::AlreadyExists(_)) => {
+                        self.uploads.info(&id).await.map_err(engine_error)?
+                    }
+                    Err(e) => return Err(engine_error(e)),
+                }
+            }
+            Err(e) => return Err(engine_error(e)),
+        };
+        if !part.is_finished() {
+            let write = WriteRequest {
+                offset: part.offset,
+                ..Default::default()
+            };
+            let stored = self
+                .uploads
+                .write(&id, write, skip_prefix(body, part.offset))
+                .await
+                .map_err(engine_error)?;
+            if !stored.is_finished() {
+                return Err(bad_request(format!(
+                    "chunk {} ended after {} of {} bytes",
+                    p.number, stored.offset, p.current_size
+                )));
+            }
+        }
+        match self.assemble(&key, p).await? {
+            Some(file) => Ok(complete(&file, p)),
+            None => Ok(chunk_stored(p)),
+        }
+    }
+
+    /// Builds the file once every chunk is here; `None` while some are missing.
+    async fn assemble(&self, key: &str, p: &ChunkParams) -> Result<Option<UploadInfo>, Response> {
+        let file = file_id(key);
+        // Backwards: chunks mostly arrive in order, so a missing one is found at once.
+        for n in (1..=p.total_chunks).rev() {
+            match self.uploads.info(&chunk_id(key, n)).await {
+                Ok(info) if info.is_finished() => {}
+                Ok(_) => return Ok(None),
+                // Missing: not sent yet, or already cleaned up after assembly.
+                Err(CoreError::NotFound(_)) => return self.finished_file(&file).await,
+                Err(e) => return Err(engine_error(e)),
+            }
+        }
+        let mut metadata = chunkd_core::Metadata::new();
+        metadata.insert("filename", p.filename.as_str());
+        if let Some(path) = &p.relative_path {
+            metadata.insert("relativePath", path.as_str());
+        }
+        if let Some(t) = &p.file_type {
+            metadata.insert("filetype", t.as_str());
+        }
+        let new = NewUpload {
+            id: Some(file.clone()),
+            metadata,
+            concat: NewConcat::Final((1..=p.total_chunks).map(|n| chunk_id(key, n)).collect()),
+            ..Default::default()
+        };
+        match self.uploads.create(new).await {
+            Ok(info) if info.is_finished() => {
+                self.clean_up_chunks(&info).await;
+                Ok(Some(info))
+            }
+            Ok(_) => Ok(None),
+            // Another request completing the same file won the race.
+            Err(CoreError::AlreadyExists(_) | CoreError::InvalidConcat(_)) => {
+                self.finished_file(&file).await
+            }
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    async fn finished_file(&self, file: &UploadId) -> Result<Option<UploadInfo>, Response> {
+        match self.uploads.info(file).await {
+            Ok(info) if info.is_finished() => Ok(Some(info)),
+            Ok(_) | Err(CoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(engine_error(e)),
+        }
+    }
+
+    /// The file holds a copy of the chunks now; they are only taking space.
+    async fn clean_up_chunks(&self, file: &UploadInfo) {
+        if let ConcatKind::Final(parts) = &file.concat {
+            for part in parts {
+                match self.uploads.terminate(part).await {
+                    Ok(()) | Err(CoreError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(upload.id = %part, error = %e, "chunk not cleaned up"),
+                }
+            }
+        }
+    }
+}
