@@ -12,6 +12,7 @@
 mod body;
 mod cors;
 pub mod disposition;
+pub mod identity;
 pub mod public_url;
 pub mod range;
 #[cfg(feature = "resumablejs")]

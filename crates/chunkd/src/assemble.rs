@@ -6,9 +6,10 @@ use anyhow::Context as _;
 use axum::Router;
 use chunkd_backends::{FsStore, SqliteState};
 use chunkd_core::{Limits, Uploads};
-use chunkd_http::PublicUrl;
+use chunkd_http::{PublicUrl, identity};
+use http::HeaderName;
 
-use crate::config::Config;
+use crate::config::{AuthConfig, AuthMode, Config};
 
 pub fn uploads(config: &Config) -> anyhow::Result<Uploads> {
     let files = config.data_dir.join("files");
@@ -28,7 +29,44 @@ pub fn uploads(config: &Config) -> anyhow::Result<Uploads> {
         .build())
 }
 
-pub fn router(config: &Config, uploads: Uploads) -> Router {
+fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
+    let source = match config.mode {
+        AuthMode::None => identity::Source::None,
+        AuthMode::Header => identity::Source::TrustedHeader(
+            HeaderName::try_from(config.header.as_str())
+                .context("auth.header is not a header name")?,
+        ),
+        AuthMode::Token => {
+            let key = match (
+                config.token_key.is_empty(),
+                config.token_key_file.is_empty(),
+            ) {
+                (false, true) => config.token_key.clone().into_bytes(),
+                (true, false) => std::fs::read(&config.token_key_file)
+                    .with_context(|| {
+                        format!("cannot read auth.token_key_file {}", config.token_key_file)
+                    })?
+                    .trim_ascii()
+                    .to_vec(),
+                _ => anyhow::bail!(
+                    "auth.mode = \"token\" needs exactly one of auth.token_key, auth.token_key_file"
+                ),
+            };
+            anyhow::ensure!(key.len() >= 32, "the token key must be at least 32 bytes");
+            identity::Source::Token(Arc::new(key))
+        }
+    };
+    anyhow::ensure!(
+        !(config.required && config.mode == AuthMode::None),
+        "auth.required needs auth.mode = \"header\" or \"token\""
+    );
+    Ok(identity::Config {
+        source,
+        required: config.required,
+    })
+}
+
+pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let public_url = PublicUrl {
         base: Some(config.public_url.base.clone()).filter(|b| !b.is_empty()),
         trust_forwarded: config.public_url.trust_forwarded,
@@ -45,5 +83,6 @@ pub fn router(config: &Config, uploads: Uploads) -> Router {
     let app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
         .merge(chunkd_http::resumablejs::router(uploads, chunks));
-    chunkd_http::cors(app)
+    let app = identity::identify(app, identity(&config.auth)?);
+    Ok(chunkd_http::cors(app))
 }

@@ -44,6 +44,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub tus: TusConfig,
     pub resumablejs: ResumableJsConfig,
+    pub auth: AuthConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
 }
@@ -69,6 +70,42 @@ impl Default for ResumableJsConfig {
         ResumableJsConfig {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
+        }
+    }
+}
+
+/// Who uploads: uploads belong to the identity that created them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `none`, `header` (a trusted proxy sets `header`) or `token` (HS256 bearer tokens).
+    pub mode: AuthMode,
+    /// With `mode = "header"`: the header carrying the authenticated user.
+    pub header: String,
+    /// With `mode = "token"`: the HMAC key tokens are signed with...
+    pub token_key: String,
+    /// ...or a file holding it (keeps the secret out of the configuration).
+    pub token_key_file: String,
+    /// Refuse requests without a valid identity (403).
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    None,
+    Header,
+    Token,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::None,
+            header: "X-Forwarded-User".to_owned(),
+            token_key: String::new(),
+            token_key_file: String::new(),
+            required: false,
         }
     }
 }
@@ -113,6 +150,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             tus: TusConfig::default(),
             resumablejs: ResumableJsConfig::default(),
+            auth: AuthConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),
         }

@@ -13,7 +13,7 @@ use crate::shutdown::Shutdown;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let uploads = assemble::uploads(&config)?;
-    let app = assemble::router(&config, uploads.clone());
+    let app = assemble::router(&config, uploads.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -91,3 +91,21 @@ test('resumable: octet-stream chunks (method: octet) work too', { timeout: 60_00
     await server.stop()
   }
 })
+
+test('resumable: identifiers are scoped per user', { timeout: 60_000 }, async () => {
+  const server = await startChunkd({ env: { CHUNKD_AUTH__MODE: 'header', CHUNKD_AUTH__HEADER: 'X-Forwarded-User', CHUNKD_AUTH__REQUIRED: 'true' } })
+  try {
+    const alices = randomData(600 * KiB)
+    const bobs = randomData(600 * KiB)
+    // Same name and size, so the same Resumable.js identifier for both files.
+    await uploadWith('resumable', server, alices, { headers: { 'X-Forwarded-User': 'alice' } })
+    const sent = await uploadWith('resumable', server, bobs, { headers: { 'X-Forwarded-User': 'bob' } })
+    assert.equal(sent.sent.POST, 2, "alice's chunks are invisible to bob's test GETs")
+    const hashes = finishedFiles(server).map(f => sha256(f.data)).sort()
+    assert.deepEqual(hashes, [sha256(alices), sha256(bobs)].sort())
+    const anonymous = await fetch(`${server.origin}/resumable?resumableChunkNumber=1`)
+    assert.equal(anonymous.status, 403)
+  } finally {
+    await server.stop()
+  }
+})

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::params::ChunkParams;
 use super::{Chunks, Dialect};
+use crate::identity::Owner;
 
 /// Form fields other than the file are small; a larger one is not a parameter.
 const MAX_FIELD: usize = 64 << 10;
@@ -166,7 +167,7 @@ impl Chunks {
     /// ("send it"; Flow.js would fail the whole file on 404).
     async fn test(&self, dialect: Dialect, req: Request) -> Answer {
         let params = ChunkParams::parse(dialect, &query_values(&req)).map_err(bad_request)?;
-        let key = file_key(dialect, None, &params);
+        let key = file_key(dialect, Owner::of(&req).as_deref(), &params);
         if let Ok(info) = self.uploads.info(&file_id(&key)).await
             && info.is_finished()
         {
@@ -180,6 +181,7 @@ impl Chunks {
     }
 
     async fn upload(&self, dialect: Dialect, req: Request) -> Answer {
+        let owner = Owner::of(&req);
         let mut values = query_values(&req);
         let multipart = req
             .headers()
@@ -193,7 +195,7 @@ impl Chunks {
                 std::time::Duration::from_secs(60),
                 |_| {},
             );
-            return self.store_chunk(dialect, &params, body).await;
+            return self.store_chunk(dialect, &owner, &params, body).await;
         }
         let mut form = Multipart::from_request(req, &())
             .await
@@ -216,7 +218,7 @@ impl Chunks {
                     }
                 })
                 .boxed();
-                return self.store_chunk(dialect, &params, body).await;
+                return self.store_chunk(dialect, &owner, &params, body).await;
             }
             fields += 1;
             if fields > MAX_FIELDS {
@@ -240,13 +242,19 @@ impl Chunks {
         Err(bad_request("the form has no file field"))
     }
 
-    async fn store_chunk(&self, dialect: Dialect, p: &ChunkParams, body: ByteStream<'_>) -> Answer {
+    async fn store_chunk(
+        &self,
+        dialect: Dialect,
+        owner: &Owner,
+        p: &ChunkParams,
+        body: ByteStream<'_>,
+    ) -> Answer {
         if let Some(max) = self.uploads.capabilities().max_size
             && p.total_size > max
         {
             return Err(engine_error(CoreError::TooLarge { max }));
         }
-        let key = file_key(dialect, None, p);
+        let key = file_key(dialect, owner.as_deref(), p);
         if let Ok(info) = self.uploads.info(&file_id(&key)).await
             && info.is_finished()
         {
@@ -260,6 +268,7 @@ impl Chunks {
                     id: Some(id.clone()),
                     length: Some(p.current_size),
                     concat: NewConcat::Partial,
+                    owner: owner.0.clone(),
                     ..Default::default()
                 };
                 match self.uploads.create(new).await {
@@ -290,14 +299,19 @@ impl Chunks {
                 )));
             }
         }
-        match self.assemble(&key, p).await? {
+        match self.assemble(&key, owner, p).await? {
             Some(file) => Ok(complete(&file, p)),
             None => Ok(chunk_stored(p)),
         }
     }
 
     /// Builds the file once every chunk is here; `None` while some are missing.
-    async fn assemble(&self, key: &str, p: &ChunkParams) -> Result<Option<UploadInfo>, Response> {
+    async fn assemble(
+        &self,
+        key: &str,
+        owner: &Owner,
+        p: &ChunkParams,
+    ) -> Result<Option<UploadInfo>, Response> {
         let file = file_id(key);
         // Backwards: chunks mostly arrive in order, so a missing one is found at once.
         for n in (1..=p.total_chunks).rev() {
@@ -321,6 +335,7 @@ impl Chunks {
             id: Some(file.clone()),
             metadata,
             concat: NewConcat::Final((1..=p.total_chunks).map(|n| chunk_id(key, n)).collect()),
+            owner: owner.0.clone(),
             ..Default::default()
         };
         match self.uploads.create(new).await {

@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
+use crate::identity::Owner;
 use crate::{body, disposition, range};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
@@ -42,6 +43,12 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return Error::not_found().into_response();
     };
+    // Another identity's upload does not exist, as far as this request can tell.
+    if let Ok(info) = tus.uploads.info(&id).await
+        && !Owner::of(&req).may_access(info.owner.as_deref())
+    {
+        return Error::not_found().into_response();
+    }
     let answer = match method {
         Method::HEAD => tus.head(&id, req).await,
         Method::PATCH => tus.patch(&id, req).await,
@@ -266,6 +273,7 @@ impl Tus {
             length,
             metadata,
             concat,
+            owner: Owner::of(&req).0,
             ..Default::default()
         };
         let mut info = self.uploads.create(new).await?;

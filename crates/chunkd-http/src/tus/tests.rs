@@ -691,3 +691,85 @@ async fn checksum_trailer_is_verified() {
     assert_eq!(right.status, StatusCode::NO_CONTENT, "{:?}", right.body);
     assert_eq!(right.header("upload-offset"), Some("11"));
 }
+
+#[tokio::test]
+async fn uploads_belong_to_the_identity_that_created_them() {
+    use crate::identity::{self, Source};
+    let config = identity::Config {
+        source: Source::TrustedHeader(http::HeaderName::from_static("x-user")),
+        required: true,
+    };
+    let app = identity::identify(app(), config);
+    let alice = ("x-user", "alice");
+    let bob = ("x-user", "bob");
+    let r = call(
+        &app,
+        "POST",
+        "/files/",
+        &[
+            TUS,
+            alice,
+            ("upload-length", "4"),
+            ("upload-concat", "partial"),
+        ],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let path = r.location_path();
+    for (method, headers) in [
+        ("HEAD", vec![TUS, bob]),
+        ("PATCH", vec![TUS, bob, OCTETS, ("upload-offset", "0")]),
+        ("DELETE", vec![TUS, bob]),
+        ("GET", vec![bob]),
+    ] {
+        let r = call(&app, method, &path, &headers, Body::from("abcd")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} by another identity"
+        );
+    }
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        &[TUS, alice, OCTETS, ("upload-offset", "0")],
+        "abcd",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let concat = format!("final;{path}");
+    let r = call(
+        &app,
+        "POST",
+        "/files/",
+        &[TUS, bob, ("upload-concat", &concat)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "bob cannot concatenate alice's partial"
+    );
+    let r = call(
+        &app,
+        "POST",
+        "/files/",
+        &[TUS, ("upload-length", "4")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "anonymous requests are refused"
+    );
+    let r = call(&app, "OPTIONS", "/files/", &[], Body::empty()).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "discovery needs no identity"
+    );
+}
