@@ -16,6 +16,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("upload {0} not found")]
     NotFound(UploadId),
+    #[error("upload {0} has expired")]
+    Expired(UploadId),
     #[error("upload {0} already exists")]
     AlreadyExists(UploadId),
     #[error("offset mismatch: upload is at {expected}, request is at {got}")]

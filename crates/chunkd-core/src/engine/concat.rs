@@ -22,7 +22,7 @@ impl Uploads {
         for id in parts {
             let part = match self.info(id).await {
                 Ok(p) => p,
-                Err(Error::NotFound(_)) => {
+                Err(Error::NotFound(_) | Error::Expired(_)) => {
                     return Err(Error::InvalidConcat("partial upload not found"));
                 }
                 Err(e) => return Err(e),

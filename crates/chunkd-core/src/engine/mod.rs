@@ -241,11 +241,12 @@ impl Uploads {
         .await
     }
 
-    /// The current record of an upload. Expired uploads are reported as not found.
+    /// The current record of an upload. An expired upload not yet purged is
+    /// [`Error::Expired`]; once purged it is [`Error::NotFound`].
     pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
         let info = self.0.state.get(id).await?;
         if info.is_expired(Self::now()) {
-            return Err(Error::NotFound(id.clone()));
+            return Err(Error::Expired(id.clone()));
         }
         Ok(info)
     }

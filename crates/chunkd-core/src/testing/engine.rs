@@ -421,7 +421,7 @@ pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     let long = default_engine(&parts);
     let fresh = long.create(sized(10)).await.expect("create").id;
     let done = long.create(sized(0)).await.expect("create").id;
-    assert!(matches!(long.info(&stale).await, Err(Error::NotFound(_))));
+    assert!(matches!(long.info(&stale).await, Err(Error::Expired(_))));
     let purged = long.purge_expired().await.expect("purge");
     assert!(purged >= 1);
     assert!(matches!(

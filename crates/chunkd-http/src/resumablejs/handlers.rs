@@ -175,7 +175,7 @@ impl Chunks {
         }
         match self.uploads.info(&chunk_id(&key, params.number)).await {
             Ok(info) if info.is_finished() => Ok(StatusCode::OK.into_response()),
-            Ok(_) | Err(CoreError::NotFound(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Ok(_) | Err(CoreError::NotFound(_) | CoreError::Expired(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
             Err(e) => Err(engine_error(e)),
         }
     }
@@ -263,6 +263,7 @@ impl Chunks {
         let id = chunk_id(&key, p.number);
         let part = match self.uploads.info(&id).await {
             Ok(info) => info,
+            // An expired chunk is purged soon; until then its id is taken.
             Err(CoreError::NotFound(_)) => {
                 let new = NewUpload {
                     id: Some(id.clone()),

@@ -57,6 +57,7 @@ impl From<chunkd_core::Error> for Error {
         let msg = err.to_string();
         match err {
             E::NotFound(_) => Error::not_found(),
+            E::Expired(_) => Error::new(StatusCode::GONE, "ERR_UPLOAD_EXPIRED", "upload expired"),
             E::OffsetMismatch { expected, .. } => {
                 Error::new(StatusCode::CONFLICT, "ERR_MISMATCHED_OFFSET", msg).with_offset(expected)
             }
