@@ -10,6 +10,8 @@
 //! ```
 
 mod body;
+#[cfg(feature = "content-range")]
+pub mod content_range;
 mod cors;
 pub mod disposition;
 pub mod identity;

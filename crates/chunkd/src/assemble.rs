@@ -73,6 +73,11 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     };
     let tus = chunkd_http::tus::Config {
         path: config.tus.path.clone(),
+        public_url: public_url.clone(),
+        idle_timeout: config.idle_timeout,
+    };
+    let content_range = chunkd_http::content_range::Config {
+        path: config.content_range.path.clone(),
         public_url,
         idle_timeout: config.idle_timeout,
     };
@@ -82,7 +87,8 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     };
     let app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
-        .merge(chunkd_http::resumablejs::router(uploads, chunks));
+        .merge(chunkd_http::resumablejs::router(uploads.clone(), chunks))
+        .merge(chunkd_http::content_range::router(uploads, content_range));
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
 }

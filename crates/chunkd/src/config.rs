@@ -44,6 +44,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub tus: TusConfig,
     pub resumablejs: ResumableJsConfig,
+    pub content_range: ContentRangeConfig,
     pub auth: AuthConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
@@ -70,6 +71,21 @@ impl Default for ResumableJsConfig {
         ResumableJsConfig {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
+        }
+    }
+}
+
+/// Content-Range chunking (django-chunked-upload, drf-chunked-upload, blueimp).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentRangeConfig {
+    pub path: String,
+}
+
+impl Default for ContentRangeConfig {
+    fn default() -> Self {
+        ContentRangeConfig {
+            path: "/chunked".to_owned(),
         }
     }
 }
@@ -150,6 +166,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             tus: TusConfig::default(),
             resumablejs: ResumableJsConfig::default(),
+            content_range: ContentRangeConfig::default(),
             auth: AuthConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),

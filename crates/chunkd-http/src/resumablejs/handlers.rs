@@ -175,7 +175,9 @@ impl Chunks {
         }
         match self.uploads.info(&chunk_id(&key, params.number)).await {
             Ok(info) if info.is_finished() => Ok(StatusCode::OK.into_response()),
-            Ok(_) | Err(CoreError::NotFound(_) | CoreError::Expired(_)) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Ok(_) | Err(CoreError::NotFound(_) | CoreError::Expired(_)) => {
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
             Err(e) => Err(engine_error(e)),
         }
     }

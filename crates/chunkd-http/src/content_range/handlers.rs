@@ -1,0 +1,654 @@
+//! Chunk, state, completion and download requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use chunkd_core::{
+    ByteStream, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadId, UploadInfo,
+    WriteRequest,
+};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::ContentRangeUploads;
+use super::header::ContentRange;
+use crate::identity::Owner;
+use crate::{body, disposition};
+
+type Answer = Result<Response, Error>;
+
+/// A refusal: a status and a Django-style JSON body (`{"detail": ...}`).
+#[derive(Debug)]
+pub struct Error {
+    status: StatusCode,
+    body: Value,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+const MAX_FIELD: usize = 64 << 10;
+const MAX_FIELDS: usize = 64;
+
+fn detail(status: StatusCode, message: impl ToString) -> Error {
+    Error {
+        status,
+        body: json!({ "detail": message.to_string() }),
+    }
+}
+
+fn bad_request(message: impl ToString) -> Error {
+    detail(StatusCode::BAD_REQUEST, message)
+}
+
+fn engine_error(err: CoreError) -> Error {
+    match err {
+        CoreError::NotFound(_) => detail(StatusCode::NOT_FOUND, "Not found."),
+        CoreError::Expired(_) => detail(StatusCode::GONE, "Upload has expired"),
+        CoreError::TooLarge { max } => detail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Size of file exceeds the limit ({max} bytes)"),
+        ),
+        CoreError::OffsetMismatch { expected, got } => offsets_do_not_match(expected, got),
+        CoreError::Locked => detail(StatusCode::LOCKED, "upload is busy with another request"),
+        CoreError::Rejected(r) => detail(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
+            r.message,
+        ),
+        CoreError::ShuttingDown { .. } => {
+            detail(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+        }
+        CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
+            tracing::error!(error = %err, "content-range upload failed");
+            detail(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+        }
+        other => bad_request(other),
+    }
+}
+
+fn offsets_do_not_match(expected: u64, provided: u64) -> Error {
+    let body = json!({
+        "detail": "Offsets do not match",
+        "offset": expected,
+        "expected_offset": expected,
+        "provided_offset": provided,
+    });
+    Error {
+        status: StatusCode::BAD_REQUEST,
+        body,
+    }
+}
+
+/// `2013-07-18T17:56:22.186Z`, as Django's JSON encoder writes datetimes.
+fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// `Content-Range`: absent is `None`; present but malformed is a 400.
+fn content_range(headers: &HeaderMap) -> Result<Option<ContentRange>, Error> {
+    match headers.get(header::CONTENT_RANGE) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(ContentRange::parse)
+            .map(Some)
+            .ok_or_else(|| bad_request("Error in request headers")),
+    }
+}
+
+/// The filename in `Content-Disposition: attachment; filename="..."` (raw uploads).
+fn disposition_filename(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
+    let start = v.find("filename=\"")? + "filename=\"".len();
+    let name = &v[start..start + v[start..].find('"')?];
+    Some(
+        percent_encoding::percent_decode_str(name)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+fn clean_filename(name: Option<String>) -> Result<Option<String>, Error> {
+    match name {
+        None => Ok(None),
+        Some(n) if n.is_empty() => Ok(None),
+        Some(n) if n.len() > 255 || n.chars().any(char::is_control) => Err(bad_request(
+            "filename must be 1 to 255 printable characters",
+        )),
+        // Only the last path component is a file name (browsers may send a path).
+        Some(n) => Ok(n
+            .rsplit(['/', '\\'])
+            .next()
+            .map(str::to_owned)
+            .filter(|n| !n.is_empty() && n != "..")),
+    }
+}
+
+/// Text fields of a small form (multipart or urlencoded).
+async fn read_fields(req: Request) -> Result<HashMap<String, String>, Error> {
+    if is_multipart(req.headers()) {
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad_request(e.body_text()))?;
+        let mut fields = HashMap::new();
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| bad_request(e.body_text()))?
+        {
+            read_text_field(field, &mut fields).await?;
+        }
+        return Ok(fields);
+    }
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_FIELD)
+        .await
+        .map_err(|_| bad_request("form too large"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad_request("form is not text"))?;
+    Ok(url_pairs(text).into_iter().collect())
+}
+
+async fn read_text_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    fields: &mut HashMap<String, String>,
+) -> Result<(), Error> {
+    if fields.len() >= MAX_FIELDS {
+        return Err(bad_request("too many form fields"));
+    }
+    let name = field.name().unwrap_or_default().to_owned();
+    let mut value = Vec::new();
+    while let Some(bytes) = field
+        .chunk()
+        .await
+        .map_err(|e| bad_request(e.body_text()))?
+    {
+        value.extend_from_slice(&bytes);
+        if value.len() > MAX_FIELD {
+            return Err(bad_request(format!("form field {name} is too large")));
+        }
+    }
+    let value = String::from_utf8(value)
+        .map_err(|_| bad_request(format!("form field {name} is not text")))?;
+    fields.insert(name, value);
+    Ok(())
+}
+
+fn url_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Passes at most `limit` bytes; more sets `overflow` and ends the body there.
+fn at_most<'a>(
+    body: ByteStream<'a>,
+    limit: Option<u64>,
+    overflow: Arc<AtomicBool>,
+) -> ByteStream<'a> {
+    let Some(limit) = limit else { return body };
+    body.scan(limit, move |left, item| {
+        let out = match item {
+            Ok(mut chunk) => {
+                if chunk.len() as u64 > *left {
+                    overflow.store(true, Ordering::SeqCst);
+                    chunk.truncate(*left as usize);
+                }
+                *left -= chunk.len() as u64;
+                Ok(chunk)
+            }
+            Err(e) => Err(e),
+        };
+        let done = overflow.load(Ordering::SeqCst);
+        futures::future::ready(if done && out.as_ref().is_ok_and(|c| c.is_empty()) {
+            None
+        } else {
+            Some(out)
+        })
+    })
+    .boxed()
+}
+
+/// What a chunk request says about its file.
+struct Chunk {
+    owner: Owner,
+    range: Option<ContentRange>,
+    filename: Option<String>,
+    filetype: Option<String>,
+}
+
+pub(super) async fn collection(
+    State(this): State<Arc<ContentRangeUploads>>,
+    req: Request,
+) -> Response {
+    match *req.method() {
+        Method::POST | Method::PUT => this
+            .receive(req, None)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST, PUT")],
+        )
+            .into_response(),
+    }
+}
+
+pub(super) async fn resource(
+    State(this): State<Arc<ContentRangeUploads>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let Ok(id) = id.parse::<UploadId>() else {
+        return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
+    };
+    let (owner, headers) = (Owner::of(&req), req.headers().clone());
+    let answer = match *req.method() {
+        Method::GET => this.state(&id, &owner, &headers).await,
+        Method::PUT => this.receive(req, Some(id)).await,
+        Method::POST if req.headers().contains_key(header::CONTENT_RANGE) => {
+            this.receive(req, Some(id)).await
+        }
+        Method::POST => this.complete_upload(Some(id), req).await,
+        Method::DELETE => this.delete(&id, &owner).await,
+        _ => Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, PUT, POST, DELETE")],
+        )
+            .into_response()),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn complete(
+    State(this): State<Arc<ContentRangeUploads>>,
+    req: Request,
+) -> Response {
+    match *req.method() {
+        Method::POST => this
+            .complete_upload(None, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response(),
+    }
+}
+
+pub(super) async fn content(
+    State(this): State<Arc<ContentRangeUploads>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let Ok(id) = id.parse::<UploadId>() else {
+        return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
+    };
+    this.download(&id, &Owner::of(&req))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+impl ContentRangeUploads {
+    fn url(&self, headers: &HeaderMap, id: &UploadId) -> String {
+        let origin = self.public_url.origin(headers, None);
+        format!("{origin}{}/{id}", self.path)
+    }
+
+    /// The upload's state in the shapes drf, django and blueimp clients read.
+    fn record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
+        let url = self.url(headers, &info.id);
+        let filename = info.metadata.text("filename").unwrap_or("");
+        let filetype = info.metadata.text("filetype").unwrap_or("");
+        let body: Value = json!({
+            "upload_id": info.id.as_str(),
+            "id": info.id.as_str(),
+            "url": url,
+            "offset": info.offset,
+            "size": info.length,
+            "filename": filename,
+            "status": if info.is_finished() { "complete" } else { "uploading" },
+            "expires": info.expires_at.filter(|_| !info.is_finished()).map(iso8601),
+            "files": [{ "name": filename, "size": info.offset, "type": filetype, "url": format!("{url}/content") }],
+        });
+        let mut res = (StatusCode::OK, Json(body)).into_response();
+        // blueimp continues after the number following the first `-`.
+        if info.offset > 0
+            && let Ok(v) = HeaderValue::from_str(&format!("0-{}", info.offset - 1))
+        {
+            res.headers_mut().insert(header::RANGE, v);
+        }
+        res
+    }
+
+    /// The upload, if this identity may see it.
+    async fn owned(&self, id: &UploadId, owner: &Owner) -> Result<UploadInfo, Error> {
+        let info = self.uploads.info(id).await.map_err(engine_error)?;
+        if !owner.may_access(info.owner.as_deref()) {
+            return Err(engine_error(CoreError::NotFound(id.clone())));
+        }
+        Ok(info)
+    }
+
+    async fn receive(&self, req: Request, target: Option<UploadId>) -> Answer {
+        let headers = req.headers().clone();
+        let range = content_range(&headers)?;
+        let owner = Owner::of(&req);
+        if !is_multipart(&headers) {
+            let chunk = Chunk {
+                owner,
+                range,
+                filename: clean_filename(disposition_filename(&headers))?,
+                filetype: headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            };
+            let body = body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
+            let info = self.store(target, chunk, body).await?;
+            return Ok(self.record(&headers, &info));
+        }
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad_request(e.body_text()))?;
+        let mut fields = HashMap::new();
+        loop {
+            let Some(field) = form
+                .next_field()
+                .await
+                .map_err(|e| bad_request(e.body_text()))?
+            else {
+                return Err(bad_request("No chunk file was submitted"));
+            };
+            let Some(part_name) = field.file_name().map(str::to_owned) else {
+                read_text_field(field, &mut fields).await?;
+                continue;
+            };
+            let target = match (target, fields.get("upload_id").filter(|v| !v.is_empty())) {
+                (Some(id), _) => Some(id),
+                (None, Some(v)) => Some(
+                    v.parse()
+                        .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))?,
+                ),
+                (None, None) => None,
+            };
+            let chunk = Chunk {
+                owner,
+                range,
+                filename: clean_filename(fields.get("filename").cloned().or(Some(part_name)))?,
+                filetype: field.content_type().map(str::to_owned),
+            };
+            let body = futures::stream::unfold(field, |mut f| async move {
+                match f.chunk().await {
+                    Ok(Some(bytes)) => Some((Ok(bytes), f)),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(std::io::Error::other(e)), f)),
+                }
+            })
+            .boxed();
+            let mut info = self.store(target, chunk, body).await?;
+            // A whole-file upload may carry its digest after the file.
+            while let Some(field) = form
+                .next_field()
+                .await
+                .map_err(|e| bad_request(e.body_text()))?
+            {
+                read_text_field(field, &mut fields).await?;
+            }
+            if range.is_none() && info.is_finished() {
+                info = self.verify(info, &fields, false).await?;
+            }
+            return Ok(self.record(&headers, &info));
+        }
+    }
+
+    async fn store(
+        &self,
+        target: Option<UploadId>,
+        chunk: Chunk,
+        body: ByteStream<'_>,
+    ) -> Result<UploadInfo, Error> {
+        let info = match target {
+            Some(id) => {
+                let info = self.owned(&id, &chunk.owner).await?;
+                if info.is_finished() {
+                    return Err(bad_request(
+                        "Upload has already been marked as \"complete\"",
+                    ));
+                }
+                let range = chunk.range.ok_or_else(|| {
+                    bad_request("Content-Range is required to continue an upload")
+                })?;
+                if info.length != Some(range.total) {
+                    return Err(bad_request(
+                        "Content-Range total does not match the upload's size",
+                    ));
+                }
+                if range.start != info.offset {
+                    return Err(offsets_do_not_match(info.offset, range.start));
+                }
+                info
+            }
+            None => {
+                if let Some(range) = chunk.range
+                    && range.start != 0
+                {
+                    return Err(offsets_do_not_match(0, range.start));
+                }
+                let mut metadata = chunkd_core::Metadata::new();
+                if let Some(name) = &chunk.filename {
+                    metadata.insert("filename", name.as_str());
+                }
+                if let Some(t) = &chunk.filetype {
+                    metadata.insert("filetype", t.as_str());
+                }
+                let new = NewUpload {
+                    length: chunk.range.map(|r| r.total),
+                    metadata,
+                    owner: chunk.owner.0.clone(),
+                    ..Default::default()
+                };
+                self.uploads.create(new).await.map_err(engine_error)?
+            }
+        };
+        let offset = info.offset;
+        let overflow = Arc::new(AtomicBool::new(false));
+        let chunk_len = chunk.range.map(|r| r.size());
+        let body = at_most(body, chunk_len, overflow.clone());
+        let write = WriteRequest {
+            offset,
+            ..Default::default()
+        };
+        let mut info = self
+            .uploads
+            .write(&info.id, write, body)
+            .await
+            .map_err(engine_error)?;
+        let stored = info.offset - offset;
+        if overflow.load(Ordering::SeqCst) || chunk_len.is_some_and(|len| stored != len) {
+            let body = json!({
+                "detail": "File size doesn't match headers",
+                "offset": info.offset,
+                "upload_id": info.id.as_str(),
+            });
+            return Err(Error {
+                status: StatusCode::BAD_REQUEST,
+                body,
+            });
+        }
+        if chunk_len.is_none() && !info.is_finished() {
+            // A whole file: its size is what arrived.
+            let last = WriteRequest {
+                offset: info.offset,
+                declare_length: Some(info.offset),
+                ..Default::default()
+            };
+            info = self
+                .uploads
+                .write(&info.id, last, futures::stream::empty().boxed())
+                .await
+                .map_err(engine_error)?;
+        }
+        Ok(info)
+    }
+
+    /// Compares the digest a client sent (`md5`, or `sha256`/`sha1`) with the stored bytes.
+    /// With `required`, a missing digest is a 400.
+    async fn verify(
+        &self,
+        info: UploadInfo,
+        fields: &HashMap<String, String>,
+        required: bool,
+    ) -> Result<UploadInfo, Error> {
+        let given = [
+            ChecksumAlgorithm::Md5,
+            ChecksumAlgorithm::Sha256,
+            ChecksumAlgorithm::Sha1,
+        ]
+        .into_iter()
+        .find_map(|a| fields.get(a.name()).map(|v| (a, v.trim().to_owned())));
+        let Some((algorithm, expected)) = given else {
+            return match required {
+                true => Err(bad_request("Both 'upload_id' and 'md5' are required")),
+                false => Ok(info),
+            };
+        };
+        if !info.is_finished() {
+            return Err(bad_request("Upload is not complete yet"));
+        }
+        let (_, mut stream) = self
+            .uploads
+            .read(&info.id, None)
+            .await
+            .map_err(engine_error)?;
+        let mut hasher = algorithm.hasher();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk.map_err(|e| engine_error(CoreError::backend("read", e)))?);
+        }
+        let actual: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != expected {
+            return Err(bad_request(format!(
+                "{} checksum does not match",
+                algorithm.name()
+            )));
+        }
+        Ok(info)
+    }
+
+    async fn complete_upload(&self, id: Option<UploadId>, req: Request) -> Answer {
+        let headers = req.headers().clone();
+        let owner = Owner::of(&req);
+        let fields = read_fields(req).await?;
+        let has_digest = ["md5", "sha256", "sha1"]
+            .iter()
+            .any(|k| fields.contains_key(*k));
+        if !has_digest || (id.is_none() && !fields.contains_key("upload_id")) {
+            return Err(bad_request("Both 'upload_id' and 'md5' are required"));
+        }
+        let id = match id {
+            Some(id) => id,
+            None => fields
+                .get("upload_id")
+                .ok_or_else(|| bad_request("Both 'upload_id' and 'md5' are required"))?
+                .parse()
+                .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))?,
+        };
+        let info = self.owned(&id, &owner).await?;
+        let info = self.verify(info, &fields, true).await?;
+        Ok(self.record(&headers, &info))
+    }
+
+    async fn state(&self, id: &UploadId, owner: &Owner, headers: &HeaderMap) -> Answer {
+        let info = self.owned(id, owner).await?;
+        Ok(self.record(headers, &info))
+    }
+
+    async fn delete(&self, id: &UploadId, owner: &Owner) -> Answer {
+        self.owned(id, owner).await?;
+        self.uploads.terminate(id).await.map_err(engine_error)?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+
+    async fn download(&self, id: &UploadId, owner: &Owner) -> Answer {
+        let info = self.owned(id, owner).await?;
+        let (info, stream) = self
+            .uploads
+            .read(&info.id, None)
+            .await
+            .map_err(engine_error)?;
+        let mut res = Response::new(Body::from_stream(stream));
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.offset));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Ok(v) =
+            HeaderValue::from_str(&disposition::attachment(info.metadata.text("filename")))
+        {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        Ok(res)
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn formats_times_as_django_does() {
+        let t = UNIX_EPOCH + std::time::Duration::from_millis(1_374_170_182_186);
+        assert_eq!(iso8601(t), "2013-07-18T17:56:22.186Z");
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,73 @@
+//! Content-Range chunking, the contract of django-chunked-upload and drf-chunked-upload,
+//! and blueimp jQuery-File-Upload's chunked mode.
+//!
+//! - `PUT {path}` or `POST {path}` with `Content-Range: bytes S-E/T` and a file part
+//!   starts an upload; later chunks go to `PUT {path}/{id}` (drf) or `POST {path}` with
+//!   an `upload_id` field (django, blueimp).
+//! - A POST without `Content-Range` is a whole file (blueimp sends no header when the
+//!   file fits in one chunk); an `md5` field makes it verified.
+//! - Completion with the whole file's digest: `POST {path}/{id}` (drf) or
+//!   `POST {path}/complete` with `upload_id` (django); 400 on mismatch.
+//! - `GET {path}/{id}` tells where an upload stands (blueimp `uploadedBytes`);
+//!   `GET {path}/{id}/content` downloads a finished one; `DELETE {path}/{id}` removes it.
+
+mod handlers;
+pub mod header;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::any;
+use chunkd_core::Uploads;
+
+use crate::public_url::PublicUrl;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: String,
+    pub public_url: PublicUrl,
+    /// A request body that sends nothing for this long is ended; what arrived is kept.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: "/chunked".to_owned(),
+            public_url: PublicUrl::default(),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub(crate) struct ContentRangeUploads {
+    uploads: Uploads,
+    path: String,
+    public_url: PublicUrl,
+    idle_timeout: Duration,
+}
+
+pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let path = format!("/{}", config.path.trim_matches('/'));
+    let state = Arc::new(ContentRangeUploads {
+        uploads,
+        path: path.clone(),
+        public_url: config.public_url,
+        idle_timeout: config.idle_timeout,
+    });
+    Router::new()
+        .route(&path, any(handlers::collection))
+        .route(&format!("{path}/"), any(handlers::collection))
+        .route(&format!("{path}/complete"), any(handlers::complete))
+        .route(&format!("{path}/{{id}}"), any(handlers::resource))
+        .route(&format!("{path}/{{id}}/content"), any(handlers::content))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
