@@ -603,8 +603,11 @@ impl ContentRangeUploads {
         Ok(self.record(&headers, &info))
     }
 
+    /// Where the upload stands, once any write still running on it has stopped and kept
+    /// what it received (newest request wins): the offset a client resumes from.
     async fn state(&self, id: &UploadId, owner: &Owner, headers: &HeaderMap) -> Answer {
-        let info = self.owned(id, owner).await?;
+        self.owned(id, owner).await?;
+        let info = self.uploads.settled_info(id).await.map_err(engine_error)?;
         Ok(self.record(headers, &info))
     }
 
