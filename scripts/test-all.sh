@@ -17,6 +17,7 @@ have node || packages+=(nodejs)
 have npm || packages+=(npm)
 have python3 || packages+=(python3)
 have cc || packages+=(build-essential)
+have curl || packages+=(curl)
 if have python3 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then packages+=(python3-venv); fi
 if ((${#packages[@]})); then
   echo "== installing ${packages[*]}"

@@ -28,6 +28,8 @@ pub enum Error {
     TooLarge { max: u64 },
     #[error("invalid upload length: {0}")]
     InvalidLength(&'static str),
+    #[error("the request body ended before it was complete")]
+    IncompleteBody,
     #[error("checksum mismatch")]
     ChecksumMismatch,
     #[error("checksum announced as a trailer but none arrived")]

@@ -14,6 +14,7 @@ mod body;
 pub mod content_range;
 mod cors;
 pub mod disposition;
+pub mod form;
 pub mod identity;
 pub mod public_url;
 pub mod range;

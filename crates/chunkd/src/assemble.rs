@@ -78,6 +78,13 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     };
     let content_range = chunkd_http::content_range::Config {
         path: config.content_range.path.clone(),
+        public_url: public_url.clone(),
+        idle_timeout: config.idle_timeout,
+    };
+    let form = chunkd_http::form::Config {
+        upload_path: config.form.upload_path.clone(),
+        progress_path: config.form.progress_path.clone(),
+        download_path: Some(config.tus.path.clone()),
         public_url,
         idle_timeout: config.idle_timeout,
     };
@@ -88,7 +95,11 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
         .merge(chunkd_http::resumablejs::router(uploads.clone(), chunks))
-        .merge(chunkd_http::content_range::router(uploads, content_range));
+        .merge(chunkd_http::content_range::router(
+            uploads.clone(),
+            content_range,
+        ))
+        .merge(chunkd_http::form::router(uploads, form));
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
 }

@@ -45,6 +45,7 @@ pub struct Config {
     pub tus: TusConfig,
     pub resumablejs: ResumableJsConfig,
     pub content_range: ContentRangeConfig,
+    pub form: FormConfig,
     pub auth: AuthConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
@@ -86,6 +87,23 @@ impl Default for ContentRangeConfig {
     fn default() -> Self {
         ContentRangeConfig {
             path: "/chunked".to_owned(),
+        }
+    }
+}
+
+/// Plain form uploads with an `X-Progress-ID` progress endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormConfig {
+    pub upload_path: String,
+    pub progress_path: String,
+}
+
+impl Default for FormConfig {
+    fn default() -> Self {
+        FormConfig {
+            upload_path: "/upload".to_owned(),
+            progress_path: "/progress".to_owned(),
         }
     }
 }
@@ -167,6 +185,7 @@ impl Default for Config {
             tus: TusConfig::default(),
             resumablejs: ResumableJsConfig::default(),
             content_range: ContentRangeConfig::default(),
+            form: FormConfig::default(),
             auth: AuthConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),

@@ -45,6 +45,7 @@ pub(crate) struct GuardedBody<'a> {
     overflow: Box<dyn Fn() -> Error + Send + 'a>,
     hashers: Vec<Hasher>,
     expected: Option<ExpectedChecksum>,
+    atomic: bool,
     stop: StopFuture,
     /// Set once the body is over, for whatever reason.
     pub(crate) ended: bool,
@@ -61,6 +62,7 @@ impl<'a> GuardedBody<'a> {
         allowance: u64,
         overflow: Box<dyn Fn() -> Error + Send + 'a>,
         expected: Option<ExpectedChecksum>,
+        atomic: bool,
         stop: StopFuture,
     ) -> Self {
         let hashers = match &expected {
@@ -77,6 +79,7 @@ impl<'a> GuardedBody<'a> {
             overflow,
             hashers,
             expected,
+            atomic,
             stop,
             ended: false,
             disconnected: false,
@@ -85,9 +88,10 @@ impl<'a> GuardedBody<'a> {
         }
     }
 
-    /// With a checksum the write is all-or-nothing, so it cannot be cut into checkpoints.
+    /// With a checksum, or when asked, the write is all-or-nothing, so it cannot be cut
+    /// into checkpoints.
     pub(crate) fn all_or_nothing(&self) -> bool {
-        self.expected.is_some()
+        self.expected.is_some() || self.atomic
     }
 
     fn fail(&mut self, err: Error) -> Poll<Option<io::Result<Bytes>>> {
@@ -164,8 +168,12 @@ impl Stream for GuardedBody<'_> {
                 tracing::debug!(error = %err, "request body ended early");
                 this.disconnected = true;
                 if this.all_or_nothing() {
-                    // A partial chunk can never match its checksum: drop it.
-                    return this.fail(Error::ChecksumMismatch);
+                    // A cut-off body can never match its checksum, nor be a whole file.
+                    let err = match this.expected {
+                        Some(_) => Error::ChecksumMismatch,
+                        None => Error::IncompleteBody,
+                    };
+                    return this.fail(err);
                 }
                 this.ended = true;
                 Poll::Ready(None)

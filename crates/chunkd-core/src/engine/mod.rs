@@ -241,6 +241,37 @@ impl Uploads {
         .await
     }
 
+    /// Stores a body of unknown length as one finished upload (a form's file, a one-shot
+    /// POST). A body that does not end cleanly leaves nothing behind.
+    pub async fn create_whole(
+        &self,
+        mut new: NewUpload,
+        body: ByteStream<'_>,
+    ) -> Result<UploadInfo> {
+        new.length = None;
+        let info = self.create(new).await?;
+        let whole = WriteRequest {
+            atomic: true,
+            ..WriteRequest::default()
+        };
+        let stored = match self.write(&info.id, whole, body).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                if let Err(cleanup) = self.terminate(&info.id).await {
+                    tracing::warn!(upload.id = %info.id, error = %cleanup, "incomplete upload not removed");
+                }
+                return Err(e);
+            }
+        };
+        let last = WriteRequest {
+            offset: stored.offset,
+            declare_length: Some(stored.offset),
+            ..WriteRequest::default()
+        };
+        self.write(&info.id, last, Box::pin(futures::stream::empty()))
+            .await
+    }
+
     /// The current record of an upload. An expired upload not yet purged is
     /// [`Error::Expired`]; once purged it is [`Error::NotFound`].
     pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {

@@ -22,6 +22,9 @@ pub struct WriteRequest {
     pub body_len: Option<u64>,
     /// Verify the body against this checksum; on mismatch nothing of it is kept.
     pub checksum: Option<ExpectedChecksum>,
+    /// Keep nothing unless the body ends cleanly (a whole file in one request, where a
+    /// cut-off body is not a resumable prefix).
+    pub atomic: bool,
 }
 
 impl Uploads {
@@ -104,7 +107,7 @@ impl Uploads {
                 () = shutdown.cancelled_owned() => Stop::Shutdown,
             }
         });
-        let mut body = GuardedBody::new(body, allowance, overflow, req.checksum, stop);
+        let mut body = GuardedBody::new(body, allowance, overflow, req.checksum, req.atomic, stop);
         let segment_limit = if body.all_or_nothing() {
             u64::MAX
         } else {

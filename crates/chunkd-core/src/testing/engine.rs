@@ -487,3 +487,25 @@ pub async fn chosen_ids_are_unique(parts: Arc<EngineParts>) {
         "the first upload is untouched"
     );
 }
+
+pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(30_000, 24);
+    let info = uploads
+        .create_whole(NewUpload::default(), body_of(&data, 7_000))
+        .await
+        .expect("whole");
+    assert!(info.is_finished());
+    assert_eq!(info.length, Some(30_000));
+    assert_eq!(stored(&uploads, &info.id).await, data);
+    let mut events = uploads.events();
+    let err = uploads
+        .create_whole(NewUpload::default(), broken_body(&data[..1000]))
+        .await;
+    assert!(matches!(err, Err(Error::IncompleteBody)), "{err:?}");
+    let mut removed = false;
+    while let Ok(event) = events.try_recv() {
+        removed |= matches!(event, crate::hooks::Event::Terminated(_));
+    }
+    assert!(removed, "the cut-off upload is removed");
+}

@@ -205,6 +205,7 @@ macro_rules! engine_suite {
                     expired_uploads_are_purged,
                     checkpoints_commit_long_bodies,
                     chosen_ids_are_unique,
+                    whole_bodies_are_all_or_nothing,
                 ]
             );
         }

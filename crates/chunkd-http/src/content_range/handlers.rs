@@ -225,12 +225,7 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 /// Passes at most `limit` bytes; more sets `overflow` and ends the body there.
-fn at_most<'a>(
-    body: ByteStream<'a>,
-    limit: Option<u64>,
-    overflow: Arc<AtomicBool>,
-) -> ByteStream<'a> {
-    let Some(limit) = limit else { return body };
+fn at_most<'a>(body: ByteStream<'a>, limit: u64, overflow: Arc<AtomicBool>) -> ByteStream<'a> {
     body.scan(limit, move |left, item| {
         let out = match item {
             Ok(mut chunk) => {
@@ -449,7 +444,7 @@ impl ContentRangeUploads {
         chunk: Chunk,
         body: ByteStream<'_>,
     ) -> Result<UploadInfo, Error> {
-        let info = match target {
+        let (info, range) = match target {
             Some(id) => {
                 let info = self.owned(&id, &chunk.owner).await?;
                 if info.is_finished() {
@@ -468,14 +463,9 @@ impl ContentRangeUploads {
                 if range.start != info.offset {
                     return Err(offsets_do_not_match(info.offset, range.start));
                 }
-                info
+                (info, range)
             }
             None => {
-                if let Some(range) = chunk.range
-                    && range.start != 0
-                {
-                    return Err(offsets_do_not_match(0, range.start));
-                }
                 let mut metadata = chunkd_core::Metadata::new();
                 if let Some(name) = &chunk.filename {
                     metadata.insert("filename", name.as_str());
@@ -489,24 +479,34 @@ impl ContentRangeUploads {
                     owner: chunk.owner.0.clone(),
                     ..Default::default()
                 };
-                self.uploads.create(new).await.map_err(engine_error)?
+                let Some(range) = chunk.range else {
+                    // No Content-Range: the whole file in this request.
+                    return self
+                        .uploads
+                        .create_whole(new, body)
+                        .await
+                        .map_err(engine_error);
+                };
+                if range.start != 0 {
+                    return Err(offsets_do_not_match(0, range.start));
+                }
+                (self.uploads.create(new).await.map_err(engine_error)?, range)
             }
         };
         let offset = info.offset;
         let overflow = Arc::new(AtomicBool::new(false));
-        let chunk_len = chunk.range.map(|r| r.size());
-        let body = at_most(body, chunk_len, overflow.clone());
+        let body = at_most(body, range.size(), overflow.clone());
         let write = WriteRequest {
             offset,
             ..Default::default()
         };
-        let mut info = self
+        let info = self
             .uploads
             .write(&info.id, write, body)
             .await
             .map_err(engine_error)?;
         let stored = info.offset - offset;
-        if overflow.load(Ordering::SeqCst) || chunk_len.is_some_and(|len| stored != len) {
+        if overflow.load(Ordering::SeqCst) || stored != range.size() {
             let body = json!({
                 "detail": "File size doesn't match headers",
                 "offset": info.offset,
@@ -516,19 +516,6 @@ impl ContentRangeUploads {
                 status: StatusCode::BAD_REQUEST,
                 body,
             });
-        }
-        if chunk_len.is_none() && !info.is_finished() {
-            // A whole file: its size is what arrived.
-            let last = WriteRequest {
-                offset: info.offset,
-                declare_length: Some(info.offset),
-                ..Default::default()
-            };
-            info = self
-                .uploads
-                .write(&info.id, last, futures::stream::empty().boxed())
-                .await
-                .map_err(engine_error)?;
         }
         Ok(info)
     }

@@ -70,6 +70,7 @@ impl From<chunkd_core::Error> for Error {
                 Error::new(StatusCode::PAYLOAD_TOO_LARGE, "ERR_MAX_SIZE_EXCEEDED", msg)
             }
             E::InvalidLength(_) => Error::bad_request("ERR_INVALID_UPLOAD_LENGTH", msg),
+            E::IncompleteBody => Error::bad_request("ERR_UNEXPECTED_EOF", msg),
             E::ChecksumMismatch => Error::new(checksum_mismatch(), "ERR_CHECKSUM_MISMATCH", msg),
             E::ChecksumMissing => Error::bad_request("ERR_CHECKSUM_MISSING", msg),
             E::Locked => Error::new(StatusCode::LOCKED, "ERR_UPLOAD_LOCKED", msg),

@@ -330,9 +330,9 @@ impl Tus {
         };
         let request = WriteRequest {
             offset,
-            declare_length: None,
             body_len,
             checksum,
+            ..WriteRequest::default()
         };
         Ok((request, slot))
     }

@@ -1,0 +1,372 @@
+//! Form POSTs and progress polls.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::response::{IntoResponse, Response};
+use chunkd_core::{ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use super::FormUploads;
+use super::progress::{Report, State as Progress, TrackError, valid_id};
+use crate::body;
+use crate::identity::Owner;
+
+const MAX_FIELD: usize = 64 << 10;
+const MAX_FIELDS: usize = 64;
+
+/// A refusal with a JSON `{"error": ...}` body.
+#[derive(Debug)]
+pub struct Error {
+    status: StatusCode,
+    message: String,
+}
+
+impl Error {
+    fn new(status: StatusCode, message: impl ToString) -> Self {
+        Error {
+            status,
+            message: message.to_string(),
+        }
+    }
+
+    fn bad_request(message: impl ToString) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<CoreError> for Error {
+    fn from(err: CoreError) -> Self {
+        let status = match &err {
+            CoreError::TooLarge { .. } | CoreError::LengthExceeded { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            CoreError::Rejected(r) => {
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN)
+            }
+            CoreError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
+                tracing::error!(error = %err, "form upload failed");
+                return Error::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Error::new(status, err)
+    }
+}
+
+fn query_value(req_query: Option<&str>, name: &str) -> Option<String> {
+    req_query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+/// The progress id: the `X-Progress-ID` header first, then the query argument.
+fn progress_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, Error> {
+    let id = headers
+        .get("x-progress-id")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| Error::bad_request("invalid X-Progress-ID"))
+        })
+        .transpose()?
+        .or_else(|| query_value(query, "X-Progress-ID"));
+    match id {
+        Some(id) if !valid_id(&id) => Err(Error::bad_request(
+            "X-Progress-ID must be 1 to 64 letters, digits, - or _",
+        )),
+        id => Ok(id),
+    }
+}
+
+pub(super) async fn upload(State(form): State<Arc<FormUploads>>, req: Request) -> Response {
+    if req.method() != Method::POST {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
+    form.upload(req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(super) async fn progress(State(form): State<Arc<FormUploads>>, req: Request) -> Response {
+    form.progress(&req)
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+impl FormUploads {
+    async fn upload(&self, req: Request) -> Result<Response, Error> {
+        let owner = Owner::of(&req);
+        let id = progress_id(req.headers(), req.uri().query())?;
+        let multipart = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            return Err(Error::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected multipart/form-data",
+            ));
+        }
+        let size = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let entry = match &id {
+            Some(id) => Some(self.tracker.begin(owner.as_deref(), id, size).map_err(
+                |TrackError::Busy| {
+                    Error::new(
+                        StatusCode::CONFLICT,
+                        "an upload with this X-Progress-ID is still running",
+                    )
+                },
+            )?),
+            None => None,
+        };
+        // Count bytes as they arrive, before the form is parsed.
+        let (parts, body) = req.into_parts();
+        let counter = entry.clone();
+        let counted = body::byte_stream(body, self.idle_timeout, |_| {}).inspect(move |item| {
+            if let (Some(entry), Ok(bytes)) = (&counter, item) {
+                entry.add(bytes.len() as u64);
+            }
+        });
+        let req = Request::from_parts(parts, Body::from_stream(counted));
+        let result = self.receive(req, &owner).await;
+        if let Some(entry) = entry {
+            entry.finish(match &result {
+                Ok(_) => Progress::Done,
+                Err(e) => Progress::Error(e.status.as_u16()),
+            });
+        }
+        result
+    }
+
+    async fn receive(&self, req: Request, owner: &Owner) -> Result<Response, Error> {
+        let headers = req.headers().clone();
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| Error::bad_request(e.body_text()))?;
+        let mut files = Vec::new();
+        let mut fields = Map::new();
+        while let Some(mut field) = form
+            .next_field()
+            .await
+            .map_err(|e| Error::bad_request(e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            let Some(filename) = field.file_name().map(str::to_owned) else {
+                if fields.len() >= MAX_FIELDS {
+                    return Err(Error::bad_request("too many form fields"));
+                }
+                let mut value = Vec::new();
+                while let Some(bytes) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| Error::bad_request(e.body_text()))?
+                {
+                    value.extend_from_slice(&bytes);
+                    if value.len() > MAX_FIELD {
+                        return Err(Error::bad_request(format!(
+                            "form field {name} is too large"
+                        )));
+                    }
+                }
+                fields.insert(
+                    name,
+                    Value::String(String::from_utf8_lossy(&value).into_owned()),
+                );
+                continue;
+            };
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            let filename = safe_filename(&filename)?;
+            let mut metadata = chunkd_core::Metadata::new();
+            metadata.insert("filename", filename.as_str());
+            metadata.insert("filetype", content_type.as_str());
+            metadata.insert("field", name.as_str());
+            let new = NewUpload {
+                metadata,
+                owner: owner.0.clone(),
+                ..Default::default()
+            };
+            // Digests are computed on the way through, so the answer can carry them.
+            let hashers = Arc::new(Mutex::new((
+                ChecksumAlgorithm::Md5.hasher(),
+                ChecksumAlgorithm::Sha256.hasher(),
+            )));
+            let hashing = hashers.clone();
+            let stream = futures::stream::unfold(field, |mut f| async move {
+                match f.chunk().await {
+                    Ok(Some(bytes)) => Some((Ok(bytes), f)),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(std::io::Error::other(e)), f)),
+                }
+            })
+            .inspect(move |item| {
+                if let (Ok(bytes), Ok(mut h)) = (item, hashing.lock()) {
+                    h.0.update(bytes);
+                    h.1.update(bytes);
+                }
+            })
+            .boxed();
+            let info = self.uploads.create_whole(new, stream).await?;
+            let (md5, sha256) = match Arc::try_unwrap(hashers)
+                .ok()
+                .and_then(|m| m.into_inner().ok())
+            {
+                Some((md5, sha)) => (hex(&md5.finalize()), hex(&sha.finalize())),
+                None => {
+                    return Err(Error::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal server error",
+                    ));
+                }
+            };
+            files.push(self.describe(
+                &headers,
+                &info,
+                &name,
+                &filename,
+                &content_type,
+                &md5,
+                &sha256,
+            ));
+        }
+        if files.is_empty() {
+            return Err(Error::bad_request("the form has no file"));
+        }
+        Ok((
+            StatusCode::OK,
+            Json(json!({ "files": files, "fields": fields })),
+        )
+            .into_response())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn describe(
+        &self,
+        headers: &HeaderMap,
+        info: &UploadInfo,
+        field: &str,
+        filename: &str,
+        content_type: &str,
+        md5: &str,
+        sha256: &str,
+    ) -> Value {
+        let url = self
+            .download_path
+            .as_ref()
+            .map(|p| format!("{}{p}/{}", self.public_url.origin(headers, None), info.id));
+        json!({
+            "id": info.id.as_str(),
+            "field": field,
+            "filename": filename,
+            "content_type": content_type,
+            "size": info.length.unwrap_or(info.offset),
+            "md5": md5,
+            "sha256": sha256,
+            "url": url,
+        })
+    }
+
+    fn progress(&self, req: &Request) -> Result<Response, Error> {
+        let owner = Owner::of(req);
+        let id = progress_id(req.headers(), req.uri().query())?
+            .ok_or_else(|| Error::bad_request("missing X-Progress-ID"))?;
+        match *req.method() {
+            Method::GET | Method::HEAD => {}
+            Method::DELETE => {
+                return match self.tracker.clear(owner.as_deref(), &id) {
+                    Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+                    Ok(false) => Err(Error::new(
+                        StatusCode::NOT_FOUND,
+                        "no finished upload with this X-Progress-ID",
+                    )),
+                    Err(TrackError::Busy) => Err(Error::new(
+                        StatusCode::CONFLICT,
+                        "the upload is still running",
+                    )),
+                };
+            }
+            _ => {
+                return Ok((
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    [(header::ALLOW, "GET, HEAD, DELETE")],
+                )
+                    .into_response());
+            }
+        }
+        let body = match self.tracker.report(owner.as_deref(), &id) {
+            Report::Starting => json!({ "state": "starting" }),
+            Report::Uploading { received, size } => {
+                json!({ "state": "uploading", "received": received, "size": size })
+            }
+            Report::Done { received } => {
+                json!({ "state": "done", "received": received, "size": received })
+            }
+            Report::Error { status } => json!({ "state": "error", "status": status }),
+        };
+        let callback = query_value(req.uri().query(), "callback").filter(|c| {
+            !c.is_empty()
+                && c.len() <= 64
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+        });
+        let mut res = match callback {
+            Some(cb) => (
+                [(header::CONTENT_TYPE, "application/javascript")],
+                format!("{cb}({body});\r\n"),
+            )
+                .into_response(),
+            None => Json(body).into_response(),
+        };
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(
+            header::EXPIRES,
+            HeaderValue::from_static("Thu, 01 Jan 1970 00:00:01 GMT"),
+        );
+        Ok(res)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The last path component of a client's file name, printable and at most 255 bytes.
+fn safe_filename(name: &str) -> Result<String, Error> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    if base.is_empty()
+        || base == "."
+        || base == ".."
+        || base.len() > 255
+        || base.chars().any(char::is_control)
+    {
+        return Err(Error::bad_request(
+            "file name must be 1 to 255 printable characters",
+        ));
+    }
+    Ok(base.to_owned())
+}

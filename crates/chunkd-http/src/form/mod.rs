@@ -1,0 +1,71 @@
+//! Plain `multipart/form-data` uploads with a progress side channel (the infrae.fileupload
+//! and nginx upload progress model). Each file part is streamed to storage as it arrives
+//! and described in the JSON answer; a POST tagged with `X-Progress-ID` (header or query)
+//! can be watched at the progress endpoint while its body arrives.
+
+mod handlers;
+pub mod progress;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::any;
+use chunkd_core::Uploads;
+
+use crate::public_url::PublicUrl;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where forms are posted.
+    pub upload_path: String,
+    /// Where progress is polled (`GET`) and cleared (`DELETE`).
+    pub progress_path: String,
+    /// Where stored files can be downloaded by id (e.g. the tus mount, `/files`).
+    pub download_path: Option<String>,
+    pub public_url: PublicUrl,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            upload_path: "/upload".to_owned(),
+            progress_path: "/progress".to_owned(),
+            download_path: None,
+            public_url: PublicUrl::default(),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub(crate) struct FormUploads {
+    uploads: Uploads,
+    tracker: progress::Tracker,
+    download_path: Option<String>,
+    public_url: PublicUrl,
+    idle_timeout: Duration,
+}
+
+pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let state = Arc::new(FormUploads {
+        uploads,
+        tracker: progress::Tracker::default(),
+        download_path: config
+            .download_path
+            .map(|p| format!("/{}", p.trim_matches('/'))),
+        public_url: config.public_url,
+        idle_timeout: config.idle_timeout,
+    });
+    Router::new()
+        .route(&config.upload_path, any(handlers::upload))
+        .route(&config.progress_path, any(handlers::progress))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

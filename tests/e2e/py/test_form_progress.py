@@ -1,0 +1,48 @@
+"""A plain form upload by curl, with the progress endpoint polled while it runs."""
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+
+import requests
+
+from conftest import sha256
+
+
+def test_curl_form_upload_with_progress_polling(chunkd):
+    base = chunkd.endpoint.rsplit("/files/", 1)[0]
+    data = os.urandom(24 << 20)
+    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
+        f.write(data)
+        f.flush()
+        # Rate-limited so the upload lasts long enough to be watched mid-way.
+        curl = subprocess.Popen(
+            ["curl", "-sS", "--limit-rate", "12M", "-F", "note=hello", "-F", f"file=@{f.name};type=application/x-demo",
+             f"{base}/upload?X-Progress-ID=curl-1"],
+            stdout=subprocess.PIPE,
+        )
+        states = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            p = requests.get(f"{base}/progress", headers={"X-Progress-ID": "curl-1"}).json()
+            states.append(p)
+            if p["state"] == "done":
+                break
+        out, _ = curl.communicate(timeout=60)
+    assert curl.returncode == 0
+    mid = [s for s in states if s["state"] == "uploading" and 0 < s["received"] < s["size"]]
+    assert mid, f"never saw the upload in progress: {states[:5]}"
+    received = [s["received"] for s in states if s["state"] == "uploading"]
+    assert received == sorted(received), "progress only moves forward"
+    assert states[-1]["state"] == "done"
+    reply = __import__("json").loads(out)
+    stored = reply["files"][0]
+    assert stored["size"] == len(data)
+    assert stored["md5"] == hashlib.md5(data).hexdigest()
+    assert stored["sha256"] == sha256(data)
+    assert stored["content_type"] == "application/x-demo"
+    assert reply["fields"]["note"] == "hello"
+    assert sha256(requests.get(stored["url"]).content) == sha256(data)
+    assert requests.delete(f"{base}/progress", headers={"X-Progress-ID": "curl-1"}).status_code == 204
