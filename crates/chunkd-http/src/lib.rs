@@ -20,6 +20,7 @@ pub mod public_url;
 pub mod range;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
+pub mod signed_ids;
 #[cfg(feature = "tus")]
 pub mod tus;
 

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use axum::Router;
 use chunkd_backends::{FsStore, SqliteState};
 use chunkd_core::{Limits, Uploads};
+use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{PublicUrl, identity};
 use http::HeaderName;
 
@@ -27,6 +28,21 @@ pub fn uploads(config: &Config) -> anyhow::Result<Uploads> {
     Ok(Uploads::builder(Arc::new(store), Arc::new(state))
         .limits(limits)
         .build())
+}
+
+/// A secret from the configuration itself or from a file (trimmed); `None` when neither is set.
+fn secret(inline: &str, file: &str, what: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    match (inline.is_empty(), file.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Ok(Some(inline.as_bytes().to_vec())),
+        (true, false) => Ok(Some(
+            std::fs::read(file)
+                .with_context(|| format!("cannot read {what} file {file}"))?
+                .trim_ascii()
+                .to_vec(),
+        )),
+        (false, false) => anyhow::bail!("set {what} inline or as a file, not both"),
+    }
 }
 
 fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
@@ -81,18 +97,21 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         public_url: public_url.clone(),
         idle_timeout: config.idle_timeout,
     };
+    let signer =
+        secret(&config.signing.key, &config.signing.key_file, "signing.key")?.map(Signer::new);
     let form = chunkd_http::form::Config {
         upload_path: config.form.upload_path.clone(),
         progress_path: config.form.progress_path.clone(),
         download_path: Some(config.tus.path.clone()),
         public_url,
         idle_timeout: config.idle_timeout,
+        signer: signer.clone(),
     };
     let chunks = chunkd_http::resumablejs::Config {
         resumable_path: config.resumablejs.resumable_path.clone(),
         flow_path: config.resumablejs.flow_path.clone(),
     };
-    let app = Router::new()
+    let mut app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
         .merge(chunkd_http::resumablejs::router(uploads.clone(), chunks))
         .merge(chunkd_http::content_range::router(
@@ -100,6 +119,9 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
             content_range,
         ))
         .merge(chunkd_http::form::router(uploads, form));
+    if let Some(signer) = signer {
+        app = app.merge(signed_ids::router(signer, &config.signing.path));
+    }
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
 }

@@ -46,6 +46,7 @@ pub struct Config {
     pub resumablejs: ResumableJsConfig,
     pub content_range: ContentRangeConfig,
     pub form: FormConfig,
+    pub signing: SigningConfig,
     pub auth: AuthConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
@@ -104,6 +105,28 @@ impl Default for FormConfig {
         FormConfig {
             upload_path: "/upload".to_owned(),
             progress_path: "/progress".to_owned(),
+        }
+    }
+}
+
+/// Signed upload identifiers (HMAC, bound to the uploader).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// The HMAC key; empty disables signed identifiers.
+    pub key: String,
+    /// ...or a file holding it.
+    pub key_file: String,
+    /// `POST` issues an identifier, `GET {path}/{id}` verifies one.
+    pub path: String,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        SigningConfig {
+            key: String::new(),
+            key_file: String::new(),
+            path: "/ids".to_owned(),
         }
     }
 }
@@ -186,6 +209,7 @@ impl Default for Config {
             resumablejs: ResumableJsConfig::default(),
             content_range: ContentRangeConfig::default(),
             form: FormConfig::default(),
+            signing: SigningConfig::default(),
             auth: AuthConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),

@@ -111,9 +111,20 @@ pub(super) async fn progress(State(form): State<Arc<FormUploads>>, req: Request)
 }
 
 impl FormUploads {
+    /// The request's progress id, checked against the signer when one is configured.
+    fn checked_progress_id(&self, req: &Request, owner: &Owner) -> Result<Option<String>, Error> {
+        let id = progress_id(req.headers(), req.uri().query())?;
+        if let (Some(signer), Some(id)) = (&self.signer, &id) {
+            signer
+                .verify(owner.as_deref(), id)
+                .map_err(|e| Error::new(StatusCode::FORBIDDEN, format!("X-Progress-ID: {e}")))?;
+        }
+        Ok(id)
+    }
+
     async fn upload(&self, req: Request) -> Result<Response, Error> {
         let owner = Owner::of(&req);
-        let id = progress_id(req.headers(), req.uri().query())?;
+        let id = self.checked_progress_id(&req, &owner)?;
         let multipart = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -292,7 +303,8 @@ impl FormUploads {
 
     fn progress(&self, req: &Request) -> Result<Response, Error> {
         let owner = Owner::of(req);
-        let id = progress_id(req.headers(), req.uri().query())?
+        let id = self
+            .checked_progress_id(req, &owner)?
             .ok_or_else(|| Error::bad_request("missing X-Progress-ID"))?;
         match *req.method() {
             Method::GET | Method::HEAD => {}

@@ -17,6 +17,7 @@ use axum::routing::any;
 use chunkd_core::Uploads;
 
 use crate::public_url::PublicUrl;
+use crate::signed_ids::Signer;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,6 +29,8 @@ pub struct Config {
     pub download_path: Option<String>,
     pub public_url: PublicUrl,
     pub idle_timeout: Duration,
+    /// When set, progress ids must be identifiers this signer issued to the uploader.
+    pub signer: Option<Signer>,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             download_path: None,
             public_url: PublicUrl::default(),
             idle_timeout: Duration::from_secs(60),
+            signer: None,
         }
     }
 }
@@ -48,6 +52,7 @@ pub(crate) struct FormUploads {
     download_path: Option<String>,
     public_url: PublicUrl,
     idle_timeout: Duration,
+    signer: Option<Signer>,
 }
 
 pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
@@ -62,6 +67,7 @@ where
             .map(|p| format!("/{}", p.trim_matches('/'))),
         public_url: config.public_url,
         idle_timeout: config.idle_timeout,
+        signer: config.signer,
     });
     Router::new()
         .route(&config.upload_path, any(handlers::upload))

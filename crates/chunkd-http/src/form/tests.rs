@@ -142,3 +142,42 @@ async fn bad_input_gets_a_clear_4xx() {
     let (got, _) = json(&app, poll("a%20b")).await;
     assert_eq!(got, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn signed_progress_ids_refuse_forged_ones() {
+    use crate::signed_ids::Signer;
+    let uploads =
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+    let signer = Signer::new(b"key".to_vec());
+    let config = Config {
+        signer: Some(signer.clone()),
+        ..Config::default()
+    };
+    let app: Router = router(uploads, config);
+    let good = signer.issue(None);
+    let body = format!("{HEAD}abc{TAIL}");
+    let len = body.len();
+    let (status, _) = json(
+        &app,
+        post(
+            &format!("/upload?X-Progress-ID={good}"),
+            Body::from(body.clone()),
+            len,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let forged = format!("{}-{}", "0".repeat(32), "0".repeat(24));
+    let (status, _) = json(
+        &app,
+        post(
+            &format!("/upload?X-Progress-ID={forged}"),
+            Body::from(body),
+            len,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(json(&app, poll(&forged)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(json(&app, poll(&good)).await.1["state"], "done");
+}
