@@ -52,9 +52,8 @@ impl Signer {
 
     fn tag(&self, owner: Option<&str>, random: &str) -> Vec<u8> {
         // HMAC accepts keys of any length; an empty key only weakens, never panics.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => return Vec::new(),
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return Vec::new();
         };
         mac.update(owner.unwrap_or("").as_bytes());
         mac.update(&[0]);
