@@ -15,6 +15,7 @@ pub mod content_range;
 mod cors;
 pub mod disposition;
 pub mod form;
+pub mod forward;
 pub mod identity;
 pub mod public_url;
 pub mod range;

@@ -7,7 +7,7 @@ use axum::Router;
 use chunkd_backends::{FsStore, SqliteState};
 use chunkd_core::{Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
-use chunkd_http::{PublicUrl, identity};
+use chunkd_http::{PublicUrl, forward, identity};
 use http::HeaderName;
 
 use crate::config::{AuthConfig, AuthMode, Config};
@@ -122,6 +122,20 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     if let Some(signer) = signer {
         app = app.merge(signed_ids::router(signer, &config.signing.path));
     }
+    let rules = config
+        .forward
+        .iter()
+        .map(|r| -> anyhow::Result<forward::Rule> {
+            Ok(forward::Rule {
+                prefix: r.prefix.clone(),
+                target: r
+                    .target
+                    .parse()
+                    .with_context(|| format!("forward.target {} is not a URL", r.target))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let app = forward::forward(app, rules);
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
 }

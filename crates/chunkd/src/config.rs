@@ -47,6 +47,8 @@ pub struct Config {
     pub content_range: ContentRangeConfig,
     pub form: FormConfig,
     pub signing: SigningConfig,
+    /// Forward mode: `[[forward]]` tables of `prefix` and `target`.
+    pub forward: Vec<ForwardConfig>,
     pub auth: AuthConfig,
     pub public_url: PublicUrlConfig,
     pub log: LogConfig,
@@ -107,6 +109,16 @@ impl Default for FormConfig {
             progress_path: "/progress".to_owned(),
         }
     }
+}
+
+/// When a request under `prefix` completes an upload, POST the file's description to
+/// `target` and answer the client with the application's response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    pub prefix: String,
+    /// An `http://` URL of the application.
+    pub target: String,
 }
 
 /// Signed upload identifiers (HMAC, bound to the uploader).
@@ -210,6 +222,7 @@ impl Default for Config {
             content_range: ContentRangeConfig::default(),
             form: FormConfig::default(),
             signing: SigningConfig::default(),
+            forward: Vec::new(),
             auth: AuthConfig::default(),
             public_url: PublicUrlConfig::default(),
             log: LogConfig::default(),
@@ -311,6 +324,16 @@ impl Config {
             anyhow::ensure!(
                 path.starts_with('/'),
                 "mount paths must start with /: {path}"
+            );
+        }
+        for rule in &self.forward {
+            anyhow::ensure!(
+                rule.prefix.starts_with('/'),
+                "forward.prefix must start with /"
+            );
+            anyhow::ensure!(
+                rule.target.starts_with("http://"),
+                "forward.target must be an http:// URL"
             );
         }
         let base = &self.public_url.base;

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::ContentRangeUploads;
 use super::header::ContentRange;
+use crate::forward::Completed;
 use crate::identity::Owner;
 use crate::{body, disposition};
 
@@ -331,6 +332,23 @@ impl ContentRangeUploads {
         format!("{origin}{}/{id}", self.path)
     }
 
+    /// The record, marked for forward mode when this request finished the file.
+    fn finished_record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
+        let mut res = self.record(headers, info);
+        if info.is_finished() {
+            let url = self.url(headers, &info.id);
+            let file = json!({
+                "id": info.id.as_str(),
+                "filename": info.metadata.text("filename"),
+                "content_type": info.metadata.text("filetype"),
+                "size": info.offset,
+                "url": format!("{url}/content"),
+            });
+            res.extensions_mut().insert(Completed(vec![file]));
+        }
+        res
+    }
+
     /// The upload's state in the shapes drf, django and blueimp clients read.
     fn record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
         let url = self.url(headers, &info.id);
@@ -382,7 +400,7 @@ impl ContentRangeUploads {
             };
             let body = body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             let info = self.store(target, chunk, body).await?;
-            return Ok(self.record(&headers, &info));
+            return Ok(self.finished_record(&headers, &info));
         }
         let mut form = Multipart::from_request(req, &())
             .await
@@ -434,7 +452,7 @@ impl ContentRangeUploads {
             if range.is_none() && info.is_finished() {
                 info = self.verify(info, &fields, false).await?;
             }
-            return Ok(self.record(&headers, &info));
+            return Ok(self.finished_record(&headers, &info));
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::FormUploads;
 use super::progress::{Report, State as Progress, TrackError, valid_id};
 use crate::body;
+use crate::forward::Completed;
 use crate::identity::Owner;
 
 const MAX_FIELD: usize = 64 << 10;
@@ -267,11 +268,10 @@ impl FormUploads {
         if files.is_empty() {
             return Err(Error::bad_request("the form has no file"));
         }
-        Ok((
-            StatusCode::OK,
-            Json(json!({ "files": files, "fields": fields })),
-        )
-            .into_response())
+        let body = json!({ "files": files.clone(), "fields": fields });
+        let mut res = (StatusCode::OK, Json(body)).into_response();
+        res.extensions_mut().insert(Completed(files));
+        Ok(res)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::params::ChunkParams;
 use super::{Chunks, Dialect};
+use crate::forward::Completed;
 use crate::identity::Owner;
 
 /// Form fields other than the file are small; a larger one is not a parameter.
@@ -135,9 +136,12 @@ fn complete(info: &UploadInfo, p: &ChunkParams) -> Response {
         "complete": true,
         "id": info.id.as_str(),
         "filename": p.filename,
+        "relative_path": p.relative_path,
         "size": info.length.unwrap_or(info.offset),
     });
-    (StatusCode::OK, Json(body)).into_response()
+    let mut res = (StatusCode::OK, Json(body.clone())).into_response();
+    res.extensions_mut().insert(Completed(vec![body]));
+    res
 }
 
 fn chunk_stored(p: &ChunkParams) -> Response {

@@ -1,0 +1,235 @@
+//! Forward mode: when a request completes an upload, chunkd POSTs the stored files'
+//! JSON description to the application and answers the client with the application's
+//! response. The application decides what the client sees, and never handles the bytes.
+//!
+//! Front ends mark a completing response with a [`Completed`] extension; [`forward`]
+//! wraps routes whose path starts with a configured prefix. tus is not forwarded: its
+//! clients need the protocol's own answer (204 with `Upload-Offset`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+/// The files a request finished, as the front end describes them.
+#[derive(Clone, Debug)]
+pub struct Completed(pub Vec<Value>);
+
+/// One forwarding rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Requests whose path starts with this are forwarded when they complete an upload.
+    pub prefix: String,
+    /// The application endpoint (plain `http://`) that receives the description.
+    pub target: Uri,
+}
+
+/// How long the application may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Request headers passed on so the application knows who uploaded.
+const PASSED_ON: [header::HeaderName; 3] =
+    [header::COOKIE, header::AUTHORIZATION, header::USER_AGENT];
+
+/// Wraps `router` so completed uploads under each rule's prefix are forwarded.
+pub fn forward<S: Clone + Send + Sync + 'static>(router: Router<S>, rules: Vec<Rule>) -> Router<S> {
+    if rules.is_empty() {
+        return router;
+    }
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let rules = Arc::new(rules);
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let (client, rules) = (client.clone(), rules.clone());
+        async move {
+            let Some(rule) = rules
+                .iter()
+                .find(|r| req.uri().path().starts_with(&r.prefix))
+                .cloned()
+            else {
+                return next.run(req).await;
+            };
+            let passed_on: Vec<(header::HeaderName, HeaderValue)> = PASSED_ON
+                .iter()
+                .filter_map(|h| req.headers().get(h).map(|v| (h.clone(), v.clone())))
+                .collect();
+            let path = req.uri().path().to_owned();
+            let response = next.run(req).await;
+            let Some(Completed(files)) = response.extensions().get::<Completed>().cloned() else {
+                return response;
+            };
+            let description = json!({ "path": path, "files": files });
+            match tokio::time::timeout(
+                TIMEOUT,
+                call(&client, &rule.target, &description, passed_on),
+            )
+            .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(err)) => unavailable(&rule, &err),
+                Err(_) => unavailable(&rule, &"no answer in time"),
+            }
+        }
+    }))
+}
+
+fn unavailable(rule: &Rule, err: &dyn std::fmt::Display) -> Response {
+    tracing::error!(target = %rule.target, error = %err, "forwarding a completed upload failed");
+    (
+        StatusCode::BAD_GATEWAY,
+        axum::Json(json!({ "error": "the application did not answer" })),
+    )
+        .into_response()
+}
+
+async fn call(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    target: &Uri,
+    description: &Value,
+    passed_on: Vec<(header::HeaderName, HeaderValue)>,
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri(target.clone())
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in passed_on {
+        req = req.header(name, value);
+    }
+    let req = req.body(Full::new(Bytes::from(serde_json::to_vec(description)?)))?;
+    let answer = client.request(req).await?;
+    let (parts, body) = answer.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = parts.status;
+    // The application's own answer, minus hop-by-hop framing.
+    for (name, value) in &parts.headers {
+        if name != header::TRANSFER_ENCODING
+            && name != header::CONNECTION
+            && name != header::CONTENT_LENGTH
+        {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use tokio::net::TcpListener;
+    use tower::ServiceExt;
+
+    /// A real application on a loopback port: records what it is told, answers 201.
+    async fn application() -> (
+        Uri,
+        tokio::sync::mpsc::UnboundedReceiver<(Value, Option<String>)>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let app = Router::new().route(
+            "/received",
+            post(
+                move |headers: http::HeaderMap, axum::Json(v): axum::Json<Value>| {
+                    let tx = tx.clone();
+                    async move {
+                        let cookie = headers
+                            .get("cookie")
+                            .and_then(|c| c.to_str().ok())
+                            .map(str::to_owned);
+                        let _ = tx.send((v, cookie));
+                        (
+                            StatusCode::CREATED,
+                            [("x-app", "yes")],
+                            "thanks from the app",
+                        )
+                    }
+                },
+            ),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/received").parse().expect("uri"), rx)
+    }
+
+    fn uploads_router() -> Router {
+        Router::new()
+            .route(
+                "/upload",
+                post(|| async {
+                    let mut r = (StatusCode::OK, "stored").into_response();
+                    r.extensions_mut()
+                        .insert(Completed(vec![json!({ "id": "abc", "size": 3 })]));
+                    r
+                }),
+            )
+            .route(
+                "/upload/partial",
+                post(|| async { (StatusCode::OK, "chunk stored") }),
+            )
+    }
+
+    #[tokio::test]
+    async fn completed_uploads_get_the_applications_answer() {
+        let (target, mut seen) = application().await;
+        let app = forward(
+            uploads_router(),
+            vec![Rule {
+                prefix: "/upload".into(),
+                target,
+            }],
+        );
+        let req = http::Request::post("/upload")
+            .header("cookie", "session=1")
+            .body(Body::empty())
+            .expect("req");
+        let res = app.clone().oneshot(req).await.expect("response");
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(res.headers()["x-app"], "yes");
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"thanks from the app");
+        let (description, cookie) = seen.recv().await.expect("the application was told");
+        assert_eq!(description["files"][0]["id"], "abc");
+        assert_eq!(cookie.as_deref(), Some("session=1"));
+        // A request that completes nothing is answered as usual.
+        let req = http::Request::post("/upload/partial")
+            .body(Body::empty())
+            .expect("req");
+        let res = app.oneshot(req).await.expect("response");
+        assert_eq!(
+            res.into_body().collect().await.expect("body").to_bytes(),
+            "chunk stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_application_is_a_502() {
+        let target: Uri = "http://127.0.0.1:9/nowhere".parse().expect("uri");
+        let app = forward(
+            uploads_router(),
+            vec![Rule {
+                prefix: "/".into(),
+                target,
+            }],
+        );
+        let res = app
+            .oneshot(
+                http::Request::post("/upload")
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    }
+}

@@ -1,0 +1,58 @@
+"""Forward mode: the application is told about completed uploads and answers the client;
+it never receives the bytes."""
+
+import json
+import os
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+from conftest import Chunkd, sha256
+
+
+class Application(BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Application.received.append((json.loads(body), self.headers.get("Cookie")))
+        files = Application.received[-1][0]["files"]
+        reply = json.dumps({"saved": [f["id"] for f in files]}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_completed_form_upload_is_answered_by_the_application():
+    app = ThreadingHTTPServer(("127.0.0.1", 0), Application)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="chunkd-fwd-") as d:
+            config = Path(d) / "chunkd.toml"
+            config.write_text(f'[[forward]]\nprefix = "/upload"\ntarget = "http://127.0.0.1:{app.server_port}/uploaded"\n')
+            server = Chunkd(Path(d) / "data", env={"CHUNKD_CONFIG": str(config)})
+            try:
+                base = server.endpoint.rsplit("/files/", 1)[0]
+                data = os.urandom(3 << 20)
+                r = requests.post(f"{base}/upload", files={"file": ("scan.pdf", data)}, cookies={"session": "s1"})
+                assert r.status_code == 201, r.text
+                description, cookie = Application.received[-1]
+                assert r.json() == {"saved": [description["files"][0]["id"]]}
+                stored = description["files"][0]
+                assert stored["filename"] == "scan.pdf" and stored["size"] == len(data)
+                assert stored["sha256"] == sha256(data)
+                assert cookie == "session=s1"
+                assert len(json.dumps(description)) < 2048, "the application got a description, not the bytes"
+                assert sha256(requests.get(stored["url"]).content) == sha256(data)
+            finally:
+                server.stop()
+    finally:
+        app.shutdown()
