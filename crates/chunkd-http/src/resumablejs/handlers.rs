@@ -31,13 +31,19 @@ pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) 
     let answer = match *req.method() {
         Method::GET => chunks.test(dialect, req).await,
         Method::POST | Method::PUT => chunks.upload(dialect, req).await,
+        Method::DELETE => chunks.cleanup(dialect, req).await,
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, POST, PUT")],
+            [(header::ALLOW, "GET, POST, PUT, DELETE")],
         )
             .into_response()),
     };
     answer.unwrap_or_else(|r| r)
+}
+
+/// `{path}/status`: which chunks of a file are stored, python-resumable's check_status.
+pub(super) async fn status(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
+    chunks.status(dialect, req).await.unwrap_or_else(|r| r)
 }
 
 fn bad_request(message: impl ToString) -> Response {
@@ -78,6 +84,24 @@ fn query_values(req: &Request) -> HashMap<String, String> {
                 .collect::<HashMap<String, String>>()
         })
         .unwrap_or_default()
+}
+
+/// Parameters from the query and, for a urlencoded body (resumable.py), from the body.
+async fn request_values(req: Request) -> Result<HashMap<String, String>, Response> {
+    let mut values = query_values(&req);
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let body = axum::body::to_bytes(req.into_body(), 64 << 10)
+            .await
+            .map_err(|_| bad_request("form too large"))?;
+        let text = std::str::from_utf8(&body).map_err(|_| bad_request("form is not text"))?;
+        values.extend(url_decode_pairs(text));
+    }
+    Ok(values)
 }
 
 /// `application/x-www-form-urlencoded` pairs (also the query string's syntax).
@@ -168,10 +192,13 @@ fn skip_prefix(body: ByteStream<'_>, skip: u64) -> ByteStream<'_> {
 
 impl Chunks {
     /// The test GET: 200 when the chunk (or the whole file) is already here, else 204
-    /// ("send it"; Flow.js would fail the whole file on 404).
+    /// ("send it"; Flow.js would fail the whole file on 404). resumable.py sends the
+    /// parameters form-encoded in the body rather than the query.
     async fn test(&self, dialect: Dialect, req: Request) -> Answer {
-        let params = ChunkParams::parse(dialect, &query_values(&req)).map_err(bad_request)?;
-        let key = file_key(dialect, Owner::of(&req).as_deref(), &params);
+        let owner = Owner::of(&req);
+        let values = request_values(req).await?;
+        let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
+        let key = file_key(dialect, owner.as_deref(), &params);
         if let Ok(info) = self.uploads.info(&file_id(&key)).await
             && info.is_finished()
         {
@@ -184,6 +211,45 @@ impl Chunks {
             }
             Err(e) => Err(engine_error(e)),
         }
+    }
+
+    async fn status(&self, dialect: Dialect, req: Request) -> Answer {
+        let owner = Owner::of(&req);
+        let params =
+            ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
+        let key = file_key(dialect, owner.as_deref(), &params);
+        if let Some(file) = self.finished_file(&file_id(&key)).await? {
+            let body = json!({ "complete": true, "id": file.id.as_str(), "total_chunks": params.total_chunks });
+            return Ok(Json(body).into_response());
+        }
+        let mut stored = Vec::new();
+        for n in 1..=params.total_chunks {
+            if let Ok(info) = self.uploads.info(&chunk_id(&key, n)).await
+                && info.is_finished()
+            {
+                stored.push(n);
+            }
+        }
+        let body =
+            json!({ "complete": false, "chunks": stored, "total_chunks": params.total_chunks });
+        Ok(Json(body).into_response())
+    }
+
+    /// Removes the stored chunks of an unfinished file (python-resumable's cleanup).
+    async fn cleanup(&self, dialect: Dialect, req: Request) -> Answer {
+        let owner = Owner::of(&req);
+        let params =
+            ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
+        let key = file_key(dialect, owner.as_deref(), &params);
+        let mut removed = 0;
+        for n in 1..=params.total_chunks {
+            match self.uploads.terminate(&chunk_id(&key, n)).await {
+                Ok(()) => removed += 1,
+                Err(CoreError::NotFound(_) | CoreError::Expired(_)) => {}
+                Err(e) => return Err(engine_error(e)),
+            }
+        }
+        Ok(Json(json!({ "removed": removed })).into_response())
     }
 
     async fn upload(&self, dialect: Dialect, req: Request) -> Answer {

@@ -69,9 +69,23 @@ where
         let chunks = chunks.clone();
         any(move |req: axum::extract::Request| handlers::handle(chunks.clone(), dialect, req))
     };
+    let status = |dialect: Dialect| {
+        let chunks = chunks.clone();
+        axum::routing::get(move |req: axum::extract::Request| {
+            handlers::status(chunks.clone(), dialect, req)
+        })
+    };
     Router::new()
         .route(&config.resumable_path, route(Dialect::Resumable))
+        .route(
+            &format!("{}/status", config.resumable_path),
+            status(Dialect::Resumable),
+        )
         .route(&config.flow_path, route(Dialect::Flow))
+        .route(
+            &format!("{}/status", config.flow_path),
+            status(Dialect::Flow),
+        )
         // Chunk sizes are the client's choice; the engine enforces upload limits.
         .layer(DefaultBodyLimit::disable())
 }

@@ -76,6 +76,32 @@ impl ChunkParams {
         Ok(params)
     }
 
+    /// The file-level parameters alone (status, cleanup): chunk number and size are
+    /// taken as chunk 1's when absent.
+    pub fn parse_file(
+        dialect: Dialect,
+        values: &HashMap<String, String>,
+    ) -> Result<Self, ParamError> {
+        let prefix = dialect.prefix();
+        let mut values = values.clone();
+        values
+            .entry(format!("{prefix}ChunkNumber"))
+            .or_insert_with(|| "1".to_owned());
+        if !values.contains_key(&format!("{prefix}CurrentChunkSize")) {
+            let get = |k: &str| {
+                values
+                    .get(&format!("{prefix}{k}"))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let (size, chunk, total) = (get("TotalSize"), get("ChunkSize"), get("TotalChunks"));
+            if let (Some(size), Some(chunk), Some(total)) = (size, chunk, total) {
+                let first = if total <= 1 { size } else { chunk.min(size) };
+                values.insert(format!("{prefix}CurrentChunkSize"), first.to_string());
+            }
+        }
+        Self::parse(dialect, &values)
+    }
+
     fn check(&self) -> Result<(), ParamError> {
         use ParamError::Invalid;
         if self.identifier.is_empty()

@@ -178,3 +178,42 @@ async fn bad_chunks_get_a_clear_4xx_and_store_nothing() {
     let (_, stream) = uploads.read(&id, None).await.unwrap();
     assert_eq!(collect(stream).await, DATA);
 }
+
+#[tokio::test]
+async fn status_and_cleanup_as_python_resumable_offers_them() {
+    let (app, _) = app();
+    let file = "resumableChunkSize=10&resumableTotalSize=25&resumableTotalChunks=2\
+                &resumableIdentifier=25-file&resumableFilename=file.bin";
+    send(
+        &app,
+        "POST",
+        &format!("/resumable?{}", query(2, 15, "")),
+        &DATA[10..],
+    )
+    .await;
+    let (status, body) = send(&app, "GET", &format!("/resumable/status?{file}"), b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (reply["complete"].as_bool(), reply["chunks"].clone()),
+        (Some(false), serde_json::json!([2]))
+    );
+    // resumable.py sends its test GET parameters form-encoded in the body.
+    let req = Request::builder()
+        .method("GET")
+        .uri("/resumable")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(query(2, 15, "")))
+        .unwrap();
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, body) = send(&app, "DELETE", &format!("/resumable?{file}"), b"").await;
+    assert_eq!(
+        (status, body.contains("\"removed\":1")),
+        (StatusCode::OK, true)
+    );
+    let (_, body) = send(&app, "GET", &format!("/resumable/status?{file}"), b"").await;
+    assert!(body.contains("\"chunks\":[]"), "{body}");
+}
