@@ -15,6 +15,7 @@ pub mod content_range;
 mod cors;
 pub mod disposition;
 pub mod form;
+mod form_data;
 pub mod forward;
 pub mod identity;
 pub mod public_url;

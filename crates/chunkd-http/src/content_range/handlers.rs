@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 
 use super::ContentRangeUploads;
 use super::header::ContentRange;
+use crate::form_data::{
+    MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
+};
 use crate::forward::Completed;
 use crate::identity::Owner;
 use crate::{body, disposition};
@@ -37,9 +40,6 @@ impl IntoResponse for Error {
         (self.status, Json(self.body)).into_response()
     }
 }
-
-const MAX_FIELD: usize = 64 << 10;
-const MAX_FIELDS: usize = 64;
 
 fn detail(status: StatusCode, message: impl ToString) -> Error {
     Error {
@@ -114,13 +114,6 @@ fn iso8601(t: SystemTime) -> String {
     )
 }
 
-fn is_multipart(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
-}
-
 /// `Content-Range`: absent is `None`; present but malformed is a 400.
 fn content_range(headers: &HeaderMap) -> Result<Option<ContentRange>, Error> {
     match headers.get(header::CONTENT_RANGE) {
@@ -182,47 +175,19 @@ async fn read_fields(req: Request) -> Result<HashMap<String, String>, Error> {
         .await
         .map_err(|_| bad_request("form too large"))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad_request("form is not text"))?;
-    Ok(url_pairs(text).into_iter().collect())
+    Ok(urlencoded_pairs(text).into_iter().collect())
 }
 
 async fn read_text_field(
-    mut field: axum::extract::multipart::Field<'_>,
+    field: axum::extract::multipart::Field<'_>,
     fields: &mut HashMap<String, String>,
 ) -> Result<(), Error> {
     if fields.len() >= MAX_FIELDS {
         return Err(bad_request("too many form fields"));
     }
-    let name = field.name().unwrap_or_default().to_owned();
-    let mut value = Vec::new();
-    while let Some(bytes) = field
-        .chunk()
-        .await
-        .map_err(|e| bad_request(e.body_text()))?
-    {
-        value.extend_from_slice(&bytes);
-        if value.len() > MAX_FIELD {
-            return Err(bad_request(format!("form field {name} is too large")));
-        }
-    }
-    let value = String::from_utf8(value)
-        .map_err(|_| bad_request(format!("form field {name} is not text")))?;
+    let (name, value) = read_text(field).await.map_err(bad_request)?;
     fields.insert(name, value);
     Ok(())
-}
-
-fn url_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 /// Passes at most `limit` bytes; more sets `overflow` and ends the body there.
@@ -432,14 +397,7 @@ impl ContentRangeUploads {
                 filename: clean_filename(fields.get("filename").cloned().or(Some(part_name)))?,
                 filetype: field.content_type().map(str::to_owned),
             };
-            let body = futures::stream::unfold(field, |mut f| async move {
-                match f.chunk().await {
-                    Ok(Some(bytes)) => Some((Ok(bytes), f)),
-                    Ok(None) => None,
-                    Err(e) => Some((Err(std::io::Error::other(e)), f)),
-                }
-            })
-            .boxed();
+            let body = field_stream(field);
             let mut info = self.store(target, chunk, body).await?;
             // A whole-file upload may carry its digest after the file.
             while let Some(field) = form

@@ -14,11 +14,9 @@ use serde_json::{Map, Value, json};
 use super::FormUploads;
 use super::progress::{Report, State as Progress, TrackError, valid_id};
 use crate::body;
+use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::Completed;
 use crate::identity::Owner;
-
-const MAX_FIELD: usize = 64 << 10;
-const MAX_FIELDS: usize = 64;
 
 /// A refusal with a JSON `{"error": ...}` body.
 #[derive(Debug)]
@@ -126,11 +124,7 @@ impl FormUploads {
     async fn upload(&self, req: Request) -> Result<Response, Error> {
         let owner = Owner::of(&req);
         let id = self.checked_progress_id(&req, &owner)?;
-        let multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+        let multipart = is_multipart(req.headers());
         if !multipart {
             return Err(Error::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -179,7 +173,7 @@ impl FormUploads {
             .map_err(|e| Error::bad_request(e.body_text()))?;
         let mut files = Vec::new();
         let mut fields = Map::new();
-        while let Some(mut field) = form
+        while let Some(field) = form
             .next_field()
             .await
             .map_err(|e| Error::bad_request(e.body_text()))?
@@ -189,23 +183,8 @@ impl FormUploads {
                 if fields.len() >= MAX_FIELDS {
                     return Err(Error::bad_request("too many form fields"));
                 }
-                let mut value = Vec::new();
-                while let Some(bytes) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| Error::bad_request(e.body_text()))?
-                {
-                    value.extend_from_slice(&bytes);
-                    if value.len() > MAX_FIELD {
-                        return Err(Error::bad_request(format!(
-                            "form field {name} is too large"
-                        )));
-                    }
-                }
-                fields.insert(
-                    name,
-                    Value::String(String::from_utf8_lossy(&value).into_owned()),
-                );
+                let (name, value) = read_text(field).await.map_err(Error::bad_request)?;
+                fields.insert(name, Value::String(value));
                 continue;
             };
             let content_type = field
@@ -228,20 +207,14 @@ impl FormUploads {
                 ChecksumAlgorithm::Sha256.hasher(),
             )));
             let hashing = hashers.clone();
-            let stream = futures::stream::unfold(field, |mut f| async move {
-                match f.chunk().await {
-                    Ok(Some(bytes)) => Some((Ok(bytes), f)),
-                    Ok(None) => None,
-                    Err(e) => Some((Err(std::io::Error::other(e)), f)),
-                }
-            })
-            .inspect(move |item| {
-                if let (Ok(bytes), Ok(mut h)) = (item, hashing.lock()) {
-                    h.0.update(bytes);
-                    h.1.update(bytes);
-                }
-            })
-            .boxed();
+            let stream = field_stream(field)
+                .inspect(move |item| {
+                    if let (Ok(bytes), Ok(mut h)) = (item, hashing.lock()) {
+                        h.0.update(bytes);
+                        h.1.update(bytes);
+                    }
+                })
+                .boxed();
             let info = self.uploads.create_whole(new, stream).await?;
             let (md5, sha256) = match Arc::try_unwrap(hashers)
                 .ok()

@@ -18,12 +18,11 @@ use sha2::{Digest, Sha256};
 
 use super::params::ChunkParams;
 use super::{Chunks, Dialect};
+use crate::form_data::{
+    MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
+};
 use crate::forward::Completed;
 use crate::identity::Owner;
-
-/// Form fields other than the file are small; a larger one is not a parameter.
-const MAX_FIELD: usize = 64 << 10;
-const MAX_FIELDS: usize = 64;
 
 type Answer = Result<Response, Response>;
 
@@ -79,7 +78,7 @@ fn query_values(req: &Request) -> HashMap<String, String> {
     req.uri()
         .query()
         .map(|q| {
-            url_decode_pairs(q)
+            urlencoded_pairs(q)
                 .into_iter()
                 .collect::<HashMap<String, String>>()
         })
@@ -95,29 +94,13 @@ async fn request_values(req: Request) -> Result<HashMap<String, String>, Respons
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if form {
-        let body = axum::body::to_bytes(req.into_body(), 64 << 10)
+        let body = axum::body::to_bytes(req.into_body(), MAX_FIELD)
             .await
             .map_err(|_| bad_request("form too large"))?;
         let text = std::str::from_utf8(&body).map_err(|_| bad_request("form is not text"))?;
-        values.extend(url_decode_pairs(text));
+        values.extend(urlencoded_pairs(text));
     }
     Ok(values)
-}
-
-/// `application/x-www-form-urlencoded` pairs (also the query string's syntax).
-fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 /// The file this chunk belongs to, as a stable key.
@@ -255,11 +238,7 @@ impl Chunks {
     async fn upload(&self, dialect: Dialect, req: Request) -> Answer {
         let owner = Owner::of(&req);
         let mut values = query_values(&req);
-        let multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"));
+        let multipart = is_multipart(req.headers());
         if !multipart {
             let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
             let body = crate::body::byte_stream(
@@ -273,7 +252,7 @@ impl Chunks {
             .await
             .map_err(|e| bad_request(e.body_text()))?;
         let mut fields = 0;
-        while let Some(mut field) = form
+        while let Some(field) = form
             .next_field()
             .await
             .map_err(|e| bad_request(e.body_text()))?
@@ -282,33 +261,14 @@ impl Chunks {
             if name == "file" {
                 // Parameters come before the file in both libraries' forms.
                 let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
-                let body = futures::stream::unfold(field, |mut f| async move {
-                    match f.chunk().await {
-                        Ok(Some(bytes)) => Some((Ok(bytes), f)),
-                        Ok(None) => None,
-                        Err(e) => Some((Err(std::io::Error::other(e)), f)),
-                    }
-                })
-                .boxed();
+                let body = field_stream(field);
                 return self.store_chunk(dialect, &owner, &params, body).await;
             }
             fields += 1;
             if fields > MAX_FIELDS {
                 return Err(bad_request("too many form fields"));
             }
-            let mut value = Vec::new();
-            while let Some(bytes) = field
-                .chunk()
-                .await
-                .map_err(|e| bad_request(e.body_text()))?
-            {
-                value.extend_from_slice(&bytes);
-                if value.len() > MAX_FIELD {
-                    return Err(bad_request(format!("form field {name} is too large")));
-                }
-            }
-            let value = String::from_utf8(value)
-                .map_err(|_| bad_request(format!("form field {name} is not text")))?;
+            let (name, value) = read_text(field).await.map_err(bad_request)?;
             values.insert(name, value);
         }
         Err(bad_request("the form has no file field"))
