@@ -3,8 +3,9 @@
 //! response. The application decides what the client sees, and never handles the bytes.
 //!
 //! Front ends mark a completing response with a [`Completed`] extension; [`forward`]
-//! wraps routes whose path starts with a configured prefix. tus is not forwarded: its
-//! clients need the protocol's own answer (204 with `Upload-Offset`).
+//! wraps routes whose path starts with a configured prefix. tus clients need the
+//! protocol's own answer (204 with `Upload-Offset`), so for tus the application is told
+//! but the client keeps tus's answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,37 @@ use serde_json::{Value, json};
 
 /// The files a request finished, as the front end describes them.
 #[derive(Clone, Debug)]
-pub struct Completed(pub Vec<Value>);
+pub struct Completed {
+    pub files: Vec<Value>,
+    pub answer: Answer,
+}
+
+/// Who answers the client when a completed upload is forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The application's response replaces the front end's.
+    Application,
+    /// The application is told; the client gets the protocol's own answer.
+    Protocol,
+}
+
+impl Completed {
+    /// The application answers the client.
+    pub fn answered_by_application(files: Vec<Value>) -> Self {
+        Completed {
+            files,
+            answer: Answer::Application,
+        }
+    }
+
+    /// The application is only told (protocols whose clients need their own answers).
+    pub fn notify(files: Vec<Value>) -> Self {
+        Completed {
+            files,
+            answer: Answer::Protocol,
+        }
+    }
+}
 
 /// One forwarding rule.
 #[derive(Clone, Debug)]
@@ -65,19 +96,25 @@ pub fn forward<S: Clone + Send + Sync + 'static>(router: Router<S>, rules: Vec<R
                 .collect();
             let path = req.uri().path().to_owned();
             let response = next.run(req).await;
-            let Some(Completed(files)) = response.extensions().get::<Completed>().cloned() else {
+            let Some(completed) = response.extensions().get::<Completed>().cloned() else {
                 return response;
             };
-            let description = json!({ "path": path, "files": files });
-            match tokio::time::timeout(
-                TIMEOUT,
-                call(&client, &rule.target, &description, passed_on),
-            )
-            .await
-            {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(err)) => unavailable(&rule, &err),
-                Err(_) => unavailable(&rule, &"no answer in time"),
+            let description = json!({ "path": path, "files": completed.files });
+            let call = call(&client, &rule.target, &description, passed_on);
+            let answer = tokio::time::timeout(TIMEOUT, call).await;
+            match (completed.answer, answer) {
+                (Answer::Application, Ok(Ok(answer))) => answer,
+                (Answer::Application, Ok(Err(err))) => unavailable(&rule, &err),
+                (Answer::Application, Err(_)) => unavailable(&rule, &"no answer in time"),
+                (Answer::Protocol, Ok(Ok(_))) => response,
+                (Answer::Protocol, Ok(Err(err))) => {
+                    tracing::error!(target = %rule.target, error = %err, "telling the application failed");
+                    response
+                }
+                (Answer::Protocol, Err(_)) => {
+                    tracing::error!(target = %rule.target, "the application did not answer in time");
+                    response
+                }
             }
         }
     }))
@@ -169,7 +206,18 @@ mod tests {
                 post(|| async {
                     let mut r = (StatusCode::OK, "stored").into_response();
                     r.extensions_mut()
-                        .insert(Completed(vec![json!({ "id": "abc", "size": 3 })]));
+                        .insert(Completed::answered_by_application(vec![
+                            json!({ "id": "abc", "size": 3 }),
+                        ]));
+                    r
+                }),
+            )
+            .route(
+                "/upload/tus",
+                post(|| async {
+                    let mut r = StatusCode::NO_CONTENT.into_response();
+                    r.extensions_mut()
+                        .insert(Completed::notify(vec![json!({ "id": "tus1" })]));
                     r
                 }),
             )
@@ -210,6 +258,29 @@ mod tests {
             res.into_body().collect().await.expect("body").to_bytes(),
             "chunk stored"
         );
+    }
+
+    #[tokio::test]
+    async fn notified_completions_keep_the_protocols_answer() {
+        let (target, mut seen) = application().await;
+        let app = forward(
+            uploads_router(),
+            vec![Rule {
+                prefix: "/upload".into(),
+                target,
+            }],
+        );
+        let res = app
+            .oneshot(
+                http::Request::post("/upload/tus")
+                    .body(Body::empty())
+                    .expect("req"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        let (description, _) = seen.recv().await.expect("the application was told");
+        assert_eq!(description["files"][0]["id"], "tus1");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 """Forward mode: the application is told about completed uploads and answers the client;
 it never receives the bytes."""
 
+import io
 import json
 import os
 import tempfile
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+from tusclient import client
 
 from conftest import Chunkd, sha256
 
@@ -37,7 +39,11 @@ def test_completed_form_upload_is_answered_by_the_application():
     try:
         with tempfile.TemporaryDirectory(prefix="chunkd-fwd-") as d:
             config = Path(d) / "chunkd.toml"
-            config.write_text(f'[[forward]]\nprefix = "/upload"\ntarget = "http://127.0.0.1:{app.server_port}/uploaded"\n')
+            target = f"http://127.0.0.1:{app.server_port}/uploaded"
+            config.write_text(
+                f'[[forward]]\nprefix = "/upload"\ntarget = "{target}"\n'
+                f'[[forward]]\nprefix = "/files"\ntarget = "{target}"\n'
+            )
             server = Chunkd(Path(d) / "data", env={"CHUNKD_CONFIG": str(config)})
             try:
                 base = server.endpoint.rsplit("/files/", 1)[0]
@@ -52,6 +58,16 @@ def test_completed_form_upload_is_answered_by_the_application():
                 assert cookie == "session=s1"
                 assert len(json.dumps(description)) < 2048, "the application got a description, not the bytes"
                 assert sha256(requests.get(stored["url"]).content) == sha256(data)
+
+                # tus clients keep tus's answers; the application is told all the same.
+                up = client.TusClient(server.endpoint).uploader(
+                    file_stream=io.BytesIO(data), chunk_size=1 << 20, metadata={"filename": "tus.bin"}
+                )
+                up.upload()
+                told, _ = Application.received[-1]
+                assert told["files"][0]["filename"] == "tus.bin" and told["files"][0]["size"] == len(data)
+                assert told["files"][0]["url"] == up.url
+                assert sha256(server.stored(up.url)) == sha256(data)
             finally:
                 server.stop()
     finally:

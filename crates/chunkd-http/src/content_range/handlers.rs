@@ -309,7 +309,8 @@ impl ContentRangeUploads {
                 "size": info.offset,
                 "url": format!("{url}/content"),
             });
-            res.extensions_mut().insert(Completed(vec![file]));
+            res.extensions_mut()
+                .insert(Completed::answered_by_application(vec![file]));
         }
         res
     }

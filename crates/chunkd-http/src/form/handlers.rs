@@ -243,7 +243,8 @@ impl FormUploads {
         }
         let body = json!({ "files": files.clone(), "fields": fields });
         let mut res = (StatusCode::OK, Json(body)).into_response();
-        res.extensions_mut().insert(Completed(files));
+        res.extensions_mut()
+            .insert(Completed::answered_by_application(files));
         Ok(res)
     }
 

@@ -147,7 +147,8 @@ fn complete(info: &UploadInfo, p: &ChunkParams) -> Response {
         "size": info.length.unwrap_or(info.offset),
     });
     let mut res = (StatusCode::OK, Json(body.clone())).into_response();
-    res.extensions_mut().insert(Completed(vec![body]));
+    res.extensions_mut()
+        .insert(Completed::answered_by_application(vec![body]));
     res
 }
 

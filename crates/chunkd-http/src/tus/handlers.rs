@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
+use crate::forward::Completed;
 use crate::identity::Owner;
 use crate::{body, disposition, range};
 
@@ -181,6 +182,22 @@ impl Tus {
         response
     }
 
+    /// Marks a response that finished an upload, so forward mode can tell the application.
+    fn mark_completed(&self, response: &mut Response, origin: &str, info: &UploadInfo) {
+        if info.is_finished() {
+            let file = serde_json::json!({
+                "id": info.id.as_str(),
+                "filename": info.metadata.text("filename"),
+                "content_type": info.metadata.text("filetype"),
+                "size": info.offset,
+                "url": self.upload_url(origin, &info.id),
+            });
+            response
+                .extensions_mut()
+                .insert(Completed::notify(vec![file]));
+        }
+    }
+
     fn set_expiry(&self, response: &mut Response, info: &UploadInfo) {
         if let (false, Some(at)) = (info.is_finished(), info.expires_at) {
             set(response, "upload-expires", httpdate::fmt_http_date(at));
@@ -299,6 +316,7 @@ impl Tus {
         );
         set(&mut response, "upload-offset", info.offset);
         self.set_expiry(&mut response, &info);
+        self.mark_completed(&mut response, &origin, &info);
         Ok(response)
     }
 
@@ -408,11 +426,13 @@ impl Tus {
         let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
         let (mut write, slot) = self.write_request(headers, offset)?;
         write.declare_length = declare_length;
+        let origin = self.origin(&req);
         let stream = self.body_stream(req.into_body(), slot);
         let info = self.uploads.write(id, write, stream).await?;
         let mut response = reply(StatusCode::NO_CONTENT);
         set(&mut response, "upload-offset", info.offset);
         self.set_expiry(&mut response, &info);
+        self.mark_completed(&mut response, &origin, &info);
         Ok(response)
     }
 
