@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::ContentRangeUploads;
+use super::error::{Error, bad_request, detail, engine_error, offsets_do_not_match};
 use super::header::ContentRange;
 use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
@@ -27,68 +28,6 @@ use crate::identity::Owner;
 use crate::{body, disposition};
 
 type Answer = Result<Response, Error>;
-
-/// A refusal: a status and a Django-style JSON body (`{"detail": ...}`).
-#[derive(Debug)]
-pub struct Error {
-    status: StatusCode,
-    body: Value,
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
-}
-
-fn detail(status: StatusCode, message: impl ToString) -> Error {
-    Error {
-        status,
-        body: json!({ "detail": message.to_string() }),
-    }
-}
-
-fn bad_request(message: impl ToString) -> Error {
-    detail(StatusCode::BAD_REQUEST, message)
-}
-
-fn engine_error(err: CoreError) -> Error {
-    match err {
-        CoreError::NotFound(_) => detail(StatusCode::NOT_FOUND, "Not found."),
-        CoreError::Expired(_) => detail(StatusCode::GONE, "Upload has expired"),
-        CoreError::TooLarge { max } => detail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Size of file exceeds the limit ({max} bytes)"),
-        ),
-        CoreError::OffsetMismatch { expected, got } => offsets_do_not_match(expected, got),
-        CoreError::Locked => detail(StatusCode::LOCKED, "upload is busy with another request"),
-        CoreError::Rejected(r) => detail(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
-            r.message,
-        ),
-        CoreError::ShuttingDown { .. } => {
-            detail(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
-        }
-        CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
-            tracing::error!(error = %err, "content-range upload failed");
-            detail(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-        }
-        other => bad_request(other),
-    }
-}
-
-fn offsets_do_not_match(expected: u64, provided: u64) -> Error {
-    let body = json!({
-        "detail": "Offsets do not match",
-        "offset": expected,
-        "expected_offset": expected,
-        "provided_offset": provided,
-    });
-    Error {
-        status: StatusCode::BAD_REQUEST,
-        body,
-    }
-}
 
 /// `2013-07-18T17:56:22.186Z`, as Django's JSON encoder writes datetimes.
 fn iso8601(t: SystemTime) -> String {

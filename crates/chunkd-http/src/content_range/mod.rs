@@ -11,6 +11,7 @@
 //! - `GET {path}/{id}` tells where an upload stands (blueimp `uploadedBytes`);
 //!   `GET {path}/{id}/content` downloads a finished one; `DELETE {path}/{id}` removes it.
 
+mod error;
 mod handlers;
 pub mod header;
 #[cfg(test)]
@@ -23,6 +24,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::any;
 use chunkd_core::Uploads;
+
+pub use error::Error;
 
 use crate::public_url::PublicUrl;
 
