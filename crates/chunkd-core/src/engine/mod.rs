@@ -249,8 +249,10 @@ impl Uploads {
         body: ByteStream<'_>,
     ) -> Result<UploadInfo> {
         new.length = None;
+        let owner = new.owner.clone();
         let info = self.create(new).await?;
         let whole = WriteRequest {
+            owner: owner.clone(),
             atomic: true,
             ..WriteRequest::default()
         };
@@ -266,6 +268,7 @@ impl Uploads {
         let last = WriteRequest {
             offset: stored.offset,
             declare_length: Some(stored.offset),
+            owner,
             ..WriteRequest::default()
         };
         self.write(&info.id, last, Box::pin(futures::stream::empty()))

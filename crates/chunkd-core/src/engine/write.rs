@@ -22,6 +22,9 @@ pub struct WriteRequest {
     pub body_len: Option<u64>,
     /// Verify the body against this checksum; on mismatch nothing of it is kept.
     pub checksum: Option<ExpectedChecksum>,
+    /// The identity writing. An upload owned by another identity (or by one, when this is
+    /// anonymous) is reported as not found.
+    pub owner: Option<String>,
     /// Keep nothing unless the body ends cleanly (a whole file in one request, where a
     /// cut-off body is not a resumable prefix).
     pub atomic: bool,
@@ -52,6 +55,9 @@ impl Uploads {
     ) -> Result<UploadInfo> {
         let mut lease = self.lock(id).await?;
         let mut info = self.info(id).await?;
+        if info.owner != req.owner {
+            return Err(Error::NotFound(id.clone()));
+        }
         if info.is_final() {
             return Err(Error::FinalUpload);
         }

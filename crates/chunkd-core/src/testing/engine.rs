@@ -509,3 +509,26 @@ pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
     }
     assert!(removed, "the cut-off upload is removed");
 }
+
+pub async fn writes_by_another_owner_are_not_found(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let new = NewUpload {
+        owner: Some("alice".to_owned()),
+        ..sized(3)
+    };
+    let id = uploads.create(new).await.expect("create").id;
+    for owner in [None, Some("bob".to_owned())] {
+        let req = WriteRequest { owner, ..at(0) };
+        let err = uploads.write(&id, req, body_of(b"xyz", 3)).await;
+        assert!(matches!(err, Err(Error::NotFound(_))), "{err:?}");
+    }
+    let req = WriteRequest {
+        owner: Some("alice".to_owned()),
+        ..at(0)
+    };
+    uploads
+        .write(&id, req, body_of(b"abc", 3))
+        .await
+        .expect("owner writes");
+    assert_eq!(stored(&uploads, &id).await, b"abc");
+}

@@ -206,6 +206,7 @@ macro_rules! engine_suite {
                     checkpoints_commit_long_bodies,
                     chosen_ids_are_unique,
                     whole_bodies_are_all_or_nothing,
+                    writes_by_another_owner_are_not_found,
                 ]
             );
         }

@@ -414,6 +414,7 @@ impl ContentRangeUploads {
         let body = at_most(body, range.size(), overflow.clone());
         let write = WriteRequest {
             offset,
+            owner: chunk.owner.0.clone(),
             ..Default::default()
         };
         let info = self

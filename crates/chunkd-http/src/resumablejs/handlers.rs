@@ -319,6 +319,7 @@ impl Chunks {
         if !part.is_finished() {
             let write = WriteRequest {
                 offset: part.offset,
+                owner: owner.0.clone(),
                 ..Default::default()
             };
             let stored = self

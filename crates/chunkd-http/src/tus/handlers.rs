@@ -44,7 +44,9 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return Error::not_found().into_response();
     };
-    // Another identity's upload does not exist, as far as this request can tell.
+    // Another identity's upload does not exist, as far as this request can tell. Checked
+    // before HEAD, PATCH or DELETE take the upload's lock, which would make the owner's
+    // running request stop (newest wins).
     if let Ok(info) = tus.uploads.info(&id).await
         && !Owner::of(&req).may_access(info.owner.as_deref())
     {
@@ -281,7 +283,7 @@ impl Tus {
             ),
         };
         let write = if with_data {
-            Some(self.write_request(headers, 0)?)
+            Some(self.write_request(headers, 0, &Owner::of(&req))?)
         } else {
             None
         };
@@ -325,6 +327,7 @@ impl Tus {
         &self,
         headers: &HeaderMap,
         offset: u64,
+        owner: &Owner,
     ) -> Result<(WriteRequest, Option<TrailerSlot>), Error> {
         let body_len = number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?;
         let mut slot = None;
@@ -350,6 +353,7 @@ impl Tus {
             offset,
             body_len,
             checksum,
+            owner: owner.0.clone(),
             ..WriteRequest::default()
         };
         Ok((request, slot))
@@ -424,7 +428,7 @@ impl Tus {
         let offset = number(headers, "upload-offset", "ERR_INVALID_OFFSET")?
             .ok_or_else(|| Error::bad_request("ERR_INVALID_OFFSET", "missing Upload-Offset"))?;
         let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
-        let (mut write, slot) = self.write_request(headers, offset)?;
+        let (mut write, slot) = self.write_request(headers, offset, &Owner::of(&req))?;
         write.declare_length = declare_length;
         let origin = self.origin(&req);
         let stream = self.body_stream(req.into_body(), slot);
