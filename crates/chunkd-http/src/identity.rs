@@ -23,7 +23,13 @@ pub struct Owner(pub Option<String>);
 impl Owner {
     /// The owner of `req`, anonymous when no identity layer ran.
     pub fn of(req: &Request) -> Owner {
-        req.extensions().get::<Owner>().cloned().unwrap_or_default()
+        Self::identified(req).unwrap_or_default()
+    }
+
+    /// The owner when an identity layer ran; `None` when identities are not in use, so
+    /// every upload is anonymous and ownership checks can be skipped.
+    pub fn identified(req: &Request) -> Option<Owner> {
+        req.extensions().get::<Owner>().cloned()
     }
 
     pub fn as_deref(&self) -> Option<&str> {
@@ -174,6 +180,10 @@ pub fn verify_token(key: &[u8], token: &str, now: u64) -> Result<String, Identit
 /// Adds identification to `router`: each request gets an [`Owner`] extension, or a 403
 /// when identification fails. CORS preflights and discovery (`OPTIONS`) pass untouched.
 pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Config) -> Router<S> {
+    if matches!(config.source, Source::None) && !config.required {
+        // Nobody is identified: every request is anonymous, nothing to add.
+        return router;
+    }
     let config = Arc::new(config);
     router.layer(middleware::from_fn(move |mut req: Request, next: Next| {
         let config = config.clone();

@@ -46,9 +46,10 @@ pub(super) async fn resource(
     };
     // Another identity's upload does not exist, as far as this request can tell. Checked
     // before HEAD, PATCH or DELETE take the upload's lock, which would make the owner's
-    // running request stop (newest wins).
-    if let Ok(info) = tus.uploads.info(&id).await
-        && !Owner::of(&req).may_access(info.owner.as_deref())
+    // running request stop (newest wins); without identities there is nothing to check.
+    if let Some(owner) = Owner::identified(&req)
+        && let Ok(info) = tus.uploads.info(&id).await
+        && !owner.may_access(info.owner.as_deref())
     {
         return Error::not_found().into_response();
     }
