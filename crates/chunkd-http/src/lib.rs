@@ -16,6 +16,7 @@ mod cors;
 pub mod disposition;
 pub mod form;
 mod form_data;
+pub mod interim;
 pub mod forward;
 pub mod identity;
 pub mod public_url;

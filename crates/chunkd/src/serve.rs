@@ -50,8 +50,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             uploads.shutdown();
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(draining);
-    let served = tokio::spawn(async move { server.await });
+    // chunkd's own accept loop: it lets handlers send 104 interim responses.
+    let served = tokio::spawn(chunkd_http::interim::serve(listener, app, draining));
     stop.clone().wait().await;
     match tokio::time::timeout(config.shutdown_timeout, served).await {
         Ok(result) => result??,
