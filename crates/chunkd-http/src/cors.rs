@@ -24,6 +24,9 @@ const ALLOW_HEADERS: &[&str] = &[
     "upload-incomplete",
     "upload-complete",
     "upload-draft-interop-version",
+    "content-digest",
+    "repr-digest",
+    "want-repr-digest",
 ];
 
 const EXPOSE_HEADERS: &[&str] = &[
@@ -39,6 +42,7 @@ const EXPOSE_HEADERS: &[&str] = &[
     "upload-complete",
     "upload-draft-interop-version",
     "upload-limit",
+    "repr-digest",
     "tus-version",
     "tus-resumable",
     "tus-max-size",

@@ -1,6 +1,7 @@
 //! A `Content-Disposition` that is safe whatever file name a client chose.
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use http::{HeaderMap, header};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
 /// RFC 5987 attr-char: everything else is percent-encoded.
 const ATTR: &AsciiSet = &NON_ALPHANUMERIC
@@ -16,6 +17,44 @@ const ATTR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'`')
     .remove(b'|')
     .remove(b'~');
+
+/// The file name a request's `Content-Disposition` gives, still unchecked (see
+/// [`clean_filename`]): `filename*=UTF-8''...` (RFC 8187) when present, else the quoted
+/// `filename="..."`, percent-decoded as blueimp and browsers' `encodeURI` send it.
+pub fn filename(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
+    let extended = v.split(';').map(str::trim).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        let (charset, rest) = value.trim().split_once('\'')?;
+        let (_language, encoded) = rest.split_once('\'')?;
+        (name.trim().eq_ignore_ascii_case("filename*") && charset.eq_ignore_ascii_case("utf-8"))
+            .then(|| percent_decode_str(encoded).decode_utf8().ok().map(|s| s.into_owned()))?
+    });
+    if extended.is_some() {
+        return extended;
+    }
+    let start = v.find("filename=\"")? + "filename=\"".len();
+    let name = &v[start..start + v[start..].find('"')?];
+    Some(percent_decode_str(name).decode_utf8_lossy().into_owned())
+}
+
+/// A client's file name made safe to keep: the last path component, 1 to 255
+/// printable characters; `Ok(None)` when nothing is left.
+pub fn clean_filename(name: Option<String>) -> Result<Option<String>, &'static str> {
+    match name {
+        None => Ok(None),
+        Some(n) if n.is_empty() => Ok(None),
+        Some(n) if n.len() > 255 || n.chars().any(char::is_control) => {
+            Err("filename must be 1 to 255 printable characters")
+        }
+        // Only the last path component is a file name (browsers may send a path).
+        Some(n) => Ok(n
+            .rsplit(['/', '\\'])
+            .next()
+            .map(str::to_owned)
+            .filter(|n| !n.is_empty() && n != "..")),
+    }
+}
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''encoded` for a client-chosen
 /// name: path components, quotes, control characters and overlong names never get through.

@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chunkd_core::{UploadId, Uploads};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use serde::Deserialize;
@@ -40,6 +41,20 @@ impl Owner {
     /// to the identity that created them; anonymous uploads to anonymous requests).
     pub fn may_access(&self, owner: Option<&str>) -> bool {
         self.as_deref() == owner
+    }
+}
+
+/// Whether an identified request names another identity's upload, which must look
+/// absent to it. Checked before taking the upload's lock, which would make the owner's
+/// running request stop (newest wins); without identities there is nothing to read.
+/// `identified` is [`Owner::identified`] of the request.
+pub(crate) async fn is_foreign(uploads: &Uploads, id: &UploadId, identified: Option<Owner>) -> bool {
+    match identified {
+        None => false,
+        Some(owner) => uploads
+            .info(id)
+            .await
+            .is_ok_and(|info| !owner.may_access(info.owner.as_deref())),
     }
 }
 

@@ -19,6 +19,8 @@ mod form_data;
 pub mod interim;
 pub mod forward;
 pub mod identity;
+#[cfg(feature = "ietf")]
+pub mod ietf;
 pub mod public_url;
 pub mod range;
 #[cfg(feature = "resumablejs")]

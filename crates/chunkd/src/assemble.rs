@@ -92,6 +92,13 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         public_url: public_url.clone(),
         idle_timeout: config.idle_timeout,
     };
+    let ietf = chunkd_http::ietf::Config {
+        path: config.ietf.path.clone(),
+        public_url: public_url.clone(),
+        idle_timeout: config.idle_timeout,
+        progress_interval: config.ietf.progress_interval,
+        download_path: Some(config.tus.path.clone()),
+    };
     let content_range = chunkd_http::content_range::Config {
         path: config.content_range.path.clone(),
         public_url: public_url.clone(),
@@ -113,6 +120,7 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     };
     let mut app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
+        .merge(chunkd_http::ietf::router(uploads.clone(), ietf))
         .merge(chunkd_http::resumablejs::router(uploads.clone(), chunks))
         .merge(chunkd_http::content_range::router(
             uploads.clone(),

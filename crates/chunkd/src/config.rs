@@ -43,6 +43,7 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
     pub tus: TusConfig,
+    pub ietf: IetfConfig,
     pub resumablejs: ResumableJsConfig,
     pub content_range: ContentRangeConfig,
     pub form: FormConfig,
@@ -59,6 +60,26 @@ pub struct Config {
 pub struct TusConfig {
     /// Mount path of the tus creation endpoint.
     pub path: String,
+}
+
+/// The IETF resumable-upload draft (interop versions 3 to 8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IetfConfig {
+    /// Mount path of the creation endpoint.
+    pub path: String,
+    /// Least time between two progress 104s of one request ("0s": at every checkpoint).
+    #[serde(with = "humantime_serde")]
+    pub progress_interval: Duration,
+}
+
+impl Default for IetfConfig {
+    fn default() -> Self {
+        IetfConfig {
+            path: "/uploads".to_owned(),
+            progress_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +239,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             tus: TusConfig::default(),
+            ietf: IetfConfig::default(),
             resumablejs: ResumableJsConfig::default(),
             content_range: ContentRangeConfig::default(),
             form: FormConfig::default(),
@@ -318,6 +340,7 @@ impl Config {
         );
         for path in [
             &self.tus.path,
+            &self.ietf.path,
             &self.resumablejs.resumable_path,
             &self.resumablejs.flow_path,
         ] {

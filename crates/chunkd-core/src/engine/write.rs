@@ -1,5 +1,8 @@
 //! The write path: lock, check, stream through the guard in checkpoints, commit, finish.
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
 use tracing::{Instrument, info_span};
 
 use super::Uploads;
@@ -28,6 +31,9 @@ pub struct WriteRequest {
     /// Keep nothing unless the body ends cleanly (a whole file in one request, where a
     /// cut-off body is not a resumable prefix).
     pub atomic: bool,
+    /// Told the committed offset after each checkpoint, for progress reports that must
+    /// only ever name durable offsets.
+    pub committed: Option<Arc<watch::Sender<u64>>>,
 }
 
 impl Uploads {
@@ -105,6 +111,7 @@ impl Uploads {
             return Err(overflow());
         }
 
+        let committed = req.committed.clone();
         let contended = lease.take_contended();
         let shutdown = self.0.shutdown.clone();
         let stop = Box::pin(async move {
@@ -142,6 +149,9 @@ impl Uploads {
                 info = self.0.state.update(&info).await?;
                 dirty = false;
                 if written.bytes > 0 {
+                    if let Some(committed) = &committed {
+                        committed.send_replace(info.offset);
+                    }
                     self.emit(Event::Progress {
                         id: info.id.clone(),
                         offset: info.offset,

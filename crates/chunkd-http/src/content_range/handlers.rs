@@ -66,32 +66,8 @@ fn content_range(headers: &HeaderMap) -> Result<Option<ContentRange>, Error> {
     }
 }
 
-/// The filename in `Content-Disposition: attachment; filename="..."` (raw uploads).
-fn disposition_filename(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::CONTENT_DISPOSITION)?.to_str().ok()?;
-    let start = v.find("filename=\"")? + "filename=\"".len();
-    let name = &v[start..start + v[start..].find('"')?];
-    Some(
-        percent_encoding::percent_decode_str(name)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
-}
-
 fn clean_filename(name: Option<String>) -> Result<Option<String>, Error> {
-    match name {
-        None => Ok(None),
-        Some(n) if n.is_empty() => Ok(None),
-        Some(n) if n.len() > 255 || n.chars().any(char::is_control) => Err(bad_request(
-            "filename must be 1 to 255 printable characters",
-        )),
-        // Only the last path component is a file name (browsers may send a path).
-        Some(n) => Ok(n
-            .rsplit(['/', '\\'])
-            .next()
-            .map(str::to_owned)
-            .filter(|n| !n.is_empty() && n != "..")),
-    }
+    disposition::clean_filename(name).map_err(bad_request)
 }
 
 /// Text fields of a small form (multipart or urlencoded).
@@ -297,7 +273,7 @@ impl ContentRangeUploads {
             let chunk = Chunk {
                 owner,
                 range,
-                filename: clean_filename(disposition_filename(&headers))?,
+                filename: clean_filename(disposition::filename(&headers))?,
                 filetype: headers
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())

@@ -13,7 +13,7 @@ use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
 use crate::forward::Completed;
-use crate::identity::Owner;
+use crate::identity::{self, Owner};
 use crate::{body, disposition, range};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
@@ -44,13 +44,7 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return Error::not_found().into_response();
     };
-    // Another identity's upload does not exist, as far as this request can tell. Checked
-    // before HEAD, PATCH or DELETE take the upload's lock, which would make the owner's
-    // running request stop (newest wins); without identities there is nothing to check.
-    if let Some(owner) = Owner::identified(&req)
-        && let Ok(info) = tus.uploads.info(&id).await
-        && !owner.may_access(info.owner.as_deref())
-    {
+    if identity::is_foreign(&tus.uploads, &id, Owner::identified(&req)).await {
         return Error::not_found().into_response();
     }
     let answer = match method {

@@ -1,0 +1,193 @@
+//! Refusals in the draft's terms: a status, the upload state headers the draft asks
+//! for, and an RFC 9457 problem document (interop 6 onwards; plain text before).
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use super::version::Interop;
+
+const PROBLEM_TYPES: &str = "https://iana.org/assignments/http-problem-types#";
+
+/// The draft's registered problem types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    MismatchingOffset { expected: u64, provided: u64 },
+    InconsistentLength,
+    CompletedUpload,
+    Other,
+}
+
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub status: StatusCode,
+    pub kind: Kind,
+    pub detail: String,
+    /// `Upload-Offset` to report (409 must carry the correct offset).
+    pub offset: Option<u64>,
+    /// `Upload-Complete` to report: `Some(true)` tells the client not to resume.
+    pub complete: Option<bool>,
+    /// Carry `Upload-Limit` (a 413 caused by the limits must).
+    pub with_limits: bool,
+    /// The upload resource, for a failed creation the client may still resume.
+    pub location: Option<String>,
+}
+
+impl Problem {
+    pub(crate) fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            kind: Kind::Other,
+            detail: detail.into(),
+            offset: None,
+            complete: None,
+            with_limits: false,
+            location: None,
+        }
+    }
+
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub(crate) fn inconsistent_length(detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: Kind::InconsistentLength,
+            ..Problem::bad_request(detail)
+        }
+    }
+
+    pub(crate) fn not_found() -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "no such upload")
+    }
+
+    /// Renders the problem; `limits` is the `Upload-Limit` value for this version.
+    pub(crate) fn render(self, interop: Interop, limits: &str) -> Response {
+        if self.status.is_client_error() {
+            tracing::debug!(status = %self.status, detail = %self.detail, "upload request refused");
+        }
+        let mut response = if interop.problem_details() {
+            let (type_uri, title) = match self.kind {
+                Kind::MismatchingOffset { .. } => (
+                    format!("{PROBLEM_TYPES}mismatching-upload-offset"),
+                    "offset from request does not match offset of resource",
+                ),
+                Kind::InconsistentLength => (
+                    format!("{PROBLEM_TYPES}inconsistent-upload-length"),
+                    "inconsistent length values for upload",
+                ),
+                Kind::CompletedUpload => (
+                    format!("{PROBLEM_TYPES}completed-upload"),
+                    "upload is already completed",
+                ),
+                Kind::Other => (
+                    "about:blank".to_owned(),
+                    self.status.canonical_reason().unwrap_or("error"),
+                ),
+            };
+            let mut body = json!({
+                "type": type_uri,
+                "title": title,
+                "status": self.status.as_u16(),
+                "detail": self.detail,
+            });
+            if let Kind::MismatchingOffset { expected, provided } = self.kind {
+                body["expected-offset"] = json!(expected);
+                body["provided-offset"] = json!(provided);
+            }
+            let mut response = (self.status, body.to_string()).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
+            response
+        } else {
+            let mut response = (self.status, format!("{}\n", self.detail)).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            response
+        };
+        let headers = response.headers_mut();
+        if let Some(offset) = self.offset {
+            headers.insert("upload-offset", HeaderValue::from(offset));
+        }
+        if let Some(complete) = self.complete {
+            let (name, true_means_complete) = interop.completeness_header();
+            let value = if complete == true_means_complete { "?1" } else { "?0" };
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        if self.with_limits
+            && let Ok(v) = HeaderValue::from_str(limits)
+        {
+            headers.insert("upload-limit", v);
+        }
+        if let Some(location) = self.location
+            && let Ok(v) = HeaderValue::from_str(&location)
+        {
+            headers.insert(header::LOCATION, v);
+        }
+        if let Some(version) = interop.announced() {
+            headers.insert(super::version::INTEROP_HEADER, HeaderValue::from(u16::from(version)));
+        }
+        response
+    }
+}
+
+impl From<chunkd_core::Error> for Problem {
+    fn from(err: chunkd_core::Error) -> Self {
+        use chunkd_core::Error as E;
+        let detail = err.to_string();
+        match err {
+            E::NotFound(_) => Problem::not_found(),
+            E::Expired(_) => Problem::new(StatusCode::GONE, "the upload expired"),
+            E::OffsetMismatch { expected, got } => Problem {
+                kind: Kind::MismatchingOffset {
+                    expected,
+                    provided: got,
+                },
+                offset: Some(expected),
+                complete: Some(false),
+                ..Problem::new(StatusCode::CONFLICT, detail)
+            },
+            E::LengthExceeded { .. } | E::InvalidLength(_) => Problem::inconsistent_length(detail),
+            E::TooLarge { .. } => Problem {
+                with_limits: true,
+                ..Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
+            },
+            E::IncompleteBody
+            | E::ChecksumMismatch
+            | E::ChecksumMissing
+            | E::FinalUpload
+            | E::NotFinished
+            | E::InvalidConcat(_) => Problem::bad_request(detail),
+            E::Locked => Problem::new(StatusCode::LOCKED, detail),
+            E::RangeNotSatisfiable { .. } => Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, detail),
+            E::Rejected(r) => {
+                let status = StatusCode::from_u16(r.status)
+                    .ok()
+                    .filter(|s| s.is_client_error() || s.is_server_error())
+                    .unwrap_or(StatusCode::BAD_REQUEST);
+                Problem::new(status, r.message)
+            }
+            // A newer request on the upload took over; this one's client has moved on.
+            E::Interrupted { offset } => Problem {
+                offset: Some(offset),
+                complete: Some(false),
+                ..Problem::new(StatusCode::CONFLICT, detail)
+            },
+            // 5xx: the client may resume from the offset it will find with HEAD.
+            E::ShuttingDown { offset } => Problem {
+                offset: Some(offset),
+                complete: Some(false),
+                ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+            },
+            E::NotSupported(_) => Problem::new(StatusCode::NOT_IMPLEMENTED, detail),
+            E::AlreadyExists(_) | E::Conflict | E::Backend { .. } => {
+                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "internal error");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+            }
+        }
+    }
+}
