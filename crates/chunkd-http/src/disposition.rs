@@ -28,7 +28,12 @@ pub fn filename(headers: &HeaderMap) -> Option<String> {
         let (charset, rest) = value.trim().split_once('\'')?;
         let (_language, encoded) = rest.split_once('\'')?;
         (name.trim().eq_ignore_ascii_case("filename*") && charset.eq_ignore_ascii_case("utf-8"))
-            .then(|| percent_decode_str(encoded).decode_utf8().ok().map(|s| s.into_owned()))?
+            .then(|| {
+                percent_decode_str(encoded)
+                    .decode_utf8()
+                    .ok()
+                    .map(|s| s.into_owned())
+            })?
     });
     if extended.is_some() {
         return extended;

@@ -48,7 +48,11 @@ impl Owner {
 /// absent to it. Checked before taking the upload's lock, which would make the owner's
 /// running request stop (newest wins); without identities there is nothing to read.
 /// `identified` is [`Owner::identified`] of the request.
-pub(crate) async fn is_foreign(uploads: &Uploads, id: &UploadId, identified: Option<Owner>) -> bool {
+pub(crate) async fn is_foreign(
+    uploads: &Uploads,
+    id: &UploadId,
+    identified: Option<Owner>,
+) -> bool {
     match identified {
         None => false,
         Some(owner) => uploads

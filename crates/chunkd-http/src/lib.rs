@@ -16,16 +16,18 @@ mod cors;
 pub mod disposition;
 pub mod form;
 mod form_data;
-pub mod interim;
 pub mod forward;
 pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;
+pub mod interim;
 pub mod public_url;
 pub mod range;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
 pub mod signed_ids;
+#[cfg(test)]
+mod test_support;
 #[cfg(feature = "tus")]
 pub mod tus;
 

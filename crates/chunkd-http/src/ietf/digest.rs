@@ -67,7 +67,10 @@ impl Digest {
                     "the {name} digest has the wrong length"
                 )));
             }
-            if best.as_ref().is_none_or(|b| b.algorithm == ChecksumAlgorithm::Sha256) {
+            if best
+                .as_ref()
+                .is_none_or(|b| b.algorithm == ChecksumAlgorithm::Sha256)
+            {
                 best = Some(Digest { algorithm, value });
             }
         }

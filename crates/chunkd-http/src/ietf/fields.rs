@@ -139,9 +139,8 @@ impl Parser<'_> {
         if !(first.is_ascii_lowercase() || first == b'*') {
             return None;
         }
-        let key = self.take_while(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b)
-        });
+        let key = self
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b));
         Some(String::from_utf8_lossy(key).into_owned())
     }
 
@@ -200,9 +199,8 @@ impl Parser<'_> {
                 self.string().map(Bare::Text)
             }
             b if b.is_ascii_alphabetic() || b == b'*' => {
-                let token = self.take_while(|b| {
-                    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b)
-                });
+                let token = self
+                    .take_while(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&b));
                 Some(Bare::Text(String::from_utf8_lossy(token).into_owned()))
             }
             _ => None,
@@ -284,7 +282,16 @@ mod tests {
         assert_eq!(boolean(b"?1"), Some(true));
         assert_eq!(boolean(b" ?0 "), Some(false));
         assert_eq!(boolean(b"?1;a=2"), Some(true));
-        for bad in [&b""[..], b"?", b"?2", b"1", b"true", b"?1,?0", b"?1 x", b"?01"] {
+        for bad in [
+            &b""[..],
+            b"?",
+            b"?2",
+            b"1",
+            b"true",
+            b"?1,?0",
+            b"?1 x",
+            b"?01",
+        ] {
             assert_eq!(boolean(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -303,22 +310,40 @@ mod tests {
             b"?1",
             b"\"5\"",
         ] {
-            assert_eq!(non_negative(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                non_negative(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn dictionaries() {
         let d = dictionary(b"sha-256=:AAE=:, sha-512=:/w==:;p=1").unwrap();
-        assert_eq!(d[0], ("sha-256".into(), Member::Item(Bare::Bytes(vec![0, 1]))));
-        assert_eq!(d[1], ("sha-512".into(), Member::Item(Bare::Bytes(vec![255]))));
+        assert_eq!(
+            d[0],
+            ("sha-256".into(), Member::Item(Bare::Bytes(vec![0, 1])))
+        );
+        assert_eq!(
+            d[1],
+            ("sha-512".into(), Member::Item(Bare::Bytes(vec![255])))
+        );
         let d = dictionary(b"a=1, b, c=(1 2);x, a=3").unwrap();
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].0, "b");
         assert_eq!(d[1].1, Member::InnerList);
         assert_eq!(d[2], ("a".into(), Member::Item(Bare::Integer(3))));
         assert_eq!(dictionary(b"").unwrap(), vec![]);
-        for bad in [&b"A=1"[..], b"a=1,", b"a=:AA=", b"a=1 b=2", b"a=(1", b"a=\"x"] {
+        for bad in [
+            &b"A=1"[..],
+            b"a=1,",
+            b"a=:AA=",
+            b"a=1 b=2",
+            b"a=(1",
+            b"a=\"x",
+        ] {
             assert_eq!(dictionary(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -7,10 +7,10 @@ use std::time::{Instant, SystemTime};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
+use chunkd_core::engine::ExpectedChecksum;
 use chunkd_core::{
     Checksum, ChecksumAlgorithm, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest,
 };
-use chunkd_core::engine::ExpectedChecksum;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use tokio::sync::watch;
 
@@ -95,10 +95,15 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// Whether this request ends the upload, in the version's own field.
 fn completeness(headers: &HeaderMap, interop: Interop) -> Result<bool, Problem> {
     let (name, true_means_complete) = interop.completeness_header();
-    match headers.get(name).and_then(|v| fields::boolean(v.as_bytes())) {
+    match headers
+        .get(name)
+        .and_then(|v| fields::boolean(v.as_bytes()))
+    {
         Some(value) => Ok(value == true_means_complete),
         None => interop.completeness_default().ok_or_else(|| {
-            Problem::bad_request(format!("{name} must be a structured-field boolean (?0 or ?1)"))
+            Problem::bad_request(format!(
+                "{name} must be a structured-field boolean (?0 or ?1)"
+            ))
         }),
     }
 }
@@ -225,13 +230,21 @@ impl Ietf {
         let mut response = self.reply(StatusCode::NO_CONTENT, interop);
         set(&mut response, "upload-limit", self.limits(interop, None));
         set(&mut response, "accept-patch", PARTIAL_UPLOAD);
-        set(&mut response, "allow", "OPTIONS, POST, PUT, HEAD, GET, PATCH, DELETE");
+        set(
+            &mut response,
+            "allow",
+            "OPTIONS, POST, PUT, HEAD, GET, PATCH, DELETE",
+        );
         response
     }
 
     fn set_complete(&self, response: &mut Response, interop: Interop, complete: bool) {
         let (name, true_means_complete) = interop.completeness_header();
-        let value = if complete == true_means_complete { "?1" } else { "?0" };
+        let value = if complete == true_means_complete {
+            "?1"
+        } else {
+            "?0"
+        };
         response
             .headers_mut()
             .insert(name, HeaderValue::from_static(value));
@@ -297,8 +310,19 @@ impl Ietf {
             owner: owner.0,
             ..WriteRequest::default()
         };
+        if body_len == Some(0) && !complete {
+            // Careful creation: the client only wants the URL.
+            return Ok(self.created(interop, &info, location));
+        }
         let info = self
-            .append(interop, interim.as_ref(), &info.id, write, complete, req.into_body())
+            .append(
+                interop,
+                interim.as_ref(),
+                &info.id,
+                write,
+                complete,
+                req.into_body(),
+            )
             .await
             .map_err(|mut problem| {
                 // Whoever missed the 104 can still resume after a server-side failure.
@@ -317,12 +341,21 @@ impl Ietf {
             };
             return self.completed(interop, &info, completion).await;
         }
+        Ok(self.created(interop, &info, location))
+    }
+
+    /// 201 for a creation that leaves the upload open.
+    fn created(&self, interop: Interop, info: &UploadInfo, location: String) -> Response {
         let mut response = self.reply(StatusCode::CREATED, interop);
         set(&mut response, "location", location);
         self.set_complete(&mut response, interop, false);
         set(&mut response, "upload-offset", info.offset);
-        set(&mut response, "upload-limit", self.limits(interop, Some(&info)));
-        Ok(response)
+        set(
+            &mut response,
+            "upload-limit",
+            self.limits(interop, Some(info)),
+        );
+        response
     }
 
     async fn offset(&self, interop: Interop, id: &UploadId) -> Answer {
@@ -335,7 +368,11 @@ impl Ietf {
         if let Some(length) = info.length {
             set(&mut response, "upload-length", length);
         }
-        set(&mut response, "upload-limit", self.limits(interop, Some(&info)));
+        set(
+            &mut response,
+            "upload-limit",
+            self.limits(interop, Some(&info)),
+        );
         set(&mut response, "cache-control", "no-store");
         Ok(response)
     }
@@ -389,7 +426,14 @@ impl Ietf {
             ..WriteRequest::default()
         };
         let info = self
-            .append(interop, interim.as_ref(), id, write, complete, req.into_body())
+            .append(
+                interop,
+                interim.as_ref(),
+                id,
+                write,
+                complete,
+                req.into_body(),
+            )
             .await?;
         if complete {
             return self.completed(interop, &info, completion).await;
@@ -447,7 +491,9 @@ impl Ietf {
     ) -> Result<UploadInfo, Problem> {
         let owner = write.owner.clone();
         let (stream, end) = body::tracked(body::byte_stream(body, self.idle_timeout, |_| {}));
-        let info = self.write_reporting(interop, interim, id, write, stream).await?;
+        let info = self
+            .write_reporting(interop, interim, id, write, stream)
+            .await?;
         if !complete || info.is_finished() {
             return Ok(info);
         }

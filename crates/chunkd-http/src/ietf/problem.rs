@@ -115,7 +115,11 @@ impl Problem {
         }
         if let Some(complete) = self.complete {
             let (name, true_means_complete) = interop.completeness_header();
-            let value = if complete == true_means_complete { "?1" } else { "?0" };
+            let value = if complete == true_means_complete {
+                "?1"
+            } else {
+                "?0"
+            };
             headers.insert(name, HeaderValue::from_static(value));
         }
         if self.with_limits
@@ -129,7 +133,10 @@ impl Problem {
             headers.insert(header::LOCATION, v);
         }
         if let Some(version) = interop.announced() {
-            headers.insert(super::version::INTEROP_HEADER, HeaderValue::from(u16::from(version)));
+            headers.insert(
+                super::version::INTEROP_HEADER,
+                HeaderValue::from(u16::from(version)),
+            );
         }
         response
     }
@@ -163,7 +170,9 @@ impl From<chunkd_core::Error> for Problem {
             | E::NotFinished
             | E::InvalidConcat(_) => Problem::bad_request(detail),
             E::Locked => Problem::new(StatusCode::LOCKED, detail),
-            E::RangeNotSatisfiable { .. } => Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, detail),
+            E::RangeNotSatisfiable { .. } => {
+                Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, detail)
+            }
             E::Rejected(r) => {
                 let status = StatusCode::from_u16(r.status)
                     .ok()

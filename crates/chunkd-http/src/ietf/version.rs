@@ -73,7 +73,11 @@ impl Interop {
 
     /// The `Upload-Limit` key for the remaining lifetime, in seconds.
     pub(crate) fn age_key(self) -> &'static str {
-        if self.level() <= 6 { "expires" } else { "max-age" }
+        if self.level() <= 6 {
+            "expires"
+        } else {
+            "max-age"
+        }
     }
 
     /// Progress 104s (with `Upload-Offset`) arrived with interop 5.

@@ -82,8 +82,7 @@ impl<T: AsyncWrite + Unpin> Shared<T> {
 /// The handlers' side: queues one complete interim response.
 pub(crate) trait Sink: Send + Sync {
     /// Queues `message` (taking it) at the next boundary and writes it out.
-    fn poll_send(&self, cx: &mut Context<'_>, message: &mut Option<Bytes>)
-    -> Poll<io::Result<()>>;
+    fn poll_send(&self, cx: &mut Context<'_>, message: &mut Option<Bytes>) -> Poll<io::Result<()>>;
 }
 
 impl<T: AsyncWrite + Unpin + Send + 'static> InterimIo<T> {
@@ -107,15 +106,13 @@ impl<T: AsyncWrite + Unpin + Send + 'static> InterimIo<T> {
 
 fn lock<T>(shared: &Mutex<Shared<T>>) -> MutexGuard<'_, Shared<T>> {
     // A panic while holding the lock leaves plain bytes and flags behind; carry on.
-    shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<T: AsyncWrite + Unpin + Send> Sink for Mutex<Shared<T>> {
-    fn poll_send(
-        &self,
-        cx: &mut Context<'_>,
-        message: &mut Option<Bytes>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_send(&self, cx: &mut Context<'_>, message: &mut Option<Bytes>) -> Poll<io::Result<()>> {
         let mut shared = lock(self);
         if shared.closed {
             message.take();

@@ -269,7 +269,9 @@ async fn http_1_0_requests_get_no_handle() {
 async fn final_statuses_are_not_sent_as_interim() {
     let server = Server::start().await;
     let mut client = server.connect().await;
-    client.send(b"GET /refuse HTTP/1.1\r\nhost: t\r\n\r\n").await;
+    client
+        .send(b"GET /refuse HTTP/1.1\r\nhost: t\r\n\r\n")
+        .await;
     let head = client.head().await;
     assert_eq!(head.status, 200);
     assert_eq!(client.body(&head).await, b"refused 200 OK");

@@ -6,12 +6,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
-use bytes::Bytes;
 use chunkd_core::memory::{MemoryState, MemoryStore};
 use chunkd_core::{Limits, Uploads};
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use http::StatusCode;
 
 use super::{Config, router};
 use crate::public_url::PublicUrl;
@@ -34,55 +31,7 @@ pub(super) fn app() -> Router {
     app_with(Config::default())
 }
 
-pub(super) struct Reply {
-    pub(super) status: StatusCode,
-    pub(super) headers: HeaderMap,
-    pub(super) body: Bytes,
-}
-
-impl Reply {
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// The path of the absolute `Location` (`/files/<id>`).
-    pub(super) fn location_path(&self) -> String {
-        let location = self.header("location").unwrap();
-        location
-            .strip_prefix("http://example.com")
-            .unwrap()
-            .to_owned()
-    }
-}
-
-pub(super) async fn call(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Body>,
-) -> Reply {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "example.com");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = app
-        .clone()
-        .oneshot(req.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
+pub(super) use crate::test_support::{Reply, call};
 
 /// Request headers of a table row.
 pub(super) type Headers<'a> = &'a [(&'a str, &'a str)];
