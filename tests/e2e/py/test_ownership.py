@@ -60,3 +60,22 @@ def test_missing_forged_and_expired_tokens_are_refused(server):
         assert r.status_code == 403, r.status_code
     # Discovery stays open.
     assert requests.options(server.endpoint).headers["Tus-Version"] == "1.0.0"
+
+
+def test_ietf_draft_uploads_have_owners_too(server):
+    uploads = server.endpoint.replace("/files/", "/uploads")
+    # No interop version: Python's http.client would take a 104 for the final response.
+    draft = {}
+    r = requests.post(uploads, data=b"", headers={**draft, **bearer("alice"), "Upload-Complete": "?0"})
+    assert r.status_code == 201, r.text
+    location = r.headers["Location"]
+    assert requests.post(uploads, data=b"", headers={**draft, "Upload-Complete": "?0"}).status_code == 403
+    append = {**draft, "Content-Type": "application/partial-upload", "Upload-Offset": "0", "Upload-Complete": "?1"}
+    for method in ("HEAD", "DELETE"):
+        assert requests.request(method, location, headers={**draft, **bearer("bob")}).status_code == 404, method
+    assert requests.patch(location, data=b"bob's", headers={**append, **bearer("bob")}).status_code == 404
+    data = os.urandom(100_000)
+    r = requests.patch(location, data=data, headers={**append, **bearer("alice")})
+    assert r.status_code == 200, r.text
+    assert r.headers["Upload-Complete"] == "?1"
+    assert sha256(server.stored(location)) == sha256(data), "bob changed nothing"
