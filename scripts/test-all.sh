@@ -44,10 +44,10 @@ echo "== client libraries"
 [ -x tests/e2e/.venv/bin/python ] || python3 -m venv tests/e2e/.venv
 tests/e2e/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 
-echo "== end-to-end: tus-js-client"
+echo "== end-to-end: Node clients (tus-js-client, Resumable.js, Flow.js, blueimp)"
 (cd tests/e2e && node --test --test-concurrency=1 js/) 2>&1 | tee -a "$log"
 
-echo "== end-to-end: tuspy"
+echo "== end-to-end: Python clients (tuspy, requests, raw sockets)"
 (cd tests/e2e/py && ../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log"
 
 # One line over every runner above (each already failed the script on its own failures).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use base64::Engine as _;
 use chunkd_core::memory::{MemoryState, MemoryStore};
-use chunkd_core::{Limits, Uploads};
+use chunkd_core::{Event, HookEvent, Hooks, Limits, Rejection, Uploads, Verdict};
 use http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -23,6 +23,10 @@ fn app_with(limits: Limits) -> Router {
     let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
         .limits(limits)
         .build();
+    app_on(uploads)
+}
+
+fn app_on(uploads: Uploads) -> Router {
     let config = Config {
         download_path: Some("/files".into()),
         ..Config::default()
@@ -655,4 +659,64 @@ async fn metadata_comes_from_the_creation_request() {
     .await;
     let file: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(file["filename"], "passwd");
+}
+
+/// Refuses executables, as an application's hook might.
+struct NoExecutables;
+
+#[async_trait::async_trait]
+impl Hooks for NoExecutables {
+    async fn pre_create(&self, event: &HookEvent) -> Verdict {
+        match event.upload.metadata.text("filename") {
+            Some(name) if name.ends_with(".exe") => Verdict::Reject(Rejection {
+                status: 403,
+                message: "no executables".into(),
+            }),
+            _ => Verdict::Continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn hooks_and_events_apply_as_for_every_front_end() {
+    let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
+        .hooks(Arc::new(NoExecutables))
+        .build();
+    let mut events = uploads.events();
+    let app = app_on(uploads);
+    let upload = |name: &'static str| {
+        let disposition = format!("inline; filename=\"{name}\"");
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                "POST",
+                "/uploads",
+                &[
+                    v("8"),
+                    ("upload-complete", "?1"),
+                    ("content-disposition", &disposition),
+                    ("content-length", "2"),
+                ],
+                "hi",
+            )
+            .await
+        }
+    };
+    let r = upload("setup.exe").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(problem(&r)["detail"], "no executables");
+    let r = upload("notes.txt").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(match event {
+            Event::Created(_) => "created",
+            Event::Progress { .. } => "progress",
+            Event::Finished(_) => "finished",
+            Event::Terminated(_) => "terminated",
+            Event::Expired(_) => "expired",
+        });
+    }
+    assert_eq!(seen, ["created", "progress", "finished"]);
 }
