@@ -107,21 +107,22 @@ pub async fn collect(mut stream: ByteStream<'_>) -> Vec<u8> {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($suite:ident, $factory:ident, [$($case:ident),* $(,)?]) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let fixture = super::$factory().await;
-                $crate::testing::$suite::$case(fixture.it.clone()).await;
-            }
-        )*
+    ($suite:ident, $factory:ident, [$(,)?] [$(#[$attr:meta])*]) => {};
+    ($suite:ident, $factory:ident, [$case:ident $(, $rest:ident)* $(,)?] [$(#[$attr:meta])*]) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $case() {
+            let fixture = super::$factory().await;
+            $crate::testing::$suite::$case(fixture.it.clone()).await;
+        }
+        $crate::__conformance_cases!($suite, $factory, [$($rest),*] [$(#[$attr])*]);
     };
 }
 
 /// One test per [`store`] case, in a module named after the factory.
 #[macro_export]
 macro_rules! data_store_suite {
-    ($factory:ident) => {
+    ($factory:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 store,
@@ -135,6 +136,7 @@ macro_rules! data_store_suite {
                     delete_is_idempotent,
                     native_concat_joins_parts,
                 ]
+                [$(#[$attr])*]
             );
         }
     };
@@ -143,7 +145,7 @@ macro_rules! data_store_suite {
 /// One test per [`state`] case.
 #[macro_export]
 macro_rules! state_store_suite {
-    ($factory:ident) => {
+    ($factory:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 state,
@@ -156,6 +158,7 @@ macro_rules! state_store_suite {
                     remove_is_idempotent_and_conditional,
                     expired_lists_only_expired_open_uploads,
                 ]
+                [$(#[$attr])*]
             );
         }
     };
@@ -164,7 +167,7 @@ macro_rules! state_store_suite {
 /// One test per [`lock`] case.
 #[macro_export]
 macro_rules! locker_suite {
-    ($factory:ident) => {
+    ($factory:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 lock,
@@ -175,6 +178,7 @@ macro_rules! locker_suite {
                     dropping_lease_releases,
                     locks_are_per_upload,
                 ]
+                [$(#[$attr])*]
             );
         }
     };
@@ -183,7 +187,7 @@ macro_rules! locker_suite {
 /// One test per [`engine`] scenario, for a (data store, state store) pair.
 #[macro_export]
 macro_rules! engine_suite {
-    ($factory:ident) => {
+    ($factory:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 engine,
@@ -208,6 +212,7 @@ macro_rules! engine_suite {
                     whole_bodies_are_all_or_nothing,
                     writes_by_another_owner_are_not_found,
                 ]
+                [$(#[$attr])*]
             );
         }
     };

@@ -1,0 +1,341 @@
+//! Upload locks that hold across instances: a lease row per locked upload, renewed by
+//! its holder, with LISTEN/NOTIFY so a newer request anywhere asks the holder to let go
+//! (newest wins) and a released lock is taken at once.
+//!
+//! A holder that dies (kill -9, lost host) stops renewing; its row expires after `ttl`
+//! and the next request takes over. A holder that finds its row gone or wanted stops
+//! its request at the next chunk. Records are compare-and-swapped besides, so even a
+//! holder that stalled past its lease cannot overwrite a newer writer's state.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chunkd_core::memory::MemoryLocker;
+use chunkd_core::{Error, Lease, Locker, Result, UploadId};
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{Pg, PgError};
+
+const CHANNEL: &str = "chunkd_locks";
+/// How often a waiting request asks the holder again (the holder may have changed).
+const ASK_AGAIN: Duration = Duration::from_secs(1);
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Signal {
+    Wanted(String),
+    Freed(String),
+}
+
+/// Locks shared through PostgreSQL by every instance using the same database.
+pub struct PgLocker {
+    inner: Arc<Inner>,
+    /// Dropped with the locker: its leases' heartbeats and the listener stop.
+    _alive: watch::Sender<()>,
+}
+
+struct Inner {
+    pg: Pg,
+    /// In-process exclusivity first, so one instance never races itself in the table.
+    local: MemoryLocker,
+    ttl: Duration,
+    process: String,
+    leases: AtomicU64,
+    signals: broadcast::Sender<Signal>,
+    alive: watch::Receiver<()>,
+}
+
+impl fmt::Debug for PgLocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgLocker")
+            .field("process", &self.inner.process)
+            .field("ttl", &self.inner.ttl)
+            .finish()
+    }
+}
+
+impl PgLocker {
+    /// Locks in `pg`; a holder that stops renewing loses its lock after `ttl`.
+    pub fn new(pg: Pg, ttl: Duration) -> PgLocker {
+        let (alive_tx, alive) = watch::channel(());
+        let (signals, _) = broadcast::channel(1024);
+        let process = format!(
+            "{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        let inner = Arc::new(Inner {
+            pg,
+            local: MemoryLocker::new(),
+            ttl: ttl.max(Duration::from_millis(300)),
+            process,
+            leases: AtomicU64::new(0),
+            signals,
+            alive,
+        });
+        tokio::spawn(listen(
+            inner.pg.config.clone(),
+            inner.signals.clone(),
+            inner.alive.clone(),
+        ));
+        PgLocker {
+            inner,
+            _alive: alive_tx,
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Inner {
+    async fn try_acquire(&self, id: &str, token: &str) -> std::result::Result<bool, PgError> {
+        let client = self.pg.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO chunkd_locks (upload_id, holder, expires_at, wanted)
+                 VALUES ($1, $2, now() + make_interval(secs => $3), 0)
+                 ON CONFLICT (upload_id) DO UPDATE
+                   SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at, wanted = 0
+                   WHERE chunkd_locks.expires_at < now()
+                 RETURNING holder",
+                &[&id, &token, &secs(self.ttl)],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn ask_to_release(&self, id: &str) -> std::result::Result<(), PgError> {
+        let client = self.pg.client().await?;
+        client
+            .execute(
+                "UPDATE chunkd_locks SET wanted = wanted + 1 WHERE upload_id = $1",
+                &[&id],
+            )
+            .await?;
+        client
+            .execute(
+                "SELECT pg_notify($1, 'want ' || $2::text)",
+                &[&CHANNEL, &id],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Extends the lease; `Some(wanted)` while it is ours, `None` once it is lost.
+    async fn renew(&self, id: &str, token: &str) -> std::result::Result<Option<i64>, PgError> {
+        let client = self.pg.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE chunkd_locks SET expires_at = now() + make_interval(secs => $3)
+                 WHERE upload_id = $1 AND holder = $2 RETURNING wanted",
+                &[&id, &token, &secs(self.ttl)],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn release(&self, id: &str, token: &str) -> std::result::Result<(), PgError> {
+        let client = self.pg.client().await?;
+        client
+            .execute(
+                "DELETE FROM chunkd_locks WHERE upload_id = $1 AND holder = $2",
+                &[&id, &token],
+            )
+            .await?;
+        client
+            .execute(
+                "SELECT pg_notify($1, 'free ' || $2::text)",
+                &[&CHANNEL, &id],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// One connection LISTENing for lock signals of every instance; reconnects after a
+/// database restart (waiters poll meanwhile, so a lost signal only costs latency).
+async fn listen(
+    config: tokio_postgres::Config,
+    signals: broadcast::Sender<Signal>,
+    mut alive: watch::Receiver<()>,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let session = async {
+            let (client, mut connection) = config.connect(NoTls).await?;
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let statement = format!("LISTEN {CHANNEL}");
+            let listen = client.batch_execute(&statement);
+            tokio::pin!(listen);
+            let mut listening = false;
+            loop {
+                tokio::select! {
+                    r = &mut listen, if !listening => {
+                        r?;
+                        listening = true;
+                    }
+                    message = messages.next() => match message {
+                        Some(Ok(AsyncMessage::Notification(n))) => {
+                            let signal = match n.payload().split_once(' ') {
+                                Some(("want", id)) => Signal::Wanted(id.to_owned()),
+                                Some(("free", id)) => Signal::Freed(id.to_owned()),
+                                _ => continue,
+                            };
+                            let _ = signals.send(signal);
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => return Ok::<(), tokio_postgres::Error>(()),
+                    },
+                }
+            }
+        };
+        tokio::select! {
+            ended = session => {
+                if let Err(e) = ended {
+                    tracing::warn!(error = %e, "lock notifications interrupted; reconnecting");
+                }
+            }
+            _ = alive.changed() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = alive.changed() => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Waits for a `Freed(id)` signal (or for `wait` to pass).
+async fn freed(signals: &mut broadcast::Receiver<Signal>, id: &str, wait: Duration) {
+    let _ = tokio::time::timeout(wait, async {
+        loop {
+            match signals.recv().await {
+                Ok(Signal::Freed(freed)) if freed == id => return,
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                _ => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Renews the lease and turns "wanted" or "lost" into the contended signal.
+async fn heartbeat(
+    inner: Arc<Inner>,
+    id: String,
+    token: String,
+    contended: watch::Sender<bool>,
+    mut signals: broadcast::Receiver<Signal>,
+) {
+    let mut alive = inner.alive.clone();
+    let mut tick = tokio::time::interval(inner.ttl / 3);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => match inner.renew(&id, &token).await {
+                Ok(Some(0)) => {}
+                Ok(Some(_)) | Ok(None) => { contended.send_replace(true); }
+                // The database is away: keep trying; nobody can take the lease meanwhile.
+                Err(e) => tracing::warn!(error = %e, upload.id = %id, "lock renewal failed"),
+            },
+            signal = signals.recv() => match signal {
+                Ok(Signal::Wanted(wanted)) if wanted == id => { contended.send_replace(true); }
+                Err(broadcast::error::RecvError::Closed) => return,
+                _ => {}
+            },
+            _ = alive.changed() => return,
+        }
+    }
+}
+
+/// Held lock: stops the heartbeat and deletes the row when dropped.
+struct Held {
+    inner: Arc<Inner>,
+    id: String,
+    token: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+    _local: Lease,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        let (inner, id, token) = (self.inner.clone(), self.id.clone(), self.token.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = inner.release(&id, &token).await {
+                    // The row expires after the ttl anyway.
+                    tracing::warn!(error = %e, upload.id = %id, "lock release failed");
+                }
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl Locker for PgLocker {
+    async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + timeout;
+        let mut local = inner.local.lock(id, timeout).await?;
+        let token = format!(
+            "{}-{}",
+            inner.process,
+            inner.leases.fetch_add(1, Ordering::Relaxed)
+        );
+        let key = id.as_str();
+        let mut signals = inner.signals.subscribe();
+        let mut pause = Duration::from_millis(10);
+        let mut asked_at: Option<Instant> = None;
+        loop {
+            if inner.try_acquire(key, &token).await? {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Locked);
+            }
+            if asked_at.is_none_or(|at| now - at >= ASK_AGAIN) {
+                inner.ask_to_release(key).await?;
+                asked_at = Some(now);
+            }
+            freed(&mut signals, key, pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+        let (contended_tx, mut contended_rx) = watch::channel(false);
+        let heartbeat = tokio::spawn(heartbeat(
+            inner.clone(),
+            key.to_owned(),
+            token.clone(),
+            contended_tx,
+            signals,
+        ));
+        let local_contended = local.take_contended();
+        let contended = async move {
+            tokio::select! {
+                () = local_contended => {}
+                _ = contended_rx.wait_for(|wanted| *wanted) => {}
+            }
+        };
+        let held = Held {
+            inner: inner.clone(),
+            id: key.to_owned(),
+            token,
+            heartbeat,
+            _local: local,
+        };
+        Ok(Lease::new(held, contended))
+    }
+}

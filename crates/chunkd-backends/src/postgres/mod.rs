@@ -1,0 +1,109 @@
+//! PostgreSQL for deployments of several instances: upload records ([`PgState`]) and
+//! upload locks that hold across instances ([`PgLocker`]).
+
+mod lock;
+mod state;
+
+use std::fmt;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+pub use lock::PgLocker;
+pub use state::PgState;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PgError {
+    #[error(transparent)]
+    Sql(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("record of {id} is unreadable: {source}")]
+    Record {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid database settings: {0}")]
+    Settings(String),
+}
+
+impl From<PgError> for chunkd_core::Error {
+    fn from(e: PgError) -> Self {
+        chunkd_core::Error::backend("postgres", e)
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chunkd_uploads (
+    id          TEXT PRIMARY KEY,
+    revision    BIGINT NOT NULL,
+    open        BOOLEAN NOT NULL,
+    expires_at  TIMESTAMPTZ,
+    record      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunkd_uploads_expiry ON chunkd_uploads (expires_at) WHERE open;
+CREATE TABLE IF NOT EXISTS chunkd_locks (
+    upload_id   TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    wanted      BIGINT NOT NULL DEFAULT 0
+);
+";
+
+/// A connection pool to the deployment's database, with chunkd's tables in place.
+#[derive(Clone)]
+pub struct Pg {
+    pool: Pool,
+    config: tokio_postgres::Config,
+}
+
+impl fmt::Debug for Pg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pg")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish()
+    }
+}
+
+impl Pg {
+    /// Connects to `url` (`postgres://user@host:port/db`; `?options=-csearch_path%3Dx`
+    /// picks a schema) with up to `pool_size` connections, and creates chunkd's tables
+    /// if they are missing. Broken connections are replaced, so a database restart
+    /// costs the requests in flight, not the process.
+    pub async fn connect(url: &str, pool_size: usize) -> chunkd_core::Result<Pg> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PgError::Settings(e.to_string()))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(2))
+            .build()
+            .map_err(|e| PgError::Settings(e.to_string()))?;
+        let pg = Pg { pool, config };
+        pg.migrate().await?;
+        Ok(pg)
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Several instances may start at once: one creates the tables at a time.
+    async fn migrate(&self) -> Result<(), PgError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7405315129)", &[])
+            .await?;
+        tx.batch_execute(SCHEMA).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
