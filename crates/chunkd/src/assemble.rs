@@ -4,30 +4,41 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, SqliteState};
+use chunkd_backends::{FsStore, Pg, PgLocker, PgState, SqliteState};
 use chunkd_core::{Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{PublicUrl, forward, identity};
 use http::HeaderName;
 
-use crate::config::{AuthConfig, AuthMode, Config};
+use crate::config::{AuthConfig, AuthMode, Config, StateBackend};
 
-pub fn uploads(config: &Config) -> anyhow::Result<Uploads> {
+pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
     let files = config.data_dir.join("files");
     let store = FsStore::new(&files, config.sync)
         .with_context(|| format!("cannot use data directory {}", files.display()))?;
-    let state_path = config.data_dir.join("state.sqlite3");
-    let state = SqliteState::open(&state_path, config.sync)
-        .with_context(|| format!("cannot open state database {}", state_path.display()))?;
     let limits = Limits {
         max_size: (config.max_size > 0).then_some(config.max_size),
         expire_after: (!config.expire_after.is_zero()).then_some(config.expire_after),
         lock_timeout: config.lock_timeout,
         checkpoint_bytes: config.checkpoint_bytes,
     };
-    Ok(Uploads::builder(Arc::new(store), Arc::new(state))
-        .limits(limits)
-        .build())
+    let builder = match config.state {
+        StateBackend::Sqlite => {
+            let state_path = config.data_dir.join("state.sqlite3");
+            let state = SqliteState::open(&state_path, config.sync).with_context(|| {
+                format!("cannot open state database {}", state_path.display())
+            })?;
+            Uploads::builder(Arc::new(store), Arc::new(state))
+        }
+        StateBackend::Postgres => {
+            let pg = Pg::connect(&config.postgres.url, config.postgres.pool_size)
+                .await
+                .context("cannot use the PostgreSQL database in postgres.url")?;
+            Uploads::builder(Arc::new(store), Arc::new(PgState::new(pg.clone())))
+                .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
+        }
+    };
+    Ok(builder.limits(limits).build())
 }
 
 /// A secret from the configuration itself or from a file (trimmed); `None` when neither is set.

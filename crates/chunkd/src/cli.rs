@@ -58,7 +58,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve::run(config).await,
         Command::Gc => {
-            let uploads = assemble::uploads(&config)?;
+            let uploads = assemble::uploads(&config).await?;
             let purged = uploads.purge_expired().await?;
             println!("purged {purged} expired upload(s)");
             Ok(())

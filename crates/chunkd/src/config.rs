@@ -42,6 +42,10 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests after asking them to stop.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Where upload records and locks live: `sqlite` (embedded, one instance) or
+    /// `postgres` (several instances sharing the work).
+    pub state: StateBackend,
+    pub postgres: PostgresConfig,
     pub tus: TusConfig,
     pub ietf: IetfConfig,
     pub resumablejs: ResumableJsConfig,
@@ -60,6 +64,36 @@ pub struct Config {
 pub struct TusConfig {
     /// Mount path of the tus creation endpoint.
     pub path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Connections per instance.
+    pub pool_size: usize,
+    /// An instance that stops renewing its lock on an upload (crashed, cut off) loses it
+    /// after this long.
+    #[serde(with = "humantime_serde")]
+    pub lock_ttl: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        PostgresConfig {
+            url: String::new(),
+            pool_size: 16,
+            lock_ttl: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The IETF resumable-upload draft (interop versions 3 to 8).
@@ -238,6 +272,8 @@ impl Default for Config {
             checkpoint_bytes: 16 << 20,
             shutdown_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            state: StateBackend::Sqlite,
+            postgres: PostgresConfig::default(),
             tus: TusConfig::default(),
             ietf: IetfConfig::default(),
             resumablejs: ResumableJsConfig::default(),
@@ -359,6 +395,10 @@ impl Config {
                 "forward.target must be an http:// URL"
             );
         }
+        anyhow::ensure!(
+            self.state != StateBackend::Postgres || !self.postgres.url.is_empty(),
+            "state = \"postgres\" needs postgres.url"
+        );
         let base = &self.public_url.base;
         anyhow::ensure!(
             base.is_empty() || base.starts_with("http://") || base.starts_with("https://"),

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::shutdown::Shutdown;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let uploads = assemble::uploads(&config)?;
+    let uploads = assemble::uploads(&config).await?;
     let app = assemble::router(&config, uploads.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await
