@@ -2,12 +2,18 @@
 # The services the tests talk to, on loopback, in a private directory:
 #   eval "$(scripts/services.sh start)"   # installs what is missing, starts, prints exports
 #   scripts/services.sh stop
-# PostgreSQL comes from Debian's packages (a private cluster, not the system one).
+# PostgreSQL comes from Debian's packages (a private cluster, not the system one); the
+# S3 service is s3s-fs from the crates registry (it checks SigV4 signatures and the
+# 5 MiB part minimum), built once into $CHUNKD_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVICES_DIR=${SERVICES_DIR:-${TMPDIR:-/tmp}/chunkd-services-$(id -u)}
 PG_PORT=${CHUNKD_TEST_PG_PORT:-55432}
+S3_PORT=${CHUNKD_TEST_S3_PORT:-55433}
+CHUNKD_CACHE=${CHUNKD_CACHE:-$HOME/.cache/chunkd}
+S3_KEY=chunkdtestkey
+S3_SECRET=chunkdtestsecret1234
 
 log() { echo "$@" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -53,9 +59,37 @@ stop_postgres() {
     && as_pg_owner "$bin/pg_ctl" -D "$SERVICES_DIR/pg" -m fast -w stop >&2 || true
 }
 
+start_s3() {
+  local bin=$CHUNKD_CACHE/s3s-fs/bin/s3s-fs
+  if [ ! -x "$bin" ]; then
+    log "== building s3s-fs 0.14.1 (once, about two minutes)"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$CHUNKD_CACHE/s3s-fs" >&2
+  fi
+  mkdir -p "$SERVICES_DIR/s3"
+  if ! curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"; then
+    nohup "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" --secret-key "$S3_SECRET" \
+      "$SERVICES_DIR/s3" >"$SERVICES_DIR/s3.log" 2>&1 </dev/null &
+    echo $! >"$SERVICES_DIR/s3.pid"
+    for _ in $(seq 100); do
+      curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break
+      sleep 0.1
+    done
+    curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" || { log "s3s-fs did not start"; cat "$SERVICES_DIR/s3.log" >&2; exit 1; }
+  fi
+  echo "export CHUNKD_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
+  echo "export CHUNKD_TEST_S3_ACCESS_KEY=$S3_KEY"
+  echo "export CHUNKD_TEST_S3_SECRET_KEY=$S3_SECRET"
+  echo "export CHUNKD_TEST_S3_DIR=$SERVICES_DIR/s3"
+}
+
+stop_s3() {
+  [ -f "$SERVICES_DIR/s3.pid" ] && kill "$(cat "$SERVICES_DIR/s3.pid")" 2>/dev/null || true
+  rm -f "$SERVICES_DIR/s3.pid"
+}
+
 case "${1:-}" in
-  start) start_postgres ;;
-  stop) stop_postgres ;;
+  start) start_postgres; start_s3 ;;
+  stop) stop_postgres; stop_s3 ;;
   # Stop, then start detached with its own log (pg_ctl restart would tie the server's
   # output to the caller's).
   restart-postgres) stop_postgres; start_postgres >/dev/null ;;

@@ -5,11 +5,15 @@
 //!   database, safe to share between the server and `chunkd gc` on one machine.
 //! - [`PgState`] and [`PgLocker`] (feature `postgres`): records and upload locks in
 //!   PostgreSQL, for several instances sharing one deployment.
+//! - [`S3Store`] (feature `s3`): upload bytes in an S3-compatible bucket, as multipart
+//!   uploads, with one part of memory per request.
 
 #[cfg(feature = "fs")]
 pub mod fs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod sync;
@@ -18,6 +22,8 @@ pub mod sync;
 pub use fs::FsStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{Pg, PgLocker, PgState};
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Store};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteState;
 pub use sync::SyncPolicy;

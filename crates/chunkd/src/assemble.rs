@@ -25,9 +25,8 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
     let builder = match config.state {
         StateBackend::Sqlite => {
             let state_path = config.data_dir.join("state.sqlite3");
-            let state = SqliteState::open(&state_path, config.sync).with_context(|| {
-                format!("cannot open state database {}", state_path.display())
-            })?;
+            let state = SqliteState::open(&state_path, config.sync)
+                .with_context(|| format!("cannot open state database {}", state_path.display()))?;
             Uploads::builder(Arc::new(store), Arc::new(state))
         }
         StateBackend::Postgres => {

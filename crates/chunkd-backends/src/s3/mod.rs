@@ -1,0 +1,366 @@
+//! Upload bytes in any S3-compatible object store, streamed with bounded memory.
+//!
+//! An upload is one multipart upload. Appended bytes are cut into parts of
+//! `part_size`; what is left below a part at the end of a request (the tail) is kept
+//! in a staging object `<key>.tail`, never in a local file, and prepended to the next
+//! request's bytes. So memory per in-flight request is one part, whatever the request
+//! size. The part ETags and the part size live in the upload's record, saved with the
+//! offset in one state update: after a restart, or on another instance, a write
+//! continues from the record alone. Finishing uploads the tail as the last part and
+//! completes the multipart upload.
+
+mod client;
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use chunkd_core::{ByteStream, DataStore, Result, Status, StoreState, UploadInfo, Written};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use rusty_s3::{Bucket, Credentials, UrlStyle};
+
+use client::{S3Client, S3Error, Signed};
+
+/// S3 refuses smaller parts (except the last).
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+const UPLOAD_ID: &str = "s3.upload_id";
+const PARTS: &str = "s3.parts";
+const PART_SIZE: &str = "s3.part_size";
+
+/// Where and how to reach the bucket.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// `http://host:port` of the service.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Objects are named `<prefix><upload id>`.
+    pub prefix: String,
+    /// Size of every part but the last; at least 5 MiB.
+    pub part_size: u64,
+    /// `https://bucket.host/` instead of `https://host/bucket/`.
+    pub virtual_host: bool,
+}
+
+/// Upload bytes in an S3 bucket.
+pub struct S3Store {
+    bucket: Bucket,
+    credentials: Credentials,
+    prefix: String,
+    part_size: u64,
+    client: S3Client,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("bucket", &self.bucket.name())
+            .field("prefix", &self.prefix)
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
+
+/// The multipart state of one upload, as kept in its record.
+struct Multipart {
+    upload_id: String,
+    part_size: u64,
+    etags: Vec<String>,
+}
+
+impl Multipart {
+    fn of(info: &UploadInfo) -> std::result::Result<Multipart, S3Error> {
+        let upload_id =
+            info.store.get(UPLOAD_ID).cloned().ok_or_else(|| {
+                S3Error::Unexpected(format!("{} has no multipart upload", info.id))
+            })?;
+        let part_size = info
+            .store
+            .get(PART_SIZE)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| S3Error::Unexpected(format!("{} has no part size", info.id)))?;
+        let etags = info
+            .store
+            .get(PARTS)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Multipart {
+            upload_id,
+            part_size,
+            etags,
+        })
+    }
+
+    fn parts_bytes(&self) -> u64 {
+        self.etags.len() as u64 * self.part_size
+    }
+
+    fn state(&self) -> StoreState {
+        let mut state = StoreState::new();
+        state.insert(UPLOAD_ID.to_owned(), self.upload_id.clone());
+        state.insert(PART_SIZE.to_owned(), self.part_size.to_string());
+        state.insert(PARTS.to_owned(), self.etags.join(","));
+        state
+    }
+}
+
+impl S3Store {
+    pub fn new(config: S3Config) -> Result<S3Store> {
+        let endpoint = config
+            .endpoint
+            .parse()
+            .map_err(|e| S3Error::Settings(format!("endpoint: {e}")))?;
+        let style = if config.virtual_host {
+            UrlStyle::VirtualHost
+        } else {
+            UrlStyle::Path
+        };
+        let bucket = Bucket::new(endpoint, style, config.bucket, config.region)
+            .map_err(|e| S3Error::Settings(e.to_string()))?;
+        if config.part_size < MIN_PART_SIZE {
+            return Err(S3Error::Settings("part_size must be at least 5 MiB".into()).into());
+        }
+        Ok(S3Store {
+            bucket,
+            credentials: Credentials::new(config.access_key, config.secret_key),
+            prefix: config.prefix,
+            part_size: config.part_size,
+            client: S3Client::new(),
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        self.bucket.name()
+    }
+
+    fn key(&self, info: &UploadInfo) -> String {
+        format!("{}{}", self.prefix, info.id)
+    }
+
+    fn tail_key(&self, info: &UploadInfo) -> String {
+        format!("{}{}.tail", self.prefix, info.id)
+    }
+
+    /// Creates the bucket if it does not exist (for setups and tests).
+    pub async fn ensure_bucket(&self) -> Result<()> {
+        let action = self.bucket.create_bucket(&self.credentials);
+        match self.client.send(&Signed::new(action, Bytes::new())).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(http::StatusCode::CONFLICT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> std::result::Result<ByteStream<'static>, S3Error> {
+        if range.start == range.end {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let action = self.bucket.get_object(Some(&self.credentials), key);
+        let signed = Signed::new(action, Bytes::new()).with_header(
+            http::header::RANGE,
+            &format!("bytes={}-{}", range.start, range.end - 1),
+        );
+        let response = self.client.send_streaming(&signed).await?;
+        let stream = response
+            .into_body()
+            .into_data_stream()
+            .map(|item| item.map_err(std::io::Error::other));
+        Ok(stream.boxed())
+    }
+
+    /// The first `len` bytes of an object, in memory (a tail is below one part).
+    async fn get_small(&self, key: &str, len: u64) -> std::result::Result<BytesMut, S3Error> {
+        let mut out = BytesMut::with_capacity(self.part_size as usize + (64 << 10));
+        let mut stream = self.get(key, 0..len).await?;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.map_err(|e| S3Error::Transport(e.to_string()))?);
+        }
+        if out.len() as u64 != len {
+            return Err(S3Error::Unexpected(format!(
+                "{key} holds {} bytes, expected {len}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> std::result::Result<(), S3Error> {
+        let action = self.bucket.put_object(Some(&self.credentials), key);
+        self.client.send(&Signed::new(action, body)).await?;
+        Ok(())
+    }
+
+    async fn delete_object(&self, key: &str) -> std::result::Result<(), S3Error> {
+        let action = self.bucket.delete_object(Some(&self.credentials), key);
+        match self.client.send(&Signed::new(action, Bytes::new())).await {
+            Err(e) if e.status() != Some(http::StatusCode::NOT_FOUND) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        multipart: &Multipart,
+        body: Bytes,
+    ) -> std::result::Result<String, S3Error> {
+        let number = u16::try_from(multipart.etags.len() + 1)
+            .map_err(|_| S3Error::Settings("more than 65535 parts: raise part_size".into()))?;
+        let action =
+            self.bucket
+                .upload_part(Some(&self.credentials), key, number, &multipart.upload_id);
+        let (headers, _) = self.client.send(&Signed::new(action, body)).await?;
+        headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| S3Error::Unexpected("UploadPart answered without an ETag".into()))
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> std::result::Result<(), S3Error> {
+        let action = self
+            .bucket
+            .abort_multipart_upload(Some(&self.credentials), key, upload_id);
+        match self.client.send(&Signed::new(action, Bytes::new())).await {
+            // Gone already (completed or aborted): some services say 404, s3s-fs 403.
+            // A real permission problem shows in the object deletes that follow.
+            Err(e)
+                if !matches!(
+                    e.status(),
+                    Some(http::StatusCode::NOT_FOUND | http::StatusCode::FORBIDDEN)
+                ) =>
+            {
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl DataStore for S3Store {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
+        let key = self.key(info);
+        let action = self
+            .bucket
+            .create_multipart_upload(Some(&self.credentials), &key);
+        let (_, body) = self.client.send(&Signed::new(action, Bytes::new())).await?;
+        let text = String::from_utf8_lossy(&body);
+        let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+            .map_err(|e| S3Error::Unexpected(format!("CreateMultipartUpload: {e}")))?;
+        Ok(Multipart {
+            upload_id: created.upload_id().to_owned(),
+            part_size: self.part_size,
+            etags: Vec::new(),
+        }
+        .state())
+    }
+
+    async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
+        let mut multipart = Multipart::of(info)?;
+        let key = self.key(info);
+        let tail_key = self.tail_key(info);
+        let part_size = multipart.part_size as usize;
+        // The record is the truth: parts or tail bytes past it (a crash before the
+        // record was saved) are ignored and overwritten.
+        let tail_len = info.offset.saturating_sub(multipart.parts_bytes());
+        let mut buffer = if tail_len > 0 {
+            self.get_small(&tail_key, tail_len).await?
+        } else {
+            BytesMut::with_capacity(part_size + (64 << 10))
+        };
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            // Nothing of this call is recorded: the parts sent are overwritten later.
+            let chunk = chunk.map_err(|e| S3Error::Transport(format!("request body: {e}")))?;
+            written += chunk.len() as u64;
+            let mut rest = &chunk[..];
+            while !rest.is_empty() {
+                let take = (part_size - buffer.len()).min(rest.len());
+                buffer.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if buffer.len() == part_size {
+                    let part = buffer.split().freeze();
+                    let etag = self.upload_part(&key, &multipart, part).await?;
+                    multipart.etags.push(etag);
+                    buffer.reserve(part_size);
+                }
+            }
+        }
+        if written > 0 && !buffer.is_empty() {
+            self.put(&tail_key, buffer.freeze()).await?;
+        }
+        Ok(Written {
+            bytes: written,
+            store: multipart.state(),
+        })
+    }
+
+    async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
+        let mut multipart = Multipart::of(info)?;
+        let key = self.key(info);
+        let tail_key = self.tail_key(info);
+        let tail_len = info.offset.saturating_sub(multipart.parts_bytes());
+        if multipart.etags.is_empty() {
+            // Below one part: a plain object, no multipart upload needed.
+            let body = self.get_small(&tail_key, tail_len).await?.freeze();
+            self.put(&key, body).await?;
+            self.abort(&key, &multipart.upload_id).await?;
+        } else {
+            if tail_len > 0 {
+                let tail = self.get_small(&tail_key, tail_len).await?.freeze();
+                let etag = self.upload_part(&key, &multipart, tail).await?;
+                multipart.etags.push(etag);
+            }
+            let action = rusty_s3::actions::CompleteMultipartUpload::new(
+                &self.bucket,
+                Some(&self.credentials),
+                &key,
+                &multipart.upload_id,
+                multipart.etags.iter().map(String::as_str),
+            );
+            let body = Bytes::from(action.clone().body());
+            if let Err(e) = self.client.send(&Signed::new(action, body)).await {
+                // A retried completion whose first attempt went through finds the
+                // multipart upload gone; the object is there and whole.
+                if e.status() != Some(http::StatusCode::NOT_FOUND) {
+                    return Err(e.into());
+                }
+            }
+        }
+        if tail_len > 0 {
+            self.delete_object(&tail_key).await?;
+        }
+        Ok(multipart.state())
+    }
+
+    async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
+        Ok(self.get(&self.key(info), range).await?)
+    }
+
+    async fn delete(&self, info: &UploadInfo) -> Result<()> {
+        let key = self.key(info);
+        if info.status == Status::Open
+            && let Ok(multipart) = Multipart::of(info)
+        {
+            self.abort(&key, &multipart.upload_id).await?;
+        }
+        self.delete_object(&self.tail_key(info)).await?;
+        self.delete_object(&key).await?;
+        Ok(())
+    }
+}

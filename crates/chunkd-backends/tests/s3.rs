@@ -1,0 +1,144 @@
+//! The S3 store passes the public conformance suites against a real S3 service that
+//! checks signatures and the 5 MiB part minimum (s3s-fs, started by
+//! `scripts/test-all.sh`; `CHUNKD_TEST_S3_*` name it), and streams large bodies as parts.
+#![cfg(feature = "s3")]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use chunkd_backends::s3::MIN_PART_SIZE;
+use chunkd_backends::{S3Config, S3Store, SqliteState, SyncPolicy};
+use chunkd_core::testing::engine::EngineParts;
+use chunkd_core::testing::{Fixture, body_of, pattern, sample_info};
+use chunkd_core::{DataStore, UploadId};
+use futures::StreamExt;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run scripts/test-all.sh, or eval \"$(scripts/services.sh start)\""
+        )
+    })
+}
+
+/// A store on a bucket of its own.
+async fn fresh_store() -> S3Store {
+    let store = S3Store::new(S3Config {
+        endpoint: env("CHUNKD_TEST_S3_ENDPOINT"),
+        bucket: format!("b{}", UploadId::generate()),
+        region: "us-east-1".into(),
+        access_key: env("CHUNKD_TEST_S3_ACCESS_KEY"),
+        secret_key: env("CHUNKD_TEST_S3_SECRET_KEY"),
+        prefix: "uploads/".into(),
+        part_size: MIN_PART_SIZE,
+        virtual_host: false,
+    })
+    .expect("s3 store");
+    store.ensure_bucket().await.expect("bucket");
+    store
+}
+
+async fn s3() -> Fixture<dyn DataStore> {
+    Fixture::new(Arc::new(fresh_store().await) as Arc<dyn DataStore>)
+}
+
+async fn s3_sqlite() -> Fixture<EngineParts> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parts = EngineParts {
+        store: Arc::new(fresh_store().await),
+        state: Arc::new(
+            SqliteState::open(dir.path().join("state.sqlite3"), SyncPolicy::Never).expect("sqlite"),
+        ),
+    };
+    Fixture::new(Arc::new(parts)).keeping(dir)
+}
+
+chunkd_core::data_store_suite!(s3, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+chunkd_core::engine_suite!(s3_sqlite, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+
+async fn read_all(
+    store: &S3Store,
+    info: &chunkd_core::UploadInfo,
+    range: std::ops::Range<u64>,
+) -> Vec<u8> {
+    let mut stream = store.read(info, range).await.expect("read");
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("chunk"));
+    }
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn large_appends_become_parts_and_tails_carry_over() {
+    let store = fresh_store().await;
+    let part = MIN_PART_SIZE as usize;
+    let data = pattern(2 * part + part / 2 + 17, 7);
+    let mut info = sample_info(Some(data.len() as u64));
+    info.store = store.create(&info).await.expect("create");
+    // Three appends cut at places that are not part boundaries.
+    for piece in [
+        &data[..part / 3],
+        &data[part / 3..part + part / 2],
+        &data[part + part / 2..],
+    ] {
+        let written = store
+            .write(&info, body_of(piece, 100_000))
+            .await
+            .expect("write");
+        assert_eq!(written.bytes, piece.len() as u64);
+        info.offset += written.bytes;
+        info.store = written.store;
+    }
+    assert_eq!(
+        info.store["s3.parts"].split(',').count(),
+        2,
+        "two whole parts so far"
+    );
+    info.store = store.finish(&info).await.expect("finish");
+    assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
+    let mid = part as u64 - 10..part as u64 + 10;
+    assert_eq!(
+        read_all(&store, &info, mid.clone()).await,
+        data[mid.start as usize..mid.end as usize]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn an_upload_resumes_on_a_new_store_from_its_record() {
+    let part = MIN_PART_SIZE as usize;
+    let data = pattern(part + 1000, 9);
+    let first = fresh_store().await;
+    let mut info = sample_info(Some(data.len() as u64));
+    info.store = first.create(&info).await.expect("create");
+    let written = first
+        .write(&info, body_of(&data[..part + 10], 65_536))
+        .await
+        .expect("write");
+    info.offset += written.bytes;
+    info.store = written.store;
+    // Another process (same bucket, nothing shared in memory) continues from the record.
+    let second = S3Store::new(S3Config {
+        endpoint: env("CHUNKD_TEST_S3_ENDPOINT"),
+        bucket: first.bucket().to_owned(),
+        region: "us-east-1".into(),
+        access_key: env("CHUNKD_TEST_S3_ACCESS_KEY"),
+        secret_key: env("CHUNKD_TEST_S3_SECRET_KEY"),
+        prefix: "uploads/".into(),
+        part_size: MIN_PART_SIZE,
+        virtual_host: false,
+    })
+    .unwrap();
+    let written = second
+        .write(&info, body_of(&data[part + 10..], 4096))
+        .await
+        .expect("write");
+    info.offset += written.bytes;
+    info.store = written.store;
+    info.store = second.finish(&info).await.expect("finish");
+    assert_eq!(read_all(&second, &info, 0..data.len() as u64).await, data);
+    second.delete(&info).await.expect("delete");
+    second.delete(&info).await.expect("delete again");
+}
