@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of chunkd: formatting and lints, the unit, property, conformance and wire
-# tests (cargo test), then end-to-end tests of the release binary with the real client
-# libraries (tus-js-client under Node, tuspy under Python). Installs what a fresh Debian
-# machine lacks; needs a Rust toolchain (rustup) and root or sudo for apt.
+# tests (cargo test, including those against PostgreSQL and an S3 service, which it
+# starts), then end-to-end tests of the release binary with the real client libraries
+# (tus-js-client under Node, tuspy, requests and boto3 under Python). Installs what a
+# fresh Debian machine lacks; needs a Rust toolchain (rustup) and root or sudo for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp -t chunkd-tests.XXXXXX)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; scripts/services.sh stop >/dev/null 2>&1 || true' EXIT
 
 have() { command -v "$1" >/dev/null 2>&1; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -32,8 +33,11 @@ echo "== cargo fmt, clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo test"
-cargo test --workspace --locked 2>&1 | tee -a "$log"
+echo "== services: PostgreSQL, S3 (s3s-fs)"
+eval "$(scripts/services.sh start)"
+
+echo "== cargo test (with the tests that need the services)"
+cargo test --workspace --locked -- --include-ignored 2>&1 | tee -a "$log"
 
 echo "== release build for the end-to-end tests"
 cargo build --release --locked -p chunkd

@@ -20,16 +20,7 @@ fn url() -> String {
 /// A database connection in a schema of its own, so tests never see each other's rows.
 async fn fresh_pg() -> Pg {
     let schema = format!("t{}", UploadId::generate());
-    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create schema");
-    let url = format!("{}?options=-csearch_path%3D{schema}", url());
-    Pg::connect(&url, 8).await.expect("pg")
+    Pg::connect(&url(), 8, Some(&schema)).await.expect("pg")
 }
 
 async fn postgres() -> Fixture<dyn StateStore> {

@@ -25,7 +25,7 @@ fn restart_postgres() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test-all.sh starts it"]
 async fn records_and_locks_survive_a_database_restart() {
-    let pg = Pg::connect(&env("CHUNKD_TEST_PG_URL"), 4)
+    let pg = Pg::connect(&env("CHUNKD_TEST_PG_URL"), 4, None)
         .await
         .expect("pg");
     let state = PgState::new(pg.clone());

@@ -4,18 +4,45 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, Pg, PgLocker, PgState, SqliteState};
-use chunkd_core::{Limits, Uploads};
+use chunkd_backends::{FsStore, Pg, PgLocker, PgState, S3Config, S3Store, SqliteState};
+use chunkd_core::{DataStore, Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{PublicUrl, forward, identity};
 use http::HeaderName;
 
-use crate::config::{AuthConfig, AuthMode, Config, StateBackend};
+use crate::config::{AuthConfig, AuthMode, Config, StateBackend, StoreBackend};
 
 pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
-    let files = config.data_dir.join("files");
-    let store = FsStore::new(&files, config.sync)
-        .with_context(|| format!("cannot use data directory {}", files.display()))?;
+    let store: Arc<dyn DataStore> = match config.store {
+        StoreBackend::Fs => {
+            let files = config.data_dir.join("files");
+            Arc::new(
+                FsStore::new(&files, config.sync)
+                    .with_context(|| format!("cannot use data directory {}", files.display()))?,
+            )
+        }
+        StoreBackend::S3 => {
+            let s3 = &config.s3;
+            let store = S3Store::new(S3Config {
+                endpoint: s3.endpoint.clone(),
+                bucket: s3.bucket.clone(),
+                region: s3.region.clone(),
+                access_key: s3.access_key.clone(),
+                secret_key: s3.secret_key.clone(),
+                prefix: s3.prefix.clone(),
+                part_size: s3.part_size,
+                virtual_host: s3.virtual_host,
+            })
+            .context("invalid [s3] settings")?;
+            if s3.create_bucket {
+                store
+                    .ensure_bucket()
+                    .await
+                    .context("cannot create the S3 bucket")?;
+            }
+            Arc::new(store)
+        }
+    };
     let limits = Limits {
         max_size: (config.max_size > 0).then_some(config.max_size),
         expire_after: (!config.expire_after.is_zero()).then_some(config.expire_after),
@@ -27,13 +54,14 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
             let state_path = config.data_dir.join("state.sqlite3");
             let state = SqliteState::open(&state_path, config.sync)
                 .with_context(|| format!("cannot open state database {}", state_path.display()))?;
-            Uploads::builder(Arc::new(store), Arc::new(state))
+            Uploads::builder(store, Arc::new(state))
         }
         StateBackend::Postgres => {
-            let pg = Pg::connect(&config.postgres.url, config.postgres.pool_size)
+            let schema = Some(config.postgres.schema.as_str()).filter(|s| !s.is_empty());
+            let pg = Pg::connect(&config.postgres.url, config.postgres.pool_size, schema)
                 .await
                 .context("cannot use the PostgreSQL database in postgres.url")?;
-            Uploads::builder(Arc::new(store), Arc::new(PgState::new(pg.clone())))
+            Uploads::builder(store, Arc::new(PgState::new(pg.clone())))
                 .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
         }
     };

@@ -42,6 +42,9 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests after asking them to stop.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Where upload bytes live: `fs` (`<data_dir>/files`) or `s3` (see `[s3]`).
+    pub store: StoreBackend,
+    pub s3: S3Settings,
     /// Where upload records and locks live: `sqlite` (embedded, one instance) or
     /// `postgres` (several instances sharing the work).
     pub state: StateBackend,
@@ -68,6 +71,49 @@ pub struct TusConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    Fs,
+    S3,
+}
+
+/// An S3-compatible bucket for upload bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// `http://host:port` of the service.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Objects are named `<prefix><upload id>`.
+    pub prefix: String,
+    /// Size of every multipart part but the last (at least 5 MiB); memory per request.
+    pub part_size: u64,
+    /// Address buckets as `bucket.host` instead of `host/bucket`.
+    pub virtual_host: bool,
+    /// Create the bucket at startup if it is missing.
+    pub create_bucket: bool,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".to_owned(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            prefix: String::new(),
+            part_size: 8 << 20,
+            virtual_host: false,
+            create_bucket: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StateBackend {
     Sqlite,
     Postgres,
@@ -78,6 +124,8 @@ pub enum StateBackend {
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`.
     pub url: String,
+    /// Keep chunkd's tables in this schema (created if missing); empty: the default.
+    pub schema: String,
     /// Connections per instance.
     pub pool_size: usize,
     /// An instance that stops renewing its lock on an upload (crashed, cut off) loses it
@@ -90,6 +138,7 @@ impl Default for PostgresConfig {
     fn default() -> Self {
         PostgresConfig {
             url: String::new(),
+            schema: String::new(),
             pool_size: 16,
             lock_ttl: Duration::from_secs(10),
         }
@@ -272,6 +321,8 @@ impl Default for Config {
             checkpoint_bytes: 16 << 20,
             shutdown_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            store: StoreBackend::Fs,
+            s3: S3Settings::default(),
             state: StateBackend::Sqlite,
             postgres: PostgresConfig::default(),
             tus: TusConfig::default(),
@@ -398,6 +449,11 @@ impl Config {
         anyhow::ensure!(
             self.state != StateBackend::Postgres || !self.postgres.url.is_empty(),
             "state = \"postgres\" needs postgres.url"
+        );
+        anyhow::ensure!(
+            self.store != StoreBackend::S3
+                || !(self.s3.endpoint.is_empty() || self.s3.bucket.is_empty()),
+            "store = \"s3\" needs s3.endpoint and s3.bucket"
         );
         let base = &self.public_url.base;
         anyhow::ensure!(

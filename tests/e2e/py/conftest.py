@@ -19,7 +19,12 @@ class Chunkd:
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "serve"],
             stdout=subprocess.PIPE,
-            env={**os.environ, "RUST_LOG": "warn", **(env or {})},
+            # The test services' addresses are for the tests, not settings of chunkd.
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("CHUNKD_TEST_")},
+                "RUST_LOG": "warn",
+                **(env or {}),
+            },
             text=True,
         )
         line = self.proc.stdout.readline()  # chunkd prints its endpoint first

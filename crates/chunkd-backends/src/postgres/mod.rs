@@ -68,14 +68,42 @@ impl fmt::Debug for Pg {
 }
 
 impl Pg {
-    /// Connects to `url` (`postgres://user@host:port/db`; `?options=-csearch_path%3Dx`
-    /// picks a schema) with up to `pool_size` connections, and creates chunkd's tables
-    /// if they are missing. Broken connections are replaced, so a database restart
-    /// costs the requests in flight, not the process.
-    pub async fn connect(url: &str, pool_size: usize) -> chunkd_core::Result<Pg> {
-        let config: tokio_postgres::Config = url
+    /// Connects to `url` (`postgres://user@host:port/db`) with up to `pool_size`
+    /// connections, and creates chunkd's tables if they are missing, in `schema` when
+    /// given (created too; several deployments can share a database). Broken
+    /// connections are replaced, so a database restart costs the requests in flight,
+    /// not the process.
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        schema: Option<&str>,
+    ) -> chunkd_core::Result<Pg> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| PgError::Settings(e.to_string()))?;
+        if let Some(schema) = schema {
+            let valid = !schema.is_empty()
+                && schema.len() <= 63
+                && schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !schema.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(PgError::Settings(format!(
+                    "schema {schema:?}: use lowercase letters, digits and _"
+                ))
+                .into());
+            }
+            let (client, connection) = config.connect(NoTls).await.map_err(PgError::from)?;
+            let connection = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(PgError::from)?;
+            drop(client);
+            let _ = connection.await;
+            config.options(format!("-c search_path={schema}"));
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
