@@ -51,7 +51,11 @@ tests/e2e/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requ
 echo "== end-to-end: Node clients (tus-js-client, Resumable.js, Flow.js, blueimp)"
 (cd tests/e2e && node --test --test-concurrency=1 js/) 2>&1 | tee -a "$log"
 
-echo "== end-to-end: Python clients (tuspy, requests, raw sockets)"
+echo "== end-to-end on S3 + PostgreSQL: tus-js-client, IETF draft"
+(cd tests/e2e && CHUNKD_E2E_BACKEND=s3+postgres node --test --test-concurrency=1 \
+  js/tus-js-client.test.mjs js/ietf-draft.test.mjs) 2>&1 | tee -a "$log"
+
+echo "== end-to-end: Python clients (tuspy, requests, raw sockets, boto3; three instances on S3 + PostgreSQL)"
 (cd tests/e2e/py && ../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log"
 
 # One line over every runner above (each already failed the script on its own failures).

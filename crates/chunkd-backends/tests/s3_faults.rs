@@ -61,18 +61,26 @@ async fn proxy(faults: Arc<Faults>) -> SocketAddr {
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let (faults, client, upstream) = (faults.clone(), client.clone(), upstream.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (faults, client, upstream) = (faults.clone(), client.clone(), upstream.clone());
+                    let (faults, client, upstream) =
+                        (faults.clone(), client.clone(), upstream.clone());
                     async move {
                         let query = req.uri().query().unwrap_or_default().to_owned();
                         let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         if faults.refuse(&query) {
                             faults.refused.fetch_add(1, Ordering::SeqCst);
-                            let slow_down = "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code></Error>";
+                            let slow_down =
+                                "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code></Error>";
                             return Ok::<_, Infallible>(
                                 Response::builder()
                                     .status(StatusCode::SERVICE_UNAVAILABLE)
@@ -83,15 +91,26 @@ async fn proxy(faults: Arc<Faults>) -> SocketAddr {
                         let uri = format!(
                             "http://{}{}",
                             upstream.authority().unwrap(),
-                            parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                            parts
+                                .uri
+                                .path_and_query()
+                                .map(|p| p.as_str())
+                                .unwrap_or("/")
                         );
                         let mut forward = Request::builder().method(parts.method).uri(uri);
                         for (name, value) in &parts.headers {
                             forward = forward.header(name, value);
                         }
-                        let answer = client.request(forward.body(Full::new(body)).unwrap()).await.unwrap();
+                        let answer = client
+                            .request(forward.body(Full::new(body)).unwrap())
+                            .await
+                            .unwrap();
                         let (head, body) = answer.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         Ok(Response::from_parts(head, Full::new(body)))
                     }
                 });
@@ -149,11 +168,18 @@ async fn passing_throttling_is_retried_away() {
         .await
         .unwrap();
     let done = uploads
-        .write(&info.id, WriteRequest::default(), body_of(&data, 256 * 1024))
+        .write(
+            &info.id,
+            WriteRequest::default(),
+            body_of(&data, 256 * 1024),
+        )
         .await
         .expect("the write succeeds despite the 503s");
     assert!(done.is_finished());
-    assert!(faults.refused.load(Ordering::SeqCst) >= 3, "every part was refused once");
+    assert!(
+        faults.refused.load(Ordering::SeqCst) >= 3,
+        "every part was refused once"
+    );
     assert_eq!(read_all(&uploads, &info.id).await, data);
 }
 
@@ -173,7 +199,11 @@ async fn a_part_s3_never_stored_never_advances_the_offset() {
     let part = MIN_PART_SIZE as usize;
     // The first part goes through; then S3 refuses every part, whatever the retries.
     let first = uploads
-        .write(&info.id, WriteRequest::default(), body_of(&data[..part], 65_536))
+        .write(
+            &info.id,
+            WriteRequest::default(),
+            body_of(&data[..part], 65_536),
+        )
         .await
         .unwrap();
     assert_eq!(first.offset, MIN_PART_SIZE);

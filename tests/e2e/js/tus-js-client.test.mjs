@@ -124,7 +124,7 @@ test('expired uploads are gone, collected by chunkd gc, and clients start over',
     // Expired but not yet collected: 410 Gone, as the expiration extension allows.
     await until(async () => (await head(first)).status === 410, 15_000, 'expiry')
     // gc runs as a second process beside the server, on the same state database.
-    const out = await runChunkd(['--data-dir', short.dataDir, 'gc'])
+    const out = await runChunkd(['--data-dir', short.dataDir, 'gc'], short.env)
     assert.match(out, /purged 1 expired upload/)
     assert.equal(fs.existsSync(partFile(short, first)), false)
     assert.equal((await head(first)).status, 404)
@@ -147,6 +147,12 @@ test('the server collects expired uploads in the background', async () => {
   try {
     const res = await fetch(short.endpoint, { method: 'POST', headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': '100' } })
     const url = res.headers.get('location')
+    const patched = await fetch(url, {
+      method: 'PATCH',
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(50)
+    })
+    assert.equal(patched.status, 204)
     assert.equal(fs.existsSync(partFile(short, url)), true)
     await until(() => !fs.existsSync(partFile(short, url)), 15_000, 'background collection')
     assert.equal((await head(url)).status, 404)

@@ -29,7 +29,8 @@ const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Signal {
-    Wanted(String),
+    /// Upload id, and the token of the request that wants it.
+    Wanted(String, String),
     Freed(String),
 }
 
@@ -99,7 +100,12 @@ fn secs(d: Duration) -> f64 {
 }
 
 impl Inner {
-    async fn try_acquire(&self, id: &str, token: &str) -> std::result::Result<bool, PgError> {
+    /// `Ok(None)` when the lease is ours, else `Ok(Some(current holder))`.
+    async fn try_acquire(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> std::result::Result<Option<String>, PgError> {
         let client = self.pg.client().await?;
         let row = client
             .query_opt(
@@ -112,10 +118,19 @@ impl Inner {
                 &[&id, &token, &secs(self.ttl)],
             )
             .await?;
-        Ok(row.is_some())
+        if row.is_some() {
+            return Ok(None);
+        }
+        let holder = client
+            .query_opt(
+                "SELECT holder FROM chunkd_locks WHERE upload_id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(Some(holder.map(|r| r.get(0)).unwrap_or_default()))
     }
 
-    async fn ask_to_release(&self, id: &str) -> std::result::Result<(), PgError> {
+    async fn ask_to_release(&self, id: &str, token: &str) -> std::result::Result<(), PgError> {
         let client = self.pg.client().await?;
         client
             .execute(
@@ -125,8 +140,8 @@ impl Inner {
             .await?;
         client
             .execute(
-                "SELECT pg_notify($1, 'want ' || $2::text)",
-                &[&CHANNEL, &id],
+                "SELECT pg_notify($1, 'want ' || $2::text || ' ' || $3::text)",
+                &[&CHANNEL, &id, &token],
             )
             .await?;
         Ok(())
@@ -187,9 +202,12 @@ async fn listen(
                     }
                     message = messages.next() => match message {
                         Some(Ok(AsyncMessage::Notification(n))) => {
-                            let signal = match n.payload().split_once(' ') {
-                                Some(("want", id)) => Signal::Wanted(id.to_owned()),
-                                Some(("free", id)) => Signal::Freed(id.to_owned()),
+                            let mut words = n.payload().split(' ');
+                            let signal = match (words.next(), words.next(), words.next()) {
+                                (Some("want"), Some(id), Some(by)) => {
+                                    Signal::Wanted(id.to_owned(), by.to_owned())
+                                }
+                                (Some("free"), Some(id), None) => Signal::Freed(id.to_owned()),
                                 _ => continue,
                             };
                             let _ = signals.send(signal);
@@ -251,7 +269,10 @@ async fn heartbeat(
                 Err(e) => tracing::warn!(error = %e, upload.id = %id, "lock renewal failed"),
             },
             signal = signals.recv() => match signal {
-                Ok(Signal::Wanted(wanted)) if wanted == id => { contended.send_replace(true); }
+                // A want this request sent itself while it waited is no contention.
+                Ok(Signal::Wanted(wanted, by)) if wanted == id && by != token => {
+                    contended.send_replace(true);
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
                 _ => {}
             },
@@ -300,15 +321,18 @@ impl Locker for PgLocker {
         let mut pause = Duration::from_millis(10);
         let mut asked_at: Option<Instant> = None;
         loop {
-            if inner.try_acquire(key, &token).await? {
+            let Some(holder) = inner.try_acquire(key, &token).await? else {
                 break;
-            }
+            };
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Locked);
             }
-            if asked_at.is_none_or(|at| now - at >= ASK_AGAIN) {
-                inner.ask_to_release(key).await?;
+            // This process's previous lease is on its way out (the local lock is ours):
+            // just wait for it. Another process's holder is asked to let go.
+            let ours = holder.starts_with(&format!("{}-", inner.process));
+            if !ours && asked_at.is_none_or(|at| now - at >= ASK_AGAIN) {
+                inner.ask_to_release(key, &token).await?;
                 asked_at = Some(now);
             }
             freed(&mut signals, key, pause.min(deadline - now)).await;

@@ -13,10 +13,48 @@ export function tempDir () {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'chunkd-e2e-'))
 }
 
+/**
+ * With CHUNKD_E2E_BACKEND=s3+postgres, every server keeps its bytes in a bucket of its
+ * own on the test S3 service and its records in a schema of its own on the test
+ * PostgreSQL (both started by scripts/test-all.sh, named by CHUNKD_TEST_*).
+ */
+const backend = process.env.CHUNKD_E2E_BACKEND ?? 'fs'
+
+function need (name) {
+  const v = process.env[name]
+  if (!v) throw new Error(`${name} is not set: run scripts/test-all.sh`)
+  return v
+}
+
+function backendEnv () {
+  if (backend === 'fs') return {}
+  if (backend !== 's3+postgres') throw new Error(`unknown CHUNKD_E2E_BACKEND ${backend}`)
+  const tag = randomBytes(6).toString('hex')
+  return {
+    CHUNKD_STORE: 's3',
+    CHUNKD_S3__ENDPOINT: need('CHUNKD_TEST_S3_ENDPOINT'),
+    CHUNKD_S3__BUCKET: `js${tag}`,
+    CHUNKD_S3__ACCESS_KEY: need('CHUNKD_TEST_S3_ACCESS_KEY'),
+    CHUNKD_S3__SECRET_KEY: need('CHUNKD_TEST_S3_SECRET_KEY'),
+    CHUNKD_S3__CREATE_BUCKET: 'true',
+    CHUNKD_STATE: 'postgres',
+    CHUNKD_POSTGRES__URL: need('CHUNKD_TEST_PG_URL'),
+    CHUNKD_POSTGRES__SCHEMA: `js_${tag}`
+  }
+}
+
+/** The environment chunkd runs with: the test harness's variables are not its settings. */
+function chunkdEnv (extra) {
+  const harness = k => k.startsWith('CHUNKD_TEST_') || k.startsWith('CHUNKD_E2E_')
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !harness(k)))
+  return { ...base, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...extra }
+}
+
 /** Starts chunkd; resolves once it prints its endpoint. */
 export function startChunkd ({ dataDir = tempDir(), env = {}, args = [] } = {}) {
+  env = { ...backendEnv(), ...env }
   const child = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args, 'serve'], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
+    env: chunkdEnv(env),
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const exited = new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
@@ -35,6 +73,9 @@ export function startChunkd ({ dataDir = tempDir(), env = {}, args = [] } = {}) 
           endpoint,
           origin: new URL(endpoint).origin,
           dataDir,
+          /** The settings this server runs with, for `chunkd gc` beside it. */
+          env,
+          bucket: env.CHUNKD_S3__BUCKET,
           child,
           exited,
           /** SIGTERM and wait for a clean exit. */
@@ -56,7 +97,7 @@ export function startChunkd ({ dataDir = tempDir(), env = {}, args = [] } = {}) 
 /** Runs `chunkd <args>` to completion. */
 export function runChunkd (args, env = {}) {
   return new Promise((resolve, reject) => {
-    execFile(bin, args, { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(bin, args, { env: chunkdEnv(env) }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${err.message}\n${stderr}`))
       else resolve(stdout)
     })
@@ -74,14 +115,18 @@ export async function download (url) {
   return Buffer.from(await res.arrayBuffer())
 }
 
-/** The finished file on disk, by upload id. */
+/** The finished file as stored, by upload id: on disk, or the object s3s-fs keeps. */
 export function storedFile (server, url) {
   const id = url.split('/').pop()
+  if (server.bucket) return fs.readFileSync(path.join(need('CHUNKD_TEST_S3_DIR'), server.bucket, id))
   return fs.readFileSync(path.join(server.dataDir, 'files', id))
 }
 
+/** Where an unfinished upload's bytes are: the `.part` file, or the S3 tail object. */
 export function partFile (server, url) {
-  return path.join(server.dataDir, 'files', `${url.split('/').pop()}.part`)
+  const id = url.split('/').pop()
+  if (server.bucket) return path.join(need('CHUNKD_TEST_S3_DIR'), server.bucket, `${id}.tail`)
+  return path.join(server.dataDir, 'files', `${id}.part`)
 }
 
 /** Polls `check` every 20 ms until it returns truthy, for at most `ms`. */
