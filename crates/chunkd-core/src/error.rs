@@ -50,6 +50,8 @@ pub enum Error {
     Interrupted { offset: u64 },
     #[error("server is shutting down; upload kept at offset {offset}")]
     ShuttingDown { offset: u64 },
+    #[error("invalid part: {0}")]
+    InvalidPart(&'static str),
     #[error("not supported by this store: {0}")]
     NotSupported(&'static str),
     #[error("concurrent modification of upload state")]

@@ -29,5 +29,5 @@ pub use id::UploadId;
 pub use lock::{Lease, Locker};
 pub use metadata::Metadata;
 pub use state::StateStore;
-pub use store::{Concat, DataStore, Written};
+pub use store::{Concat, DataStore, DirectParts, Part, Written};
 pub use upload::{ConcatKind, NewConcat, NewUpload, Status, StoreState, UploadInfo};

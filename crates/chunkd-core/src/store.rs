@@ -58,6 +58,39 @@ pub trait DataStore: fmt::Debug + Send + Sync + 'static {
     fn concat(&self) -> Option<&dyn Concat> {
         None
     }
+
+    /// Clients sending parts straight to the store, when the store can sign for them.
+    fn direct(&self) -> Option<&dyn DirectParts> {
+        None
+    }
+}
+
+/// One part a client stored directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub number: u16,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Optional capability: browser-direct uploads. The client PUTs parts to URLs the store
+/// signs (one part of one upload each, for a limited time); the engine keeps the record
+/// and completes the upload from the parts the store lists.
+#[async_trait]
+pub trait DirectParts: Send + Sync {
+    /// Every part but the last must be at least this large.
+    fn min_part_size(&self) -> u64;
+    /// A URL the client PUTs part `number` of `info` to, valid for `valid_for`.
+    fn sign_part(
+        &self,
+        info: &UploadInfo,
+        number: u16,
+        valid_for: std::time::Duration,
+    ) -> Result<String>;
+    /// The parts stored so far, by number.
+    async fn parts(&self, info: &UploadInfo) -> Result<Vec<Part>>;
+    /// Joins `parts` (checked against [`DirectParts::parts`]) into the readable object.
+    async fn complete(&self, info: &UploadInfo, parts: &[Part]) -> Result<StoreState>;
 }
 
 /// Optional capability: build an upload from finished parts without the bytes passing

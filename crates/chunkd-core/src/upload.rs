@@ -57,6 +57,10 @@ pub struct UploadInfo {
     /// Final uploads waiting for this partial to finish (tus concatenation-unfinished).
     #[serde(default)]
     pub pending_finals: Vec<UploadId>,
+    /// The client sends parts straight to the store (browser-direct); nothing is
+    /// appended through the engine.
+    #[serde(default)]
+    pub direct: bool,
     /// Compare-and-swap token, bumped by every [`crate::StateStore::update`].
     pub revision: u64,
 }
@@ -85,6 +89,8 @@ pub struct NewUpload {
     pub metadata: Metadata,
     pub concat: NewConcat,
     pub owner: Option<String>,
+    /// Parts go straight to the store ([`crate::store::DirectParts`]).
+    pub direct: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

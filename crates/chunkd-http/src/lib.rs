@@ -25,6 +25,7 @@ pub mod public_url;
 pub mod range;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
+pub mod s3_multipart;
 pub mod signed_ids;
 #[cfg(test)]
 mod test_support;

@@ -137,6 +137,12 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         progress_interval: config.ietf.progress_interval,
         download_path: Some(config.tus.path.clone()),
     };
+    let direct = chunkd_http::s3_multipart::Config {
+        path: config.s3_multipart.path.clone(),
+        part_url_validity: config.s3_multipart.part_url_validity,
+        public_url: public_url.clone(),
+        download_path: Some(config.tus.path.clone()),
+    };
     let content_range = chunkd_http::content_range::Config {
         path: config.content_range.path.clone(),
         public_url: public_url.clone(),
@@ -159,6 +165,7 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let mut app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
         .merge(chunkd_http::ietf::router(uploads.clone(), ietf))
+        .merge(chunkd_http::s3_multipart::router(uploads.clone(), direct))
         .merge(chunkd_http::resumablejs::router(uploads.clone(), chunks))
         .merge(chunkd_http::content_range::router(
             uploads.clone(),

@@ -51,6 +51,7 @@ pub struct Config {
     pub postgres: PostgresConfig,
     pub tus: TusConfig,
     pub ietf: IetfConfig,
+    pub s3_multipart: S3MultipartConfig,
     pub resumablejs: ResumableJsConfig,
     pub content_range: ContentRangeConfig,
     pub form: FormConfig,
@@ -141,6 +142,26 @@ impl Default for PostgresConfig {
             schema: String::new(),
             pool_size: 16,
             lock_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Browser-direct S3 multipart (with `store = "s3"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3MultipartConfig {
+    /// Mount path of the companion-style endpoints (`{path}/multipart/...`).
+    pub path: String,
+    /// How long a signed part URL stays valid.
+    #[serde(with = "humantime_serde")]
+    pub part_url_validity: Duration,
+}
+
+impl Default for S3MultipartConfig {
+    fn default() -> Self {
+        S3MultipartConfig {
+            path: "/s3".to_owned(),
+            part_url_validity: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -327,6 +348,7 @@ impl Default for Config {
             postgres: PostgresConfig::default(),
             tus: TusConfig::default(),
             ietf: IetfConfig::default(),
+            s3_multipart: S3MultipartConfig::default(),
             resumablejs: ResumableJsConfig::default(),
             content_range: ContentRangeConfig::default(),
             form: FormConfig::default(),
@@ -428,6 +450,7 @@ impl Config {
         for path in [
             &self.tus.path,
             &self.ietf.path,
+            &self.s3_multipart.path,
             &self.resumablejs.resumable_path,
             &self.resumablejs.flow_path,
         ] {

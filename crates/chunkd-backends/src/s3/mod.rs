@@ -10,6 +10,7 @@
 //! completes the multipart upload.
 
 mod client;
+mod direct;
 
 use std::fmt;
 use std::ops::Range;
@@ -350,6 +351,10 @@ impl DataStore for S3Store {
 
     async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
         Ok(self.get(&self.key(info), range).await?)
+    }
+
+    fn direct(&self) -> Option<&dyn chunkd_core::DirectParts> {
+        Some(self)
     }
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The upload engine: the only thing protocol front ends call.
 
 mod concat;
+mod direct;
 mod guard;
 mod write;
 
@@ -214,6 +215,7 @@ impl Uploads {
                 expires_at: self.next_expiry(),
                 store: Default::default(),
                 pending_finals: Vec::new(),
+                direct: new.direct,
                 revision: 0,
             };
             if let Verdict::Reject(r) = self.0.hooks.pre_create(&hook_event(&info)).await {

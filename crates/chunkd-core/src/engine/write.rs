@@ -67,6 +67,11 @@ impl Uploads {
         if info.is_final() {
             return Err(Error::FinalUpload);
         }
+        if info.direct {
+            return Err(Error::NotSupported(
+                "appending to an upload whose parts go straight to the store",
+            ));
+        }
         if req.offset != info.offset {
             return Err(Error::OffsetMismatch {
                 expected: info.offset,

@@ -57,6 +57,7 @@ pub fn sample_info(length: Option<u64>) -> UploadInfo {
         expires_at: None,
         store: Default::default(),
         pending_finals: Vec::new(),
+        direct: false,
         revision: 0,
     }
 }

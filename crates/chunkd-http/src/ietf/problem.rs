@@ -168,7 +168,8 @@ impl From<chunkd_core::Error> for Problem {
             | E::ChecksumMissing
             | E::FinalUpload
             | E::NotFinished
-            | E::InvalidConcat(_) => Problem::bad_request(detail),
+            | E::InvalidConcat(_)
+            | E::InvalidPart(_) => Problem::bad_request(detail),
             E::Locked => Problem::new(StatusCode::LOCKED, detail),
             E::RangeNotSatisfiable { .. } => {
                 Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, detail)

@@ -77,6 +77,7 @@ impl From<chunkd_core::Error> for Error {
             E::FinalUpload => Error::new(StatusCode::FORBIDDEN, "ERR_MODIFY_FINAL", msg),
             E::NotFinished => Error::bad_request("ERR_UPLOAD_NOT_FINISHED", msg),
             E::InvalidConcat(_) => Error::bad_request("ERR_INVALID_CONCAT", msg),
+            E::InvalidPart(_) => Error::bad_request("ERR_INVALID_PART", msg),
             E::RangeNotSatisfiable { length } => Error {
                 length: Some(length),
                 ..Error::new(

@@ -1,0 +1,162 @@
+//! Browser-direct uploads: clients send parts straight to the store with URLs the
+//! engine has the store sign, and the engine keeps the record, so limits, owners,
+//! hooks and expiry apply as to any upload.
+
+use std::time::Duration;
+
+use tracing::{Instrument, info_span};
+
+use super::{Uploads, hook_event};
+use crate::error::{Error, Result};
+use crate::hooks::{Event, Verdict};
+use crate::id::UploadId;
+use crate::store::{DirectParts, Part};
+use crate::upload::{Status, UploadInfo};
+
+/// S3's limit, and so every direct store's.
+const MAX_PARTS: u16 = 10_000;
+
+impl Uploads {
+    /// Whether the store takes parts straight from clients.
+    pub fn supports_direct(&self) -> bool {
+        self.0.store.direct().is_some()
+    }
+
+    fn direct_store(&self) -> Result<&dyn DirectParts> {
+        self.0.store.direct().ok_or(Error::NotSupported(
+            "clients sending parts straight to the store",
+        ))
+    }
+
+    /// The record of a direct upload `owner` may see.
+    async fn direct_info(&self, id: &UploadId, owner: Option<&str>) -> Result<UploadInfo> {
+        let info = self.info(id).await?;
+        if !info.direct || info.owner.as_deref() != owner {
+            return Err(Error::NotFound(id.clone()));
+        }
+        Ok(info)
+    }
+
+    /// A URL for part `number` of an open direct upload, valid for `valid_for`.
+    pub async fn sign_part(
+        &self,
+        id: &UploadId,
+        owner: Option<&str>,
+        number: u16,
+        valid_for: Duration,
+    ) -> Result<String> {
+        let store = self.direct_store()?;
+        let info = self.direct_info(id, owner).await?;
+        if info.is_finished() {
+            return Err(Error::InvalidPart("the upload is already complete"));
+        }
+        if !(1..=MAX_PARTS).contains(&number) {
+            return Err(Error::InvalidPart("part numbers run from 1 to 10000"));
+        }
+        // A part that starts past the largest allowed upload can only be refused later.
+        if let Some(max) = self.0.limits.max_size
+            && u64::from(number - 1) * store.min_part_size() >= max.max(1)
+        {
+            return Err(Error::TooLarge { max });
+        }
+        store.sign_part(&info, number, valid_for)
+    }
+
+    /// The parts stored so far (a client resuming after a page reload asks this).
+    pub async fn direct_parts(&self, id: &UploadId, owner: Option<&str>) -> Result<Vec<Part>> {
+        let store = self.direct_store()?;
+        let info = self.direct_info(id, owner).await?;
+        if info.is_finished() {
+            return Ok(Vec::new());
+        }
+        store.parts(&info).await
+    }
+
+    /// Completes a direct upload from the parts the client names (number and ETag,
+    /// checked against what the store holds). Repeating it after success is harmless.
+    pub async fn complete_direct(
+        &self,
+        id: &UploadId,
+        owner: Option<&str>,
+        named: &[(u16, String)],
+    ) -> Result<UploadInfo> {
+        async {
+            let store = self.direct_store()?;
+            let _lease = self.lock(id).await?;
+            let mut info = self.direct_info(id, owner).await?;
+            if info.is_finished() {
+                return Ok(info);
+            }
+            let stored = store.parts(&info).await?;
+            let parts = matching_parts(named, &stored)?;
+            let size: u64 = parts.iter().map(|p| p.size).sum();
+            if let Some(length) = info.length
+                && length != size
+            {
+                return Err(Error::InvalidLength(
+                    "the parts do not add up to the declared size",
+                ));
+            }
+            if let Err(too_large) = self.check_size(size) {
+                // Nothing of an oversized upload is kept.
+                self.0.store.delete(&info).await?;
+                self.0.state.remove(id, None).await?;
+                self.emit(Event::Terminated(id.clone()));
+                return Err(too_large);
+            }
+            info.offset = size;
+            info.length = Some(size);
+            if let Verdict::Reject(r) = self.0.hooks.pre_finish(&hook_event(&info)).await {
+                return Err(Error::Rejected(r));
+            }
+            info.store = store.complete(&info, &parts).await?;
+            info.status = Status::Finished;
+            info.expires_at = None;
+            let info = self.0.state.update(&info).await?;
+            tracing::info!(
+                upload.length = size,
+                parts = parts.len(),
+                "direct upload finished"
+            );
+            self.emit(Event::Finished(info.clone()));
+            Ok(info)
+        }
+        .instrument(info_span!("upload.complete_direct", upload.id = %id))
+        .await
+    }
+}
+
+/// The named parts, numbered 1..n without gaps, each as the store holds it.
+fn matching_parts(named: &[(u16, String)], stored: &[Part]) -> Result<Vec<Part>> {
+    if named.is_empty() {
+        return Err(Error::InvalidPart("no parts named"));
+    }
+    let mut named = named.to_vec();
+    named.sort_by_key(|(n, _)| *n);
+    let unquote = |e: &str| e.trim_matches('"').to_owned();
+    named
+        .iter()
+        .enumerate()
+        .map(|(i, (number, etag))| {
+            if usize::from(*number) != i + 1 {
+                return Err(Error::InvalidPart(
+                    "parts must be numbered 1, 2, 3, ... without gaps",
+                ));
+            }
+            // A store that lists no ETags (some S3-compatible services) leaves the
+            // check to its own completion, which refuses a wrong one.
+            stored
+                .iter()
+                .find(|p| {
+                    p.number == *number && (p.etag.is_empty() || unquote(&p.etag) == unquote(etag))
+                })
+                .map(|p| Part {
+                    etag: etag.clone(),
+                    ..p.clone()
+                })
+                .ok_or(Error::InvalidPart(
+                    "a named part is not stored with that ETag",
+                ))
+        })
+        .collect()
+}

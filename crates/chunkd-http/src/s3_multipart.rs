@@ -1,0 +1,336 @@
+//! Browser-direct S3 multipart uploads, on the contract of Uppy's `@uppy/aws-s3`
+//! companion endpoints: the browser PUTs parts straight to S3 with URLs chunkd signs,
+//! and chunkd keeps the upload's record, so limits, owners, hooks and expiry apply and
+//! an upload survives a page reload (list the parts, send the rest).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST {path}/multipart` `{filename, type, metadata, size?}` | `{uploadId, key}` |
+//! | `GET {path}/multipart/{uploadId}/{partNumber}?key=` | `{url, expires}` |
+//! | `GET {path}/multipart/{uploadId}/batch?key=&partNumbers=1,2` | `{presignedUrls: {"1": url}}` |
+//! | `GET {path}/multipart/{uploadId}?key=` | `[{PartNumber, Size, ETag}]` |
+//! | `POST {path}/multipart/{uploadId}/complete?key=` `{parts: [{PartNumber, ETag}]}` | `{location, key, id, size}` |
+//! | `DELETE {path}/multipart/{uploadId}?key=` | `{}` |
+//!
+//! `key` is chunkd's upload id (the object is `<prefix><id>` in the bucket); `uploadId`
+//! is S3's and must belong to that key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chunkd_core::{Metadata, NewUpload, UploadId, Uploads};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::identity::Owner;
+use crate::public_url::PublicUrl;
+
+/// Settings of the browser-direct front end.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub path: String,
+    /// How long a part URL stays valid.
+    pub part_url_validity: Duration,
+    pub public_url: PublicUrl,
+    /// Where finished uploads can be downloaded (the tus path).
+    pub download_path: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: "/s3".to_owned(),
+            part_url_validity: Duration::from_secs(15 * 60),
+            public_url: PublicUrl::default(),
+            download_path: None,
+        }
+    }
+}
+
+struct Direct {
+    uploads: Uploads,
+    validity: Duration,
+    public_url: PublicUrl,
+    download_path: Option<String>,
+}
+
+/// The endpoints; empty when the store cannot take parts from clients.
+pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    if !uploads.supports_direct() {
+        return Router::new();
+    }
+    let base = format!("/{}/multipart", config.path.trim_matches('/'));
+    let state = Arc::new(Direct {
+        uploads,
+        validity: config.part_url_validity,
+        public_url: config.public_url,
+        download_path: config
+            .download_path
+            .map(|p| format!("/{}", p.trim_matches('/'))),
+    });
+    Router::new()
+        .route(&base, post(create))
+        .route(
+            &format!("{base}/{{upload_id}}"),
+            get(list_parts).delete(abort),
+        )
+        .route(&format!("{base}/{{upload_id}}/batch"), get(sign_batch))
+        .route(&format!("{base}/{{upload_id}}/complete"), post(complete))
+        .route(&format!("{base}/{{upload_id}}/{{part}}"), get(sign_one))
+        .with_state(state)
+}
+
+/// A refusal as the companion answers it: a status and `{"error": ...}`.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            tracing::error!(error = %self.1, "browser-direct request failed");
+        }
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<chunkd_core::Error> for Refusal {
+    fn from(e: chunkd_core::Error) -> Self {
+        use chunkd_core::Error as E;
+        let status = match &e {
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Expired(_) => StatusCode::GONE,
+            E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            E::Locked => StatusCode::LOCKED,
+            E::Rejected(r) => StatusCode::from_u16(r.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::BAD_REQUEST),
+            E::InvalidPart(_) | E::InvalidLength(_) => StatusCode::BAD_REQUEST,
+            E::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status.is_server_error() {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "browser-direct request failed");
+            "internal server error".to_owned()
+        } else {
+            e.to_string()
+        };
+        Refusal(status, message)
+    }
+}
+
+type Answer = Result<Response, Refusal>;
+
+#[derive(Deserialize)]
+struct CreateBody {
+    filename: Option<String>,
+    #[serde(rename = "type")]
+    content_type: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, Value>,
+    size: Option<u64>,
+}
+
+async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
+    let owner = Owner::of(&req).0;
+    let body = axum::body::to_bytes(req.into_body(), 64 << 10)
+        .await
+        .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
+    let body: CreateBody = serde_json::from_slice(&body)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let mut metadata = Metadata::new();
+    let filename = crate::disposition::clean_filename(body.filename)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.into()))?;
+    if let Some(name) = filename {
+        metadata.insert("filename", name);
+    }
+    if let Some(t) = body.content_type.filter(|t| t.len() <= 127) {
+        metadata.insert("filetype", t);
+    }
+    for (k, v) in body.metadata {
+        // Plain strings only, under names that cannot clash with ours.
+        if let (Value::String(v), true) = (v, k.len() <= 64 && k != "filename" && k != "filetype")
+            && !metadata.try_insert(k, v)
+        {
+            return Err(Refusal(StatusCode::BAD_REQUEST, "invalid metadata".into()));
+        }
+    }
+    let info = direct
+        .uploads
+        .create(NewUpload {
+            length: body.size,
+            metadata,
+            owner,
+            direct: true,
+            ..Default::default()
+        })
+        .await?;
+    let upload_id = info.store.get("s3.upload_id").cloned().unwrap_or_default();
+    Ok(Json(json!({ "uploadId": upload_id, "key": info.id.as_str() })).into_response())
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    key: String,
+    #[serde(rename = "partNumbers")]
+    part_numbers: Option<String>,
+}
+
+impl Direct {
+    /// The upload named by `key`, if `upload_id` is its S3 upload and `owner` may see it.
+    async fn upload(
+        &self,
+        upload_id: &str,
+        key: &str,
+        req_owner: &Owner,
+    ) -> Result<UploadId, Refusal> {
+        let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
+        let id: UploadId = key.parse().map_err(|_| not_found())?;
+        let info = self.uploads.info(&id).await.map_err(Refusal::from)?;
+        let matches = info.store.get("s3.upload_id").map(String::as_str) == Some(upload_id);
+        if !matches || !info.direct || !req_owner.may_access(info.owner.as_deref()) {
+            return Err(not_found());
+        }
+        Ok(id)
+    }
+}
+
+fn part_number(s: &str) -> Result<u16, Refusal> {
+    s.trim().parse().map_err(|_| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("invalid part number {s:?}"),
+        )
+    })
+}
+
+async fn sign_one(
+    State(direct): State<Arc<Direct>>,
+    Path((upload_id, part)): Path<(String, String)>,
+    Query(q): Query<KeyQuery>,
+    req: Request,
+) -> Answer {
+    let owner = Owner::of(&req);
+    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let number = part_number(&part)?;
+    let url = direct
+        .uploads
+        .sign_part(&id, owner.as_deref(), number, direct.validity)
+        .await?;
+    Ok(Json(json!({ "url": url, "expires": direct.validity.as_secs() })).into_response())
+}
+
+async fn sign_batch(
+    State(direct): State<Arc<Direct>>,
+    Path(upload_id): Path<String>,
+    Query(q): Query<KeyQuery>,
+    req: Request,
+) -> Answer {
+    let owner = Owner::of(&req);
+    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let numbers = q.part_numbers.unwrap_or_default();
+    let numbers: Vec<u16> = numbers
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(part_number)
+        .collect::<Result<_, _>>()?;
+    if numbers.is_empty() || numbers.len() > 1000 {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "name 1 to 1000 partNumbers".into(),
+        ));
+    }
+    let mut urls = serde_json::Map::new();
+    for number in numbers {
+        let url = direct
+            .uploads
+            .sign_part(&id, owner.as_deref(), number, direct.validity)
+            .await?;
+        urls.insert(number.to_string(), Value::String(url));
+    }
+    Ok(Json(json!({ "presignedUrls": urls })).into_response())
+}
+
+async fn list_parts(
+    State(direct): State<Arc<Direct>>,
+    Path(upload_id): Path<String>,
+    Query(q): Query<KeyQuery>,
+    req: Request,
+) -> Answer {
+    let owner = Owner::of(&req);
+    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let parts = direct.uploads.direct_parts(&id, owner.as_deref()).await?;
+    let parts: Vec<Value> = parts
+        .iter()
+        .map(|p| json!({ "PartNumber": p.number, "Size": p.size, "ETag": p.etag }))
+        .collect();
+    Ok(Json(Value::Array(parts)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CompleteBody {
+    parts: Vec<CompletePart>,
+}
+
+#[derive(Deserialize)]
+struct CompletePart {
+    #[serde(rename = "PartNumber")]
+    number: u16,
+    #[serde(rename = "ETag")]
+    etag: String,
+}
+
+async fn complete(
+    State(direct): State<Arc<Direct>>,
+    Path(upload_id): Path<String>,
+    Query(q): Query<KeyQuery>,
+    req: Request,
+) -> Answer {
+    let owner = Owner::of(&req);
+    let origin = direct
+        .public_url
+        .origin(req.headers(), req.uri().authority().map(|a| a.as_str()));
+    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let body = axum::body::to_bytes(req.into_body(), 2 << 20)
+        .await
+        .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
+    let body: CompleteBody = serde_json::from_slice(&body)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    let named: Vec<(u16, String)> = body.parts.into_iter().map(|p| (p.number, p.etag)).collect();
+    let info = direct
+        .uploads
+        .complete_direct(&id, owner.as_deref(), &named)
+        .await?;
+    let location = direct
+        .download_path
+        .as_ref()
+        .map(|p| format!("{origin}{p}/{}", info.id));
+    Ok(Json(json!({
+        "location": location,
+        "key": info.id.as_str(),
+        "id": info.id.as_str(),
+        "size": info.offset,
+    }))
+    .into_response())
+}
+
+async fn abort(
+    State(direct): State<Arc<Direct>>,
+    Path(upload_id): Path<String>,
+    Query(q): Query<KeyQuery>,
+    req: Request,
+) -> Answer {
+    let owner = Owner::of(&req);
+    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    direct.uploads.terminate(&id).await?;
+    Ok(Json(json!({})).into_response())
+}
