@@ -142,3 +142,34 @@ async fn an_upload_resumes_on_a_new_store_from_its_record() {
     second.delete(&info).await.expect("delete");
     second.delete(&info).await.expect("delete again");
 }
+
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn no_staging_object_outlives_its_upload() {
+    let store = fresh_store().await;
+    let part = MIN_PART_SIZE as usize;
+    let data = pattern(part, 11);
+    let mut info = sample_info(Some(data.len() as u64));
+    info.store = store.create(&info).await.expect("create");
+    // The first append leaves a tail; the second ends on the part boundary, so the
+    // upload has no tail any more, but the staging object is still there.
+    for piece in [&data[..part / 2], &data[part / 2..]] {
+        let written = store
+            .write(&info, body_of(piece, 65_536))
+            .await
+            .expect("write");
+        info.offset += written.bytes;
+        info.store = written.store;
+    }
+    // s3s-fs keeps objects as plain files: <root>/<bucket>/<key>.
+    let tail = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
+        .join(store.bucket())
+        .join(format!("uploads/{}.tail", info.id));
+    assert!(tail.exists(), "the first append's staging object");
+    info.store = store.finish(&info).await.expect("finish");
+    assert!(
+        !tail.exists(),
+        "the staging object is gone once the upload is finished"
+    );
+    assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
+}

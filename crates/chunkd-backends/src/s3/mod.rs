@@ -343,9 +343,8 @@ impl DataStore for S3Store {
                 }
             }
         }
-        if tail_len > 0 {
-            self.delete_object(&tail_key).await?;
-        }
+        // Also when the tail is empty: an earlier request may have left one behind.
+        self.delete_object(&tail_key).await?;
         Ok(multipart.state())
     }
 
