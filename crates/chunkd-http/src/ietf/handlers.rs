@@ -2,31 +2,27 @@
 //! announced interop version's terms.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::ExpectedChecksum;
-use chunkd_core::{
-    Checksum, ChecksumAlgorithm, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest,
-};
+use chunkd_core::{Checksum, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use tokio::sync::watch;
 
 use super::Ietf;
+use super::append::Completion;
 use super::digest::{self, Digest, REPR_DIGEST_KEY};
 use super::fields;
-use super::problem::{Kind, Problem};
+use super::problem::Problem;
 use super::version::{INTEROP_HEADER, Interop, Unsupported};
-use crate::forward::Completed;
+use crate::disposition;
 use crate::identity::{self, Owner};
 use crate::interim::Interim;
-use crate::{body, disposition};
 
 const PARTIAL_UPLOAD: &str = "application/partial-upload";
 
-type Answer = Result<Response, Problem>;
+pub(super) type Answer = Result<Response, Problem>;
 
 /// `{path}` and `{path}/`: discovery and creation.
 pub(super) async fn collection(State(ietf): State<Arc<Ietf>>, req: Request) -> Response {
@@ -71,7 +67,7 @@ pub(super) async fn resource(
     ietf.answer(interop, answer)
 }
 
-fn set(response: &mut Response, name: &'static str, value: impl ToString) {
+pub(super) fn set(response: &mut Response, name: &'static str, value: impl ToString) {
     if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
         response.headers_mut().insert(name, v);
     }
@@ -150,16 +146,6 @@ fn checksum_of(digest: Option<Digest>) -> Option<ExpectedChecksum> {
     })
 }
 
-/// What a completing response reports besides the upload itself.
-struct Completion {
-    status: StatusCode,
-    origin: String,
-    want: Option<ChecksumAlgorithm>,
-    location: Option<String>,
-    /// A `Repr-Digest` sent with this request (one sent at creation is in the metadata).
-    repr_digest: Option<Digest>,
-}
-
 impl Ietf {
     fn origin(&self, req: &Request) -> String {
         self.public_url
@@ -196,7 +182,7 @@ impl Ietf {
         }
     }
 
-    fn reply(&self, status: StatusCode, interop: Interop) -> Response {
+    pub(super) fn reply(&self, status: StatusCode, interop: Interop) -> Response {
         let mut response = status.into_response();
         if let Some(version) = interop.announced() {
             response
@@ -238,7 +224,7 @@ impl Ietf {
         response
     }
 
-    fn set_complete(&self, response: &mut Response, interop: Interop, complete: bool) {
+    pub(super) fn set_complete(&self, response: &mut Response, interop: Interop, complete: bool) {
         let (name, true_means_complete) = interop.completeness_header();
         let value = if complete == true_means_complete {
             "?1"
@@ -445,195 +431,12 @@ impl Ietf {
         Ok(response)
     }
 
-    /// An append to a finished upload. An empty completing append at the end is a
-    /// client asking again for a final answer it lost: it gets it. Anything else is
-    /// refused as the draft says: content means an inconsistent length, an empty append
-    /// a completed upload.
-    async fn append_to_completed(
-        &self,
-        interop: Interop,
-        info: UploadInfo,
-        offset: u64,
-        complete: bool,
-        body_len: Option<u64>,
-        completion: Completion,
-    ) -> Answer {
-        let empty = body_len == Some(0);
-        if empty && complete && offset == info.offset {
-            return self.completed(interop, &info, completion).await;
-        }
-        let problem = if empty {
-            Problem {
-                kind: Kind::CompletedUpload,
-                ..Problem::new(StatusCode::GONE, "the upload is already complete")
-            }
-        } else {
-            Problem::inconsistent_length("the upload is already complete")
-        };
-        Err(Problem {
-            offset: Some(info.offset),
-            complete: Some(true),
-            ..problem
-        })
-    }
-
-    /// Writes the body at the request's offset. When the client says this request ends
-    /// the upload, the upload must be finished by it: a clean end with the length still
-    /// open settles the length; a cut-off body leaves the upload open to resume.
-    async fn append(
-        &self,
-        interop: Interop,
-        interim: Option<&Interim>,
-        id: &UploadId,
-        write: WriteRequest,
-        complete: bool,
-        body: Body,
-    ) -> Result<UploadInfo, Problem> {
-        let owner = write.owner.clone();
-        let (stream, end) = body::tracked(body::byte_stream(body, self.idle_timeout, |_| {}));
-        let info = self
-            .write_reporting(interop, interim, id, write, stream)
-            .await?;
-        if !complete || info.is_finished() {
-            return Ok(info);
-        }
-        if !end.clean() {
-            return Err(Problem {
-                offset: Some(info.offset),
-                complete: Some(false),
-                ..Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the request body ended early; resume from Upload-Offset",
-                )
-            });
-        }
-        if let Some(length) = info.length {
-            return Err(Problem::inconsistent_length(format!(
-                "the upload is {length} bytes but the request completing it ends at {}",
-                info.offset
-            )));
-        }
-        let settle = WriteRequest {
-            offset: info.offset,
-            declare_length: Some(info.offset),
-            owner,
-            ..WriteRequest::default()
-        };
-        Ok(self
-            .uploads
-            .write(id, settle, Box::pin(futures::stream::empty()))
-            .await?)
-    }
-
-    /// The engine write, with a 104 carrying each newly committed offset (at most one
-    /// per `progress_interval`) for clients that understand progress 104s.
-    async fn write_reporting(
-        &self,
-        interop: Interop,
-        interim: Option<&Interim>,
-        id: &UploadId,
-        mut write: WriteRequest,
-        stream: chunkd_core::ByteStream<'static>,
-    ) -> Result<UploadInfo, chunkd_core::Error> {
-        let Some(interim) = interim.filter(|_| interop.progress_interim()) else {
-            return self.uploads.write(id, write, stream).await;
-        };
-        let (committed, mut offsets) = watch::channel(write.offset);
-        write.committed = Some(Arc::new(committed));
-        let writing = self.uploads.write(id, write, stream);
-        tokio::pin!(writing);
-        let mut last_report: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                result = &mut writing => return result,
-                changed = offsets.changed() => {
-                    if changed.is_err() {
-                        return writing.await;
-                    }
-                    let offset = *offsets.borrow_and_update();
-                    if last_report.is_some_and(|at| at.elapsed() < self.progress_interval) {
-                        continue;
-                    }
-                    last_report = Some(Instant::now());
-                    let mut progress = HeaderMap::new();
-                    progress.insert("upload-offset", HeaderValue::from(offset));
-                    if let Some(version) = interop.announced() {
-                        progress.insert(INTEROP_HEADER, HeaderValue::from(u16::from(version)));
-                    }
-                    if let Err(e) = interim.send(upload_resumption_supported(), &progress).await {
-                        tracing::debug!(error = %e, "progress 104 not delivered");
-                    }
-                }
-            }
-        }
-    }
-
-    /// The answer to the request that completed an upload: the upload resource's
-    /// target processed the representation, so this is a file description, with the
-    /// representation digest checked (and reported when asked for).
-    async fn completed(&self, interop: Interop, info: &UploadInfo, c: Completion) -> Answer {
-        let recorded = info
-            .metadata
-            .text(REPR_DIGEST_KEY)
-            .and_then(Digest::parse_field);
-        let mut known: Option<Digest> = None;
-        for expected in recorded.into_iter().chain(c.repr_digest) {
-            let actual = match known.take() {
-                Some(d) if d.algorithm == expected.algorithm => d,
-                _ => digest::of_upload(&self.uploads, &info.id, expected.algorithm).await?,
-            };
-            if actual != expected {
-                // Resuming cannot fix this: the representation is complete and wrong.
-                if let Err(e) = self.uploads.terminate(&info.id).await {
-                    tracing::warn!(error = %e, "could not discard an upload failing its digest");
-                }
-                return Err(Problem {
-                    complete: Some(true),
-                    ..Problem::bad_request(
-                        "the upload does not match its Repr-Digest and was discarded",
-                    )
-                });
-            }
-            known = Some(actual);
-        }
-        let mut response = self.reply(c.status, interop);
-        if let Some(algorithm) = c.want {
-            let digest = match known {
-                Some(d) if d.algorithm == algorithm => d,
-                _ => digest::of_upload(&self.uploads, &info.id, algorithm).await?,
-            };
-            set(&mut response, "repr-digest", digest.field());
-        }
-        let url = self
-            .download_path
-            .as_ref()
-            .map(|p| format!("{}{p}/{}", c.origin, info.id));
-        let file = serde_json::json!({
-            "id": info.id.as_str(),
-            "size": info.offset,
-            "filename": info.metadata.text("filename"),
-            "content_type": info.metadata.text("filetype"),
-            "url": url,
-        });
-        *response.body_mut() = Body::from(file.to_string());
-        set(&mut response, "content-type", "application/json");
-        if let Some(location) = c.location {
-            set(&mut response, "location", location);
-        }
-        self.set_complete(&mut response, interop, true);
-        set(&mut response, "upload-offset", info.offset);
-        response
-            .extensions_mut()
-            .insert(Completed::notify(vec![file]));
-        Ok(response)
-    }
-
     async fn delete(&self, interop: Interop, id: &UploadId) -> Answer {
         self.uploads.terminate(id).await?;
         Ok(self.reply(StatusCode::NO_CONTENT, interop))
     }
 }
 
-fn upload_resumption_supported() -> StatusCode {
+pub(super) fn upload_resumption_supported() -> StatusCode {
     StatusCode::from_u16(104).unwrap_or(StatusCode::CONTINUE)
 }

@@ -9,6 +9,7 @@
 //! request cut off in its first byte can be resumed; long appends report committed
 //! offsets in further 104s.
 
+mod append;
 mod digest;
 mod fields;
 mod handlers;

@@ -2,13 +2,15 @@
 //! tested over real connections in `interim` and end to end).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod representation;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use base64::Engine as _;
 use chunkd_core::memory::{MemoryState, MemoryStore};
-use chunkd_core::{Event, HookEvent, Hooks, Limits, Rejection, Uploads, Verdict};
+use chunkd_core::{Limits, Uploads};
 use http::StatusCode;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -16,17 +18,17 @@ use sha2::{Digest as _, Sha256};
 use super::{Config, router};
 use crate::test_support::{Reply, call};
 
-const MAX: u64 = 1_000_000;
-type Headers<'a> = &'a [(&'a str, &'a str)];
+pub(super) const MAX: u64 = 1_000_000;
+pub(super) type Headers<'a> = &'a [(&'a str, &'a str)];
 
-fn app_with(limits: Limits) -> Router {
+pub(super) fn app_with(limits: Limits) -> Router {
     let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
         .limits(limits)
         .build();
     app_on(uploads)
 }
 
-fn app_on(uploads: Uploads) -> Router {
+pub(super) fn app_on(uploads: Uploads) -> Router {
     let config = Config {
         download_path: Some("/files".into()),
         ..Config::default()
@@ -34,25 +36,25 @@ fn app_on(uploads: Uploads) -> Router {
     router(uploads, config)
 }
 
-fn app() -> Router {
+pub(super) fn app() -> Router {
     app_with(Limits {
         max_size: Some(MAX),
         ..Limits::default()
     })
 }
 
-fn v(version: &'static str) -> (&'static str, &'static str) {
+pub(super) fn v(version: &'static str) -> (&'static str, &'static str) {
     ("upload-draft-interop-version", version)
 }
 
-const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
+pub(super) const PARTIAL: (&str, &str) = ("content-type", "application/partial-upload");
 
-fn problem(r: &Reply) -> Value {
+pub(super) fn problem(r: &Reply) -> Value {
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     serde_json::from_slice(&r.body).unwrap()
 }
 
-fn sha256_field(data: &[u8]) -> String {
+pub(super) fn sha256_field(data: &[u8]) -> String {
     let digest = Sha256::digest(data);
     format!(
         "sha-256=:{}:",
@@ -61,7 +63,7 @@ fn sha256_field(data: &[u8]) -> String {
 }
 
 /// Creates an incomplete upload ("careful creation": empty body, `?0`).
-async fn create(app: &Router, headers: Headers<'_>) -> String {
+pub(super) async fn create(app: &Router, headers: Headers<'_>) -> String {
     let mut all = vec![("upload-complete", "?0"), ("content-length", "0")];
     all.extend_from_slice(headers);
     let r = call(app, "POST", "/uploads", &all, "").await;
@@ -69,7 +71,7 @@ async fn create(app: &Router, headers: Headers<'_>) -> String {
     r.location_path()
 }
 
-async fn append(
+pub(super) async fn append(
     app: &Router,
     path: &str,
     offset: u64,
@@ -489,107 +491,6 @@ async fn an_unknown_length_is_settled_by_the_completing_request() {
 }
 
 #[tokio::test]
-async fn digests_are_checked_and_reported() {
-    let app = app();
-    // Content-Digest: a mismatching body is not appended.
-    let path = create(&app, &[v("8")]).await;
-    let wrong = sha256_field(b"other");
-    let r = append(
-        &app,
-        &path,
-        0,
-        false,
-        &[("content-digest", &wrong)],
-        b"data",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = call(&app, "HEAD", &path, &[v("8")], "").await;
-    assert_eq!(r.header("upload-offset"), Some("0"));
-    let right = sha256_field(b"data");
-    let r = append(
-        &app,
-        &path,
-        0,
-        false,
-        &[("content-digest", &right)],
-        b"data",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    // Unknown algorithms are ignored.
-    let r = append(
-        &app,
-        &path,
-        4,
-        false,
-        &[("content-digest", "md5=:AAAA:")],
-        b"more",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    // Want-Repr-Digest on the completing request gets the stored representation's.
-    let r = append(
-        &app,
-        &path,
-        8,
-        true,
-        &[("want-repr-digest", "sha-256=3, sha-512=1")],
-        b"!",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        r.header("repr-digest"),
-        Some(sha256_field(b"datamore!").as_str())
-    );
-
-    // Repr-Digest from the creation request is checked at completion.
-    let bad = sha256_field(b"not it");
-    let r = call(
-        &app,
-        "POST",
-        "/uploads",
-        &[
-            v("8"),
-            ("upload-complete", "?1"),
-            ("repr-digest", &bad),
-            ("content-length", "5"),
-        ],
-        "hello",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.header("upload-complete"), Some("?1"), "do not resume");
-    let good = sha256_field(b"hello");
-    let r = call(
-        &app,
-        "POST",
-        "/uploads",
-        &[
-            v("8"),
-            ("upload-complete", "?1"),
-            ("repr-digest", &good),
-            ("content-length", "5"),
-        ],
-        "hello",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-}
-
-#[tokio::test]
-async fn a_failed_representation_digest_discards_the_upload() {
-    let app = app();
-    let bad = sha256_field(b"not it");
-    let path = create(&app, &[v("8"), ("repr-digest", &bad)]).await;
-    let r = append(&app, &path, 0, true, &[], b"hello").await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = call(&app, "HEAD", &path, &[v("8")], "").await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-}
-
-#[tokio::test]
 async fn cancellation_and_unknown_uploads() {
     let app = app();
     let path = create(&app, &[v("8")]).await;
@@ -615,108 +516,4 @@ async fn expired_uploads_are_gone() {
     let path = create(&app, &[v("8")]).await;
     let r = call(&app, "HEAD", &path, &[v("8")], "").await;
     assert_eq!(r.status, StatusCode::GONE);
-}
-
-#[tokio::test]
-async fn metadata_comes_from_the_creation_request() {
-    let app = app();
-    let r = call(
-        &app,
-        "POST",
-        "/uploads",
-        &[
-            v("8"),
-            ("upload-complete", "?1"),
-            ("content-type", "image/png"),
-            (
-                "content-disposition",
-                "inline; filename=\"x.png\"; filename*=UTF-8''%C3%A9t%C3%A9.png",
-            ),
-            ("content-length", "3"),
-        ],
-        "png",
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let file: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(file["filename"], "été.png");
-    assert_eq!(file["content_type"], "image/png");
-    let r = call(
-        &app,
-        "POST",
-        "/uploads",
-        &[
-            v("8"),
-            ("upload-complete", "?1"),
-            (
-                "content-disposition",
-                "inline; filename=\"../../etc/passwd\"",
-            ),
-            ("content-length", "1"),
-        ],
-        "x",
-    )
-    .await;
-    let file: Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(file["filename"], "passwd");
-}
-
-/// Refuses executables, as an application's hook might.
-struct NoExecutables;
-
-#[async_trait::async_trait]
-impl Hooks for NoExecutables {
-    async fn pre_create(&self, event: &HookEvent) -> Verdict {
-        match event.upload.metadata.text("filename") {
-            Some(name) if name.ends_with(".exe") => Verdict::Reject(Rejection {
-                status: 403,
-                message: "no executables".into(),
-            }),
-            _ => Verdict::Continue,
-        }
-    }
-}
-
-#[tokio::test]
-async fn hooks_and_events_apply_as_for_every_front_end() {
-    let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
-        .hooks(Arc::new(NoExecutables))
-        .build();
-    let mut events = uploads.events();
-    let app = app_on(uploads);
-    let upload = |name: &'static str| {
-        let disposition = format!("inline; filename=\"{name}\"");
-        let app = app.clone();
-        async move {
-            call(
-                &app,
-                "POST",
-                "/uploads",
-                &[
-                    v("8"),
-                    ("upload-complete", "?1"),
-                    ("content-disposition", &disposition),
-                    ("content-length", "2"),
-                ],
-                "hi",
-            )
-            .await
-        }
-    };
-    let r = upload("setup.exe").await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert_eq!(problem(&r)["detail"], "no executables");
-    let r = upload("notes.txt").await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let mut seen = Vec::new();
-    while let Ok(event) = events.try_recv() {
-        seen.push(match event {
-            Event::Created(_) => "created",
-            Event::Progress { .. } => "progress",
-            Event::Finished(_) => "finished",
-            Event::Terminated(_) => "terminated",
-            Event::Expired(_) => "expired",
-        });
-    }
-    assert_eq!(seen, ["created", "progress", "finished"]);
 }
