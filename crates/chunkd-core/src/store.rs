@@ -80,6 +80,9 @@ pub struct Part {
 pub trait DirectParts: Send + Sync {
     /// Every part but the last must be at least this large.
     fn min_part_size(&self) -> u64;
+    /// The store's own name for the upload's multipart session (S3's `UploadId`),
+    /// which clients quote back.
+    fn session(&self, info: &UploadInfo) -> Option<String>;
     /// A URL the client PUTs part `number` of `info` to, valid for `valid_for`.
     fn sign_part(
         &self,

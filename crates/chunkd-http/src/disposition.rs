@@ -61,6 +61,18 @@ pub fn clean_filename(name: Option<String>) -> Result<Option<String>, &'static s
     }
 }
 
+/// Whether `s` is a well-formed `type/subtype` (RFC 6838 restricted names), the only
+/// client-chosen types kept and served.
+pub fn is_media_type(s: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    s.split_once('/').is_some_and(|(a, b)| token(a) && token(b))
+}
+
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''encoded` for a client-chosen
 /// name: path components, quotes, control characters and overlong names never get through.
 pub fn attachment(name: Option<&str>) -> String {

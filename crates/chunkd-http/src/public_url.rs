@@ -14,6 +14,11 @@ pub struct PublicUrl {
 }
 
 impl PublicUrl {
+    /// [`PublicUrl::origin`] of a request.
+    pub fn of_request<B>(&self, req: &http::Request<B>) -> String {
+        self.origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+    }
+
     /// `scheme://host[:port]` for this request, without a trailing slash.
     pub fn origin(&self, headers: &HeaderMap, uri_authority: Option<&str>) -> String {
         if let Some(base) = &self.base {

@@ -153,7 +153,10 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
     if let Some(name) = filename {
         metadata.insert("filename", name);
     }
-    if let Some(t) = body.content_type.filter(|t| t.len() <= 127) {
+    if let Some(t) = body
+        .content_type
+        .filter(|t| crate::disposition::is_media_type(t))
+    {
         metadata.insert("filetype", t);
     }
     for (k, v) in body.metadata {
@@ -174,7 +177,7 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
             ..Default::default()
         })
         .await?;
-    let upload_id = info.store.get("s3.upload_id").cloned().unwrap_or_default();
+    let upload_id = direct.uploads.direct_session(&info).unwrap_or_default();
     Ok(Json(json!({ "uploadId": upload_id, "key": info.id.as_str() })).into_response())
 }
 
@@ -196,7 +199,7 @@ impl Direct {
         let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
         let id: UploadId = key.parse().map_err(|_| not_found())?;
         let info = self.uploads.info(&id).await.map_err(Refusal::from)?;
-        let matches = info.store.get("s3.upload_id").map(String::as_str) == Some(upload_id);
+        let matches = self.uploads.direct_session(&info).as_deref() == Some(upload_id);
         if !matches || !info.direct || !req_owner.may_access(info.owner.as_deref()) {
             return Err(not_found());
         }
@@ -296,9 +299,7 @@ async fn complete(
     req: Request,
 ) -> Answer {
     let owner = Owner::of(&req);
-    let origin = direct
-        .public_url
-        .origin(req.headers(), req.uri().authority().map(|a| a.as_str()));
+    let origin = direct.public_url.of_request(&req);
     let id = direct.upload(&upload_id, &q.key, &owner).await?;
     let body = axum::body::to_bytes(req.into_body(), 2 << 20)
         .await

@@ -20,6 +20,10 @@ impl DirectParts for S3Store {
         MIN_PART_SIZE
     }
 
+    fn session(&self, info: &UploadInfo) -> Option<String> {
+        Multipart::of(info).ok().map(|m| m.upload_id)
+    }
+
     fn sign_part(&self, info: &UploadInfo, number: u16, valid_for: Duration) -> Result<String> {
         let multipart = Multipart::of(info)?;
         let key = self.key(info);

@@ -37,6 +37,11 @@ impl Uploads {
         Ok(info)
     }
 
+    /// The store's name for a direct upload's multipart session, which clients quote.
+    pub fn direct_session(&self, info: &UploadInfo) -> Option<String> {
+        self.0.store.direct()?.session(info)
+    }
+
     /// A URL for part `number` of an open direct upload, valid for `valid_for`.
     pub async fn sign_part(
         &self,

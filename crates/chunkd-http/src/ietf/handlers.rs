@@ -125,16 +125,15 @@ fn media_type(headers: &HeaderMap) -> Option<&str> {
 
 /// The representation's media type, kept as `filetype` when it is well formed.
 fn representation_type(headers: &HeaderMap) -> Option<String> {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 127
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
     media_type(headers)
         .filter(|t| !t.eq_ignore_ascii_case(PARTIAL_UPLOAD))
-        .filter(|t| t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)))
+        .filter(|t| disposition::is_media_type(t))
         .map(str::to_ascii_lowercase)
+}
+
+/// 104s go only to a client that announced the interop version it speaks.
+fn interim_for(req: &Request, interop: Interop) -> Option<Interim> {
+    Interim::of(req).filter(|_| interop.announced().is_some())
 }
 
 fn checksum_of(digest: Option<Digest>) -> Option<ExpectedChecksum> {
@@ -148,8 +147,7 @@ fn checksum_of(digest: Option<Digest>) -> Option<ExpectedChecksum> {
 
 impl Ietf {
     fn origin(&self, req: &Request) -> String {
-        self.public_url
-            .origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+        self.public_url.of_request(req)
     }
 
     fn upload_url(&self, origin: &str, id: &UploadId) -> String {
@@ -260,8 +258,7 @@ impl Ietf {
         let want = digest::wanted(headers);
         let owner = Owner::of(&req);
         let origin = self.origin(&req);
-        // A 104 only for a client that announced the version it speaks.
-        let interim = Interim::of(&req).filter(|_| interop.announced().is_some());
+        let interim = interim_for(&req, interop);
 
         let info = self
             .uploads
@@ -388,7 +385,7 @@ impl Ietf {
             location: None,
             repr_digest: Digest::from_headers(headers, "repr-digest")?,
         };
-        let interim = Interim::of(&req).filter(|_| interop.announced().is_some());
+        let interim = interim_for(&req, interop);
 
         let info = self.uploads.info(id).await?;
         if info.is_finished() {

@@ -143,8 +143,7 @@ fn set(response: &mut Response, name: &'static str, value: impl ToString) {
 
 impl Tus {
     fn origin(&self, req: &Request) -> String {
-        self.public_url
-            .origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+        self.public_url.of_request(req)
     }
 
     fn upload_url(&self, origin: &str, id: &UploadId) -> String {
@@ -491,15 +490,9 @@ fn announces_checksum_trailer(headers: &HeaderMap) -> bool {
 /// The client's `filetype` if it is a well-formed media type, else octet-stream. The
 /// download is always an attachment with `nosniff`, so a type cannot turn into a page.
 fn content_type(info: &UploadInfo) -> String {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 127
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
     info.metadata
         .text("filetype")
-        .filter(|t| t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)))
+        .filter(|t| disposition::is_media_type(t))
         .unwrap_or("application/octet-stream")
         .to_owned()
 }
