@@ -3,11 +3,10 @@
 # and benchmarks them side by side in one run. Results: bench/results/<time>.md.
 #   bench/run.sh [--runs N] [--quick]
 # Peer servers are installed once under $BENCH_HOME (default ~/.cache/chunkd-bench).
+# The S3 benchmark is bench/run-s3.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH_HOME=${BENCH_HOME:-$HOME/.cache/chunkd-bench}
-mkdir -p "$BENCH_HOME"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+. bench/install.sh
 
 command -v wrk >/dev/null || { as_root apt-get update -q && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends wrk; }
 
@@ -15,17 +14,10 @@ if [ ! -x "$BENCH_HOME/rustus/bin/rustus" ]; then
   echo "== installing rustus 0.5.10 (takes minutes once)"
   cargo install rustus --version 0.5.10 --locked --root "$BENCH_HOME/rustus"
 fi
-if [ ! -d "$BENCH_HOME/tus-node/node_modules/@tus/file-store" ]; then
-  echo "== installing @tus/server"
-  mkdir -p "$BENCH_HOME/tus-node"
-  (cd "$BENCH_HOME/tus-node" && { [ -f package.json ] || npm init -y >/dev/null; } \
-    && npm install --no-audit --no-fund --loglevel=error @tus/server@2.4.5 @tus/file-store@2.1.1)
-fi
+[ -d "$BENCH_HOME/tus-node/node_modules/@tus/file-store" ] || install_node_peer @tus/server@2.4.5 @tus/file-store@2.1.1
 cp bench/peers/tus-node-server.mjs "$BENCH_HOME/tus-node/server.mjs"
 
-echo "== building chunkd and the sink"
-cargo build --release --locked -p chunkd
-target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+build_chunkd
 CARGO_TARGET_DIR="$target_dir/bench-sink" cargo build --release --manifest-path bench/sink/Cargo.toml
 
 mkdir -p bench/results

@@ -59,12 +59,19 @@ stop_postgres() {
     && as_pg_owner "$bin/pg_ctl" -D "$SERVICES_DIR/pg" -m fast -w stop >&2 || true
 }
 
-start_s3() {
+# Builds s3s-fs once; prints its path.
+s3s_fs() {
   local bin=$CHUNKD_CACHE/s3s-fs/bin/s3s-fs
   if [ ! -x "$bin" ]; then
     log "== building s3s-fs 0.14.1 (once, about two minutes)"
     cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$CHUNKD_CACHE/s3s-fs" >&2
   fi
+  echo "$bin"
+}
+
+start_s3() {
+  local bin
+  bin=$(s3s_fs)
   mkdir -p "$SERVICES_DIR/s3"
   if ! curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"; then
     nohup "$bin" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" --secret-key "$S3_SECRET" \
@@ -93,5 +100,6 @@ case "${1:-}" in
   # Stop, then start detached with its own log (pg_ctl restart would tie the server's
   # output to the caller's).
   restart-postgres) stop_postgres; start_postgres >/dev/null ;;
-  *) echo "usage: $0 start|stop|restart-postgres" >&2; exit 2 ;;
+  s3s-fs-path) s3s_fs ;;
+  *) echo "usage: $0 start|stop|restart-postgres|s3s-fs-path" >&2; exit 2 ;;
 esac
