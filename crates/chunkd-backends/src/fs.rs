@@ -323,7 +323,11 @@ impl DataStore for FsStore {
 
 #[async_trait]
 impl Concat for FsStore {
-    async fn concat(&self, target: &UploadInfo, parts: &[UploadInfo]) -> Result<StoreState> {
+    async fn concat(
+        &self,
+        target: &UploadInfo,
+        parts: &[UploadInfo],
+    ) -> Result<Option<StoreState>> {
         let target_path = self.part_path(&target.id);
         let sources: Vec<PathBuf> = parts.iter().map(|p| self.final_path(&p.id)).collect();
         let sync = self.sync;
@@ -346,6 +350,6 @@ impl Concat for FsStore {
         .await
         .map_err(|e| Error::backend("fs", e))?;
         result?;
-        Ok(target.store.clone())
+        Ok(Some(target.store.clone()))
     }
 }

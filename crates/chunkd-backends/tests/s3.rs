@@ -32,6 +32,7 @@ async fn fresh_store() -> S3Store {
         prefix: "uploads/".into(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        ca_file: None,
     })
     .expect("s3 store");
     store.ensure_bucket().await.expect("bucket");
@@ -129,6 +130,7 @@ async fn an_upload_resumes_on_a_new_store_from_its_record() {
         prefix: "uploads/".into(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        ca_file: None,
     })
     .unwrap();
     let written = second
@@ -172,4 +174,87 @@ async fn no_staging_object_outlives_its_upload() {
         "the staging object is gone once the upload is finished"
     );
     assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
+}
+
+/// A finished upload holding `data`, as a partial of a concatenation is.
+async fn finished(store: &S3Store, data: &[u8]) -> chunkd_core::UploadInfo {
+    let mut info = sample_info(Some(data.len() as u64));
+    info.store = store.create(&info).await.expect("create");
+    let written = store
+        .write(&info, body_of(data, 65_536))
+        .await
+        .expect("write");
+    info.offset = written.bytes;
+    info.store = written.store;
+    info.store = store.finish(&info).await.expect("finish");
+    info.status = chunkd_core::Status::Finished;
+    info
+}
+
+/// Joins `parts` as the engine does: the store's own concatenation, then finish.
+async fn concatenated(
+    store: &S3Store,
+    parts: &[chunkd_core::UploadInfo],
+) -> Option<chunkd_core::UploadInfo> {
+    let total = parts.iter().map(|p| p.offset).sum();
+    let mut target = sample_info(Some(total));
+    target.store = store.create(&target).await.expect("create final");
+    let native = store.concat().expect("S3 concatenates");
+    target.store = native.concat(&target, parts).await.expect("concat")?;
+    target.offset = total;
+    target.store = store.finish(&target).await.expect("finish final");
+    Some(target)
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn concatenation_copies_partials_inside_s3() {
+    let store = fresh_store().await;
+    let part = MIN_PART_SIZE as usize;
+    // Sizes that appends would cut differently (5 MiB parts): 6 + 6 + 0.1 MiB joined by
+    // copying is three parts; streamed it would be 5 + 5 + 2.1.
+    let data = [
+        pattern(part + part / 5, 31),
+        pattern(part + part / 5, 32),
+        pattern(part / 10, 33),
+    ];
+    let mut parts = Vec::new();
+    for d in &data {
+        parts.push(finished(&store, d).await);
+    }
+    let target = concatenated(&store, &parts).await.expect("copied in S3");
+    assert_eq!(target.store["s3.parts"].split(',').count(), 3);
+    let expected = data.concat();
+    assert_eq!(
+        target.store["s3.parts_bytes"],
+        expected.len().to_string(),
+        "every byte is in copied parts"
+    );
+    let stored = read_all(&store, &target, 0..expected.len() as u64).await;
+    assert_eq!(sha256(&stored), sha256(&expected));
+    // The partials are untouched.
+    assert_eq!(
+        read_all(&store, &parts[1], 0..data[1].len() as u64).await,
+        data[1]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn concatenation_of_a_small_partial_before_the_end_is_left_to_streaming() {
+    let store = fresh_store().await;
+    let part = MIN_PART_SIZE as usize;
+    let parts = [
+        finished(&store, &pattern(1000, 34)).await,
+        finished(&store, &pattern(part, 35)).await,
+    ];
+    assert!(
+        concatenated(&store, &parts).await.is_none(),
+        "S3 cannot copy a 1000-byte part that is not the last"
+    );
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
 }

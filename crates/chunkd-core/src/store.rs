@@ -102,5 +102,8 @@ pub trait DirectParts: Send + Sync {
 pub trait Concat: Send + Sync {
     /// `target` is created and empty; afterwards it holds the parts' bytes in order. The
     /// engine then calls [`DataStore::finish`] on it as for any complete upload.
-    async fn concat(&self, target: &UploadInfo, parts: &[UploadInfo]) -> Result<StoreState>;
+    /// `Ok(None)`: the store cannot join these parts itself (S3 cannot copy a part below
+    /// its minimum size), so the engine streams them instead.
+    async fn concat(&self, target: &UploadInfo, parts: &[UploadInfo])
+    -> Result<Option<StoreState>>;
 }

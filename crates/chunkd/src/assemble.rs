@@ -32,6 +32,7 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
                 prefix: s3.prefix.clone(),
                 part_size: s3.part_size,
                 virtual_host: s3.virtual_host,
+                ca_file: s3.ca_file.clone(),
             })
             .context("invalid [s3] settings")?;
             if s3.create_bucket {

@@ -81,7 +81,7 @@ pub enum StoreBackend {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
-    /// `http://host:port` of the service.
+    /// `https://host:port` (or `http://`) of the service.
     pub endpoint: String,
     pub bucket: String,
     pub region: String,
@@ -95,6 +95,8 @@ pub struct S3Settings {
     pub virtual_host: bool,
     /// Create the bucket at startup if it is missing.
     pub create_bucket: bool,
+    /// PEM certificates to trust for `https://` besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for S3Settings {
@@ -109,6 +111,7 @@ impl Default for S3Settings {
             part_size: 8 << 20,
             virtual_host: false,
             create_bucket: false,
+            ca_file: None,
         }
     }
 }

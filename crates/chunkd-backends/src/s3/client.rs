@@ -1,12 +1,15 @@
 //! Signed S3 requests over hyper, with retries for the failures S3 asks clients to
 //! retry (5xx, throttling, dropped connections) and errors reported inside a 200.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -100,16 +103,32 @@ impl Signed {
 
 #[derive(Clone, Debug)]
 pub(crate) struct S3Client {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl S3Client {
-    pub(crate) fn new() -> S3Client {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        S3Client {
+    /// Speaks `http://` and `https://`; TLS trusts the system's root certificates and
+    /// those in `ca_file` (PEM), for services with a private CA.
+    pub(crate) fn new(ca_file: Option<&Path>) -> Result<S3Client, S3Error> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| S3Error::Settings(format!("TLS: {e}")))?
+        .with_root_certificates(root_certificates(ca_file)?)
+        .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        // hyper's connector refuses https:// URLs unless told otherwise; TLS is ours.
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Ok(S3Client {
             http: Client::builder(TokioExecutor::new()).build(connector),
-        }
+        })
     }
 
     fn request(&self, signed: &Signed) -> Result<Request<Full<Bytes>>, S3Error> {
@@ -144,7 +163,7 @@ impl S3Client {
                         .unwrap_or_default();
                     S3Error::Status { status, body }
                 }
-                Err(e) => S3Error::Transport(e.to_string()),
+                Err(e) => S3Error::Transport(with_causes(&e)),
             };
             if attempt >= ATTEMPTS || !outcome.retryable() {
                 return Err(outcome);
@@ -183,6 +202,45 @@ impl S3Client {
             attempt += 1;
         }
     }
+}
+
+/// hyper's errors say "client error (Connect)"; the reason (a refused certificate, a
+/// refused connection) is in their sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn root_certificates(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, S3Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped: a private CA may be all that's needed.
+    let system = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let settings = |e: &dyn std::fmt::Display| {
+            S3Error::Settings(format!("ca_file {}: {e}", path.display()))
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| settings(&e))? {
+            roots
+                .add(cert.map_err(|e| settings(&e))?)
+                .map_err(|e| settings(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(settings(&"holds no PEM certificate"));
+        }
+    }
+    Ok(roots)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> bool {

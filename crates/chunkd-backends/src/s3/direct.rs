@@ -88,6 +88,7 @@ impl DirectParts for S3Store {
             }
             Err(e) => return Err(e.into()),
         }
+        multipart.parts_bytes = parts.iter().map(|p| p.size).sum();
         multipart.etags = etags;
         Ok(multipart.state())
     }
@@ -102,11 +103,16 @@ struct ListedParts {
     next_marker: Option<u16>,
 }
 
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     let open = format!("<{name}>");
     let start = xml.find(&open)? + open.len();
     let end = start + xml[start..].find(&format!("</{name}>"))?;
     Some(&xml[start..end])
+}
+
+/// ETags are quoted; XML answers may escape the quotes.
+pub(super) fn unescape_etag(text: &str) -> String {
+    text.trim().replace("&quot;", "\"").replace("&#34;", "\"")
 }
 
 impl ListedParts {
@@ -122,10 +128,7 @@ impl ListedParts {
             let number = element(block, "PartNumber").and_then(|n| n.trim().parse().ok());
             let size = element(block, "Size").and_then(|n| n.trim().parse().ok());
             if let (Some(number), Some(size)) = (number, size) {
-                let etag = element(block, "ETag")
-                    .unwrap_or_default()
-                    .replace("&quot;", "\"")
-                    .replace("&#34;", "\"");
+                let etag = unescape_etag(element(block, "ETag").unwrap_or_default());
                 parts.push(Part { number, etag, size });
             }
             rest = &after[end..];

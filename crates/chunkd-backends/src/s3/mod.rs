@@ -7,13 +7,16 @@
 //! size. The part ETags and the part size live in the upload's record, saved with the
 //! offset in one state update: after a restart, or on another instance, a write
 //! continues from the record alone. Finishing uploads the tail as the last part and
-//! completes the multipart upload.
+//! completes the multipart upload. A concatenation copies its partial objects into
+//! parts inside S3 (UploadPartCopy) when their sizes allow.
 
 mod client;
+mod concat;
 mod direct;
 
 use std::fmt;
 use std::ops::Range;
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -30,11 +33,12 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 const UPLOAD_ID: &str = "s3.upload_id";
 const PARTS: &str = "s3.parts";
 const PART_SIZE: &str = "s3.part_size";
+const PARTS_BYTES: &str = "s3.parts_bytes";
 
-/// Where and how to reach the bucket.
+/// Where and how to reach the bucket (`http://` or `https://`).
 #[derive(Clone, Debug)]
 pub struct S3Config {
-    /// `http://host:port` of the service.
+    /// `https://host:port` of the service (or `http://`).
     pub endpoint: String,
     pub bucket: String,
     pub region: String,
@@ -46,6 +50,8 @@ pub struct S3Config {
     pub part_size: u64,
     /// `https://bucket.host/` instead of `https://host/bucket/`.
     pub virtual_host: bool,
+    /// PEM certificates to trust besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Upload bytes in an S3 bucket.
@@ -72,6 +78,8 @@ struct Multipart {
     upload_id: String,
     part_size: u64,
     etags: Vec<String>,
+    /// Bytes in the parts: appended parts are all `part_size`, copied ones are not.
+    parts_bytes: u64,
 }
 
 impl Multipart {
@@ -89,17 +97,26 @@ impl Multipart {
             .store
             .get(PARTS)
             .filter(|s| !s.is_empty())
-            .map(|s| s.split(',').map(str::to_owned).collect())
+            .map(|s| s.split(',').map(str::to_owned).collect::<Vec<_>>())
             .unwrap_or_default();
+        let parts_bytes = match info.store.get(PARTS_BYTES) {
+            Some(s) => s
+                .parse()
+                .map_err(|_| S3Error::Unexpected(format!("{} has no valid part total", info.id)))?,
+            // Records written before the total was kept hold appended parts only.
+            None => etags.len() as u64 * part_size,
+        };
         Ok(Multipart {
             upload_id,
             part_size,
             etags,
+            parts_bytes,
         })
     }
 
-    fn parts_bytes(&self) -> u64 {
-        self.etags.len() as u64 * self.part_size
+    fn push(&mut self, etag: String, len: u64) {
+        self.etags.push(etag);
+        self.parts_bytes += len;
     }
 
     fn state(&self) -> StoreState {
@@ -107,6 +124,7 @@ impl Multipart {
         state.insert(UPLOAD_ID.to_owned(), self.upload_id.clone());
         state.insert(PART_SIZE.to_owned(), self.part_size.to_string());
         state.insert(PARTS.to_owned(), self.etags.join(","));
+        state.insert(PARTS_BYTES.to_owned(), self.parts_bytes.to_string());
         state
     }
 }
@@ -132,7 +150,7 @@ impl S3Store {
             credentials: Credentials::new(config.access_key, config.secret_key),
             prefix: config.prefix,
             part_size: config.part_size,
-            client: S3Client::new(),
+            client: S3Client::new(config.ca_file.as_deref())?,
         })
     }
 
@@ -228,6 +246,27 @@ impl S3Store {
             .ok_or_else(|| S3Error::Unexpected("UploadPart answered without an ETag".into()))
     }
 
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        multipart: &Multipart,
+    ) -> std::result::Result<(), S3Error> {
+        let action = rusty_s3::actions::CompleteMultipartUpload::new(
+            &self.bucket,
+            Some(&self.credentials),
+            key,
+            &multipart.upload_id,
+            multipart.etags.iter().map(String::as_str),
+        );
+        let body = Bytes::from(action.clone().body());
+        match self.client.send(&Signed::new(action, body)).await {
+            // A retried completion whose first attempt went through finds the
+            // multipart upload gone; the object is there and whole.
+            Err(e) if e.status() != Some(http::StatusCode::NOT_FOUND) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     async fn abort(&self, key: &str, upload_id: &str) -> std::result::Result<(), S3Error> {
         let action = self
             .bucket
@@ -267,6 +306,7 @@ impl DataStore for S3Store {
             upload_id: created.upload_id().to_owned(),
             part_size: self.part_size,
             etags: Vec::new(),
+            parts_bytes: 0,
         }
         .state())
     }
@@ -278,7 +318,7 @@ impl DataStore for S3Store {
         let part_size = multipart.part_size as usize;
         // The record is the truth: parts or tail bytes past it (a crash before the
         // record was saved) are ignored and overwritten.
-        let tail_len = info.offset.saturating_sub(multipart.parts_bytes());
+        let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         let mut buffer = if tail_len > 0 {
             self.get_small(&tail_key, tail_len).await?
         } else {
@@ -297,7 +337,7 @@ impl DataStore for S3Store {
                 if buffer.len() == part_size {
                     let part = buffer.split().freeze();
                     let etag = self.upload_part(&key, &multipart, part).await?;
-                    multipart.etags.push(etag);
+                    multipart.push(etag, part_size as u64);
                     buffer.reserve(part_size);
                 }
             }
@@ -315,7 +355,7 @@ impl DataStore for S3Store {
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
-        let tail_len = info.offset.saturating_sub(multipart.parts_bytes());
+        let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         if multipart.etags.is_empty() {
             // Below one part: a plain object, no multipart upload needed.
             let body = self.get_small(&tail_key, tail_len).await?.freeze();
@@ -325,23 +365,9 @@ impl DataStore for S3Store {
             if tail_len > 0 {
                 let tail = self.get_small(&tail_key, tail_len).await?.freeze();
                 let etag = self.upload_part(&key, &multipart, tail).await?;
-                multipart.etags.push(etag);
+                multipart.push(etag, tail_len);
             }
-            let action = rusty_s3::actions::CompleteMultipartUpload::new(
-                &self.bucket,
-                Some(&self.credentials),
-                &key,
-                &multipart.upload_id,
-                multipart.etags.iter().map(String::as_str),
-            );
-            let body = Bytes::from(action.clone().body());
-            if let Err(e) = self.client.send(&Signed::new(action, body)).await {
-                // A retried completion whose first attempt went through finds the
-                // multipart upload gone; the object is there and whole.
-                if e.status() != Some(http::StatusCode::NOT_FOUND) {
-                    return Err(e.into());
-                }
-            }
+            self.complete_multipart(&key, &multipart).await?;
         }
         // Also when the tail is empty: an earlier request may have left one behind.
         self.delete_object(&tail_key).await?;
@@ -353,6 +379,10 @@ impl DataStore for S3Store {
     }
 
     fn direct(&self) -> Option<&dyn chunkd_core::DirectParts> {
+        Some(self)
+    }
+
+    fn concat(&self) -> Option<&dyn chunkd_core::Concat> {
         Some(self)
     }
 

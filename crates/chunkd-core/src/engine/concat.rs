@@ -84,9 +84,13 @@ impl Uploads {
             }
             parts.push(part);
         }
-        match self.0.store.concat() {
-            Some(native) => {
-                target.store = native.concat(&target, &parts).await?;
+        let joined = match self.0.store.concat() {
+            Some(native) => native.concat(&target, &parts).await?,
+            None => None,
+        };
+        match joined {
+            Some(store) => {
+                target.store = store;
                 target.offset = target.length.unwrap_or_default();
                 target = self.0.state.update(&target).await?;
             }
@@ -101,16 +105,25 @@ impl Uploads {
         mut target: UploadInfo,
         parts: &[UploadInfo],
     ) -> Result<UploadInfo> {
+        // An earlier attempt that failed part-way has recorded the parts it joined.
+        let mut joined = 0u64;
         for part in parts {
             let length = part.length.unwrap_or(part.offset);
-            let stream = self.0.store.read(part, 0..length).await?;
+            let from = target.offset.saturating_sub(joined).min(length);
+            joined += length;
+            if from == length {
+                continue;
+            }
+            let stream = self.0.store.read(part, from..length).await?;
             let written = self.0.store.write(&target, stream).await?;
-            if written.bytes != length {
+            if written.bytes != length - from {
                 return Err(Error::backend(
                     self.0.store.name(),
                     format!(
-                        "partial {} yielded {} of {length} bytes",
-                        part.id, written.bytes
+                        "partial {} yielded {} of {} bytes",
+                        part.id,
+                        written.bytes,
+                        length - from
                     ),
                 ));
             }
