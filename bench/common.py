@@ -69,8 +69,14 @@ class Server:
         return float("nan")
 
     def peak_rss_mib(self):
+        return self._status_mib("VmHWM:")
+
+    def rss_mib(self):
+        return self._status_mib("VmRSS:")
+
+    def _status_mib(self, field):
         for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return float("nan")
 

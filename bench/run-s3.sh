@@ -17,11 +17,15 @@ if [ ! -x "$BENCH_HOME/venv/bin/python" ]; then
 fi
 
 build_chunkd
+# The same chunkd on mimalloc (an opt-in feature), to show what the allocator changes.
+echo "== building chunkd with mimalloc"
+CARGO_TARGET_DIR="$target_dir/bench-mimalloc" cargo build --release --locked -p chunkd --features mimalloc
 
 mkdir -p bench/results
 out="bench/results/s3-$(date -u +%Y%m%dT%H%M%SZ).md"
 "$BENCH_HOME/venv/bin/python" bench/s3.py \
   --chunkd "$target_dir/release/chunkd" \
+  --chunkd-mimalloc "$target_dir/bench-mimalloc/release/chunkd" \
   --tus-node-s3 "$BENCH_HOME/tus-node/server-s3.mjs" \
   --s3s-fs "$s3s_fs" \
   --work "$BENCH_HOME/work-s3" "$@" | tee "$out"

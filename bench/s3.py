@@ -5,7 +5,7 @@ as the ceiling, all on one s3s-fs server, in one run.
 Scenarios (each repeated --runs times; the tables quote medians):
   1. one 1 GiB upload in 8 MiB chunks: MiB/s, server CPU s, peak RSS, local disk writes
   2. 64 concurrent uploads of 16 MiB, each in 8 MiB chunks: MiB/s in all, p99 of one
-     upload, peak RSS, local disk writes
+     upload, peak RSS, local disk writes, and the RSS left once the burst is over
 The ceiling is boto3 uploading the same bytes to the same S3 server as 8 MiB parts, one
 part after another as a tus client sends its chunks (and, for reference, with boto3's
 default 10 threads). Every stored object is checked by sha256 after the measurement.
@@ -125,6 +125,7 @@ def clear_bucket_dir(s3_dir, bucket):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chunkd", required=True)
+    ap.add_argument("--chunkd-mimalloc", help="chunkd built with --features mimalloc")
     ap.add_argument("--tus-node-s3", required=True)
     ap.add_argument("--s3s-fs", required=True)
     ap.add_argument("--work", required=True)
@@ -154,6 +155,13 @@ def main():
                             "CHUNKD_S3__ENDPOINT": s3_endpoint, "CHUNKD_S3__BUCKET": "chunkd",
                             "CHUNKD_S3__ACCESS_KEY": ACCESS_KEY, "CHUNKD_S3__SECRET_KEY": SECRET_KEY,
                             "CHUNKD_S3__PART_SIZE": str(CHUNK), "CHUNKD_MAX_SIZE": str(2 * GIB)})
+    chunkd_mimalloc = None
+    if args.chunkd_mimalloc:
+        p = free_port()
+        chunkd_mimalloc = Server("chunkd, S3 store, mimalloc", [args.chunkd_mimalloc, *chunkd.argv[1:]], p,
+                                 env={**chunkd.env, "TMPDIR": data_dir("chunkd-mimalloc-tmp")})
+        chunkd_mimalloc.argv[chunkd_mimalloc.argv.index("--listen") + 1] = f"127.0.0.1:{p}"
+        chunkd_mimalloc.argv[chunkd_mimalloc.argv.index("--data-dir") + 1] = data_dir("chunkd-mimalloc")
     p = free_port()
     tus_node = Server("@tus/server 2.4.5 + @tus/s3-store 2.0.7",
                       ["node", args.tus_node_s3, str(p), s3_endpoint, "tusnode", ACCESS_KEY, SECRET_KEY], p,
@@ -168,26 +176,32 @@ def main():
     many = [memoryview(os.urandom(CONCURRENT_SIZE)) for _ in range(CONCURRENT)]
     started = []
     try:
-        for server in (s3_server, chunkd, tus_node):
-            server.start()
-            started.append(server)
+        for server in (s3_server, chunkd, chunkd_mimalloc, tus_node):
+            if server:
+                server.start()
+                started.append(server)
         s3 = s3_client(s3_endpoint)
         for bucket in ("chunkd", "tusnode", "boto3"):
             s3.create_bucket(Bucket=bucket)
-        targets = [(TusServer(chunkd, "chunkd"), chunkd), (TusServer(tus_node, "tusnode"), tus_node),
+        targets = [(TusServer(chunkd, "chunkd"), chunkd)]
+        if chunkd_mimalloc:
+            targets.append((TusServer(chunkd_mimalloc, "chunkd"), chunkd_mimalloc))
+        targets += [(TusServer(tus_node, "tusnode"), tus_node),
                    (Boto3("ceiling: boto3, parts one after another", s3_endpoint, "boto3", 1), None),
                    (Boto3("boto3, 10 threads (its default)", s3_endpoint, "boto3", 10), None)]
         rows = {t.name: {"big": [], "many": []} for t, _ in targets}
-        for round_ in range(runs):
-            # Every round measures each target in turn, so a noisy moment on this shared
-            # machine falls on all of them rather than on one.
-            for target, stats in targets:
-                rows[target.name]["big"].append(measure(target, big, s3, stats))
-                clear_bucket_dir(s3_dir, target.bucket)
-                rows[target.name]["many"].append(measure(target, many, s3, stats))
-                clear_bucket_dir(s3_dir, target.bucket)
-            print(f"- round {round_ + 1}/{runs} done", file=sys.stderr, flush=True)
-        leftovers = {name: os.listdir(os.path.join(work, name)) for name in ("chunkd-tmp", "tus-node-tmp")}
+        # The single uploads come first: memory an allocator keeps after the concurrent
+        # burst would otherwise count as their peak. Every round measures each target in
+        # turn, so a noisy moment on this shared machine falls on all of them.
+        for scenario, payloads in (("big", big), ("many", many)):
+            for round_ in range(runs):
+                for target, stats in targets:
+                    rows[target.name][scenario].append(measure(target, payloads, s3, stats))
+                    clear_bucket_dir(s3_dir, target.bucket)
+                print(f"- {scenario}: round {round_ + 1}/{runs} done", file=sys.stderr, flush=True)
+        # What each server still holds once the burst is over (allocators keep some).
+        idle_rss = {t.name: stats.rss_mib() for t, stats in targets if stats}
+        leftovers = {name: os.listdir(os.path.join(work, name)) for name in os.listdir(work) if name.endswith("-tmp")}
     finally:
         for server in reversed(started):
             server.stop()
@@ -200,15 +214,17 @@ def main():
         return "n/a" if value is None else format(value, fmt)
 
     print(f"| | {size // MIB} MiB in {CHUNK // MIB} MiB chunks: MiB/s | server CPU s | peak RSS MiB | local disk writes MiB "
-          f"| {CONCURRENT}×{CONCURRENT_SIZE // MIB} MiB at once: MiB/s | p99 ms | peak RSS MiB | local disk writes MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f"| {CONCURRENT}×{CONCURRENT_SIZE // MIB} MiB at once: MiB/s | p99 ms | peak RSS MiB | local disk writes MiB "
+          f"| RSS after MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in rows:
         print(f"| {name} | {cell(m(name, 'big', 'mibs'), '.0f')} | {cell(m(name, 'big', 'cpu'), '.2f')} "
               f"| {cell(m(name, 'big', 'rss'), '.0f')} | {cell(m(name, 'big', 'disk'), '.0f')} "
               f"| {cell(m(name, 'many', 'mibs'), '.0f')} | {cell(m(name, 'many', 'p99'), '.0f')} "
-              f"| {cell(m(name, 'many', 'rss'), '.0f')} | {cell(m(name, 'many', 'disk'), '.0f')} |")
+              f"| {cell(m(name, 'many', 'rss'), '.0f')} | {cell(m(name, 'many', 'disk'), '.0f')} "
+              f"| {cell(idle_rss.get(name), '.0f')} |")
     print()
-    ours, peer, ceiling = chunkd.name, tus_node.name, targets[2][0].name
+    ours, peer, ceiling = chunkd.name, tus_node.name, targets[-2][0].name
     for scen, label in (("big", f"one {size // MIB} MiB upload"), ("many", f"{CONCURRENT} concurrent uploads")):
         print(f"- {label}: chunkd is {m(ours, scen, 'mibs') / m(peer, scen, 'mibs'):.2f}× @tus/s3-store and "
               f"{m(ours, scen, 'mibs') / m(ceiling, scen, 'mibs') * 100:.0f}% of boto3")

@@ -9,6 +9,13 @@ mod telemetry;
 
 use clap::Parser;
 
+/// Opt-in (`--features mimalloc`). After a burst of S3 uploads, each holding a part in
+/// memory, glibc's allocator keeps hundreds of MiB that mimalloc gives back; on disk
+/// workloads mimalloc holds more than glibc. docs/benchmarks.md has both measurements.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     let config = config::Config::load(&cli)?;

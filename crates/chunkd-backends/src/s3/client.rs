@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rusty_s3::S3Action;
 use url::Url;
+
+use super::chunks::Chunks;
 
 /// How long a signature made for one of our own requests stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
@@ -69,11 +71,11 @@ pub(crate) struct Signed {
     method: http::Method,
     url: Url,
     headers: HeaderMap,
-    body: Bytes,
+    body: Chunks,
 }
 
 impl Signed {
-    pub(crate) fn new<'a, A: S3Action<'a>>(mut action: A, body: Bytes) -> Signed {
+    pub(crate) fn new<'a, A: S3Action<'a>>(mut action: A, body: impl Into<Chunks>) -> Signed {
         let mut headers = HeaderMap::new();
         for (name, value) in action.headers_mut().iter() {
             if let (Ok(name), Ok(value)) = (
@@ -88,7 +90,7 @@ impl Signed {
                 .unwrap_or(http::Method::GET),
             url: action.sign(SIGNED_FOR),
             headers,
-            body,
+            body: body.into(),
         }
     }
 
@@ -103,7 +105,7 @@ impl Signed {
 
 #[derive(Clone, Debug)]
 pub(crate) struct S3Client {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Chunks>,
 }
 
 impl S3Client {
@@ -131,14 +133,14 @@ impl S3Client {
         })
     }
 
-    fn request(&self, signed: &Signed) -> Result<Request<Full<Bytes>>, S3Error> {
+    fn request(&self, signed: &Signed) -> Result<Request<Chunks>, S3Error> {
         let mut req = Request::builder()
             .method(signed.method.clone())
             .uri(signed.url.as_str());
         for (name, value) in &signed.headers {
             req = req.header(name, value);
         }
-        req.body(Full::new(signed.body.clone()))
+        req.body(signed.body.clone())
             .map_err(|e| S3Error::Settings(e.to_string()))
     }
 

@@ -10,6 +10,7 @@
 //! completes the multipart upload. A concatenation copies its partial objects into
 //! parts inside S3 (UploadPartCopy) when their sizes allow.
 
+mod chunks;
 mod client;
 mod concat;
 mod direct;
@@ -19,12 +20,13 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chunkd_core::{ByteStream, DataStore, Result, Status, StoreState, UploadInfo, Written};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
+use chunks::Chunks;
 use client::{S3Client, S3Error, Signed};
 
 /// S3 refuses smaller parts (except the last).
@@ -198,13 +200,13 @@ impl S3Store {
     }
 
     /// The first `len` bytes of an object, in memory (a tail is below one part).
-    async fn get_small(&self, key: &str, len: u64) -> std::result::Result<BytesMut, S3Error> {
-        let mut out = BytesMut::with_capacity(self.part_size as usize + (64 << 10));
+    async fn get_small(&self, key: &str, len: u64) -> std::result::Result<Chunks, S3Error> {
+        let mut out = Chunks::default();
         let mut stream = self.get(key, 0..len).await?;
         while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk.map_err(|e| S3Error::Transport(e.to_string()))?);
+            out.push(chunk.map_err(|e| S3Error::Transport(e.to_string()))?);
         }
-        if out.len() as u64 != len {
+        if out.len() != len {
             return Err(S3Error::Unexpected(format!(
                 "{key} holds {} bytes, expected {len}",
                 out.len()
@@ -213,7 +215,7 @@ impl S3Store {
         Ok(out)
     }
 
-    async fn put(&self, key: &str, body: Bytes) -> std::result::Result<(), S3Error> {
+    async fn put(&self, key: &str, body: Chunks) -> std::result::Result<(), S3Error> {
         let action = self.bucket.put_object(Some(&self.credentials), key);
         self.client.send(&Signed::new(action, body)).await?;
         Ok(())
@@ -231,7 +233,7 @@ impl S3Store {
         &self,
         key: &str,
         multipart: &Multipart,
-        body: Bytes,
+        body: Chunks,
     ) -> std::result::Result<String, S3Error> {
         let number = u16::try_from(multipart.etags.len() + 1)
             .map_err(|_| S3Error::Settings("more than 65535 parts: raise part_size".into()))?;
@@ -315,35 +317,29 @@ impl DataStore for S3Store {
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
-        let part_size = multipart.part_size as usize;
+        let part_size = multipart.part_size;
         // The record is the truth: parts or tail bytes past it (a crash before the
         // record was saved) are ignored and overwritten.
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
-        let mut buffer = if tail_len > 0 {
+        let mut pending = if tail_len > 0 {
             self.get_small(&tail_key, tail_len).await?
         } else {
-            BytesMut::with_capacity(part_size + (64 << 10))
+            Chunks::default()
         };
         let mut written = 0u64;
         while let Some(chunk) = body.next().await {
             // Nothing of this call is recorded: the parts sent are overwritten later.
             let chunk = chunk.map_err(|e| S3Error::Transport(format!("request body: {e}")))?;
             written += chunk.len() as u64;
-            let mut rest = &chunk[..];
-            while !rest.is_empty() {
-                let take = (part_size - buffer.len()).min(rest.len());
-                buffer.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if buffer.len() == part_size {
-                    let part = buffer.split().freeze();
-                    let etag = self.upload_part(&key, &multipart, part).await?;
-                    multipart.push(etag, part_size as u64);
-                    buffer.reserve(part_size);
-                }
+            pending.push(chunk);
+            while pending.len() >= part_size {
+                let part = pending.split_to(part_size);
+                let etag = self.upload_part(&key, &multipart, part).await?;
+                multipart.push(etag, part_size);
             }
         }
-        if written > 0 && !buffer.is_empty() {
-            self.put(&tail_key, buffer.freeze()).await?;
+        if written > 0 && !pending.is_empty() {
+            self.put(&tail_key, pending).await?;
         }
         Ok(Written {
             bytes: written,
@@ -358,12 +354,12 @@ impl DataStore for S3Store {
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         if multipart.etags.is_empty() {
             // Below one part: a plain object, no multipart upload needed.
-            let body = self.get_small(&tail_key, tail_len).await?.freeze();
+            let body = self.get_small(&tail_key, tail_len).await?;
             self.put(&key, body).await?;
             self.abort(&key, &multipart.upload_id).await?;
         } else {
             if tail_len > 0 {
-                let tail = self.get_small(&tail_key, tail_len).await?.freeze();
+                let tail = self.get_small(&tail_key, tail_len).await?;
                 let etag = self.upload_part(&key, &multipart, tail).await?;
                 multipart.push(etag, tail_len);
             }
