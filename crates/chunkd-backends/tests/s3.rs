@@ -211,8 +211,8 @@ async fn concatenated(
 async fn concatenation_copies_partials_inside_s3() {
     let store = fresh_store().await;
     let part = MIN_PART_SIZE as usize;
-    // Sizes that appends would cut differently (5 MiB parts): 6 + 6 + 0.1 MiB joined by
-    // copying is three parts; streamed it would be 5 + 5 + 2.1.
+    // Sizes that appends would cut differently (5 MiB parts): 6 + 6 + 0.5 MiB joined by
+    // copying is three parts; streamed it would be 5 + 5 + 2.5.
     let data = [
         pattern(part + part / 5, 31),
         pattern(part + part / 5, 32),
