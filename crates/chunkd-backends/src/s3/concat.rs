@@ -12,7 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rusty_s3::S3Action;
 
 use super::client::{S3Error, Signed};
-use super::direct::{element, unescape_etag};
+use super::xml::{element, unescape_etag};
 use super::{MIN_PART_SIZE, Multipart, S3Store};
 
 /// The most S3 copies into one part.

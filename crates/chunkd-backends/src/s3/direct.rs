@@ -9,6 +9,7 @@ use chunkd_core::{DirectParts, Part, Result, StoreState, UploadInfo};
 use rusty_s3::S3Action;
 
 use super::client::{S3Error, Signed};
+use super::xml::{element, unescape_etag};
 use super::{MIN_PART_SIZE, Multipart, S3Store};
 
 /// S3 accepts signatures valid for at most a week.
@@ -101,18 +102,6 @@ struct ListedParts {
     parts: Vec<Part>,
     truncated: bool,
     next_marker: Option<u16>,
-}
-
-pub(super) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(&xml[start..end])
-}
-
-/// ETags are quoted; XML answers may escape the quotes.
-pub(super) fn unescape_etag(text: &str) -> String {
-    text.trim().replace("&quot;", "\"").replace("&#34;", "\"")
 }
 
 impl ListedParts {

@@ -14,6 +14,7 @@ mod chunks;
 mod client;
 mod concat;
 mod direct;
+mod xml;
 
 use std::fmt;
 use std::ops::Range;
