@@ -31,9 +31,6 @@ impl Concat for S3Store {
             return Ok(None);
         };
         let mut multipart = Multipart::of(target)?;
-        // From part 1 again: parts of an earlier, failed attempt are overwritten.
-        multipart.etags.clear();
-        multipart.parts_bytes = 0;
         let key = self.key(target);
         for (index, range) in plan {
             let len = range.end - range.start;

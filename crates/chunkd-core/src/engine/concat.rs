@@ -105,25 +105,16 @@ impl Uploads {
         mut target: UploadInfo,
         parts: &[UploadInfo],
     ) -> Result<UploadInfo> {
-        // An earlier attempt that failed part-way has recorded the parts it joined.
-        let mut joined = 0u64;
         for part in parts {
             let length = part.length.unwrap_or(part.offset);
-            let from = target.offset.saturating_sub(joined).min(length);
-            joined += length;
-            if from == length {
-                continue;
-            }
-            let stream = self.0.store.read(part, from..length).await?;
+            let stream = self.0.store.read(part, 0..length).await?;
             let written = self.0.store.write(&target, stream).await?;
-            if written.bytes != length - from {
+            if written.bytes != length {
                 return Err(Error::backend(
                     self.0.store.name(),
                     format!(
-                        "partial {} yielded {} of {} bytes",
-                        part.id,
-                        written.bytes,
-                        length - from
+                        "partial {} yielded {} of {length} bytes",
+                        part.id, written.bytes
                     ),
                 ));
             }
