@@ -21,7 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import GIB, MIB, Server, connect, create, free_port, median, settle_disk, upload
+from common import GIB, MIB, Server, add_run_options, connect, create, free_port, median, settle_disk, size_and_runs, upload
 
 
 def measure_big(server, data, chunk):
@@ -101,12 +101,9 @@ def main():
     ap.add_argument("--rustus", required=True)
     ap.add_argument("--tus-node", required=True)
     ap.add_argument("--sink", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB, one run")
+    add_run_options(ap)
     args = ap.parse_args()
-    size = 256 * MIB if args.quick else GIB
-    runs = 1 if args.quick else args.runs
+    size, runs = size_and_runs(args)
 
     work = args.work
     shutil.rmtree(work, ignore_errors=True)

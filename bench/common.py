@@ -132,3 +132,14 @@ def settle_disk():
 
 def median(values):
     return statistics.median(values) if values else float("nan")
+
+
+def add_run_options(ap):
+    """The options both benchmarks take: where to work, and how long to run."""
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB, one run")
+
+
+def size_and_runs(args):
+    return (256 * MIB if args.quick else GIB), (1 if args.quick else args.runs)

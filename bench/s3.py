@@ -28,7 +28,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from common import GIB, MIB, Server, free_port, median, settle_disk, upload
+from common import GIB, MIB, Server, add_run_options, free_port, median, settle_disk, size_and_runs, upload
 
 ACCESS_KEY = "chunkdbenchkey"
 SECRET_KEY = "chunkdbenchsecret1234"
@@ -128,12 +128,9 @@ def main():
     ap.add_argument("--chunkd-mimalloc", help="chunkd built with --features mimalloc")
     ap.add_argument("--tus-node-s3", required=True)
     ap.add_argument("--s3s-fs", required=True)
-    ap.add_argument("--work", required=True)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="256 MiB instead of 1 GiB, one run")
+    add_run_options(ap)
     args = ap.parse_args()
-    size = 256 * MIB if args.quick else GIB
-    runs = 1 if args.quick else args.runs
+    size, runs = size_and_runs(args)
 
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
