@@ -14,7 +14,7 @@ use chunkd_backends::s3::MIN_PART_SIZE;
 use chunkd_backends::{S3Config, S3Store};
 use chunkd_core::memory::MemoryState;
 use chunkd_core::testing::{body_of, pattern};
-use chunkd_core::{Limits, NewUpload, UploadId, Uploads, WriteRequest};
+use chunkd_core::{Caller, Limits, NewUpload, Owner, UploadId, Uploads, WriteRequest};
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -123,7 +123,7 @@ async fn proxy(faults: Arc<Faults>) -> SocketAddr {
     addr
 }
 
-async fn engine_through(addr: SocketAddr) -> Uploads {
+async fn engine_through(addr: SocketAddr) -> Caller {
     let store = S3Store::new(S3Config {
         endpoint: format!("http://{addr}"),
         bucket: format!("f{}", UploadId::generate()),
@@ -143,9 +143,10 @@ async fn engine_through(addr: SocketAddr) -> Uploads {
             ..Limits::default()
         })
         .build()
+        .for_owner(Owner::anonymous())
 }
 
-async fn read_all(uploads: &Uploads, id: &UploadId) -> Vec<u8> {
+async fn read_all(uploads: &Caller, id: &UploadId) -> Vec<u8> {
     let (_, mut stream) = uploads.read(id, None).await.unwrap();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -176,7 +177,7 @@ async fn passing_throttling_is_retried_away() {
         )
         .await
         .expect("the write succeeds despite the 503s");
-    assert!(done.is_finished());
+    assert!(done.info.is_finished());
     assert!(
         faults.refused.load(Ordering::SeqCst) >= 3,
         "every part was refused once"
@@ -206,7 +207,8 @@ async fn a_part_s3_never_stored_never_advances_the_offset() {
             body_of(&data[..part], 65_536),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .info;
     assert_eq!(first.offset, MIN_PART_SIZE);
     faults.refuse_all.store(true, Ordering::SeqCst);
     let refused = uploads
@@ -235,6 +237,6 @@ async fn a_part_s3_never_stored_never_advances_the_offset() {
         )
         .await
         .unwrap();
-    assert!(done.is_finished());
+    assert!(done.info.is_finished());
     assert_eq!(read_all(&uploads, &info.id).await, data);
 }

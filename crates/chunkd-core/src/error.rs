@@ -10,8 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Conditions a front end can render in its own protocol's terms.
 ///
-/// Deliberately not `#[non_exhaustive]` yet: each front end matches every variant, so a new
-/// condition breaks their build instead of silently becoming a 500.
+/// Deliberately not `#[non_exhaustive]`: chunkd-http's one classification
+/// (`chunkd_http::refusal`) matches every variant, so a new condition breaks its build
+/// instead of silently becoming a 500.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("upload {0} not found")]
@@ -44,7 +45,7 @@ pub enum Error {
     InvalidConcat(&'static str),
     #[error("range not satisfiable")]
     RangeNotSatisfiable { length: u64 },
-    #[error("rejected by hook: {}", .0.message)]
+    #[error("rejected by hook: {}", .0.message())]
     Rejected(Rejection),
     #[error("interrupted by a newer request on the same upload at offset {offset}")]
     Interrupted { offset: u64 },

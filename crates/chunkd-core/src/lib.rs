@@ -13,6 +13,7 @@ pub mod id;
 pub mod lock;
 pub mod memory;
 pub mod metadata;
+pub mod owner;
 pub mod state;
 pub mod store;
 pub mod upload;
@@ -22,12 +23,15 @@ pub mod testing;
 
 pub use body::ByteStream;
 pub use checksum::{Checksum, ChecksumAlgorithm};
-pub use engine::{Capabilities, Limits, Uploads, UploadsBuilder, WriteRequest};
+pub use engine::{
+    BodyEnd, Caller, Capabilities, Limits, Uploads, UploadsBuilder, WriteOutcome, WriteRequest,
+};
 pub use error::{Error, Result};
-pub use hooks::{Event, HookEvent, Hooks, NoHooks, Rejection, Verdict};
+pub use hooks::{Event, HookEvent, Hooks, InvalidStatus, NoHooks, Rejection, Verdict};
 pub use id::UploadId;
 pub use lock::{Lease, Locker};
 pub use metadata::Metadata;
+pub use owner::Owner;
 pub use state::StateStore;
 pub use store::{Concat, DataStore, DirectParts, Part, Written};
-pub use upload::{ConcatKind, NewConcat, NewUpload, Status, StoreState, UploadInfo};
+pub use upload::{ConcatKind, NewUpload, Status, StoreState, UploadInfo};

@@ -21,10 +21,19 @@ use crate::id::UploadId;
 ///   [`Lease::take_contended`] future resolves, so it can stop and let go (tus and the
 ///   IETF draft expect the newest request to win).
 /// - If the lease is not granted within `timeout`, `lock` fails with `Error::Locked`.
+/// - [`try_lock`](Locker::try_lock) never signals the holder: it grants a free lease or
+///   returns `None`.
 /// - Dropping the lease releases it.
 #[async_trait]
 pub trait Locker: fmt::Debug + Send + Sync + 'static {
     async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease>;
+
+    /// The lease if nobody holds it, without asking anyone to let go. `Ok(None)` when it
+    /// is held, or when the locker cannot tell cheaply (the default): the engine then
+    /// checks who is asking before it calls [`lock`](Locker::lock).
+    async fn try_lock(&self, _id: &UploadId) -> Result<Option<Lease>> {
+        Ok(None)
+    }
 }
 
 type Contended = Pin<Box<dyn Future<Output = ()> + Send>>;

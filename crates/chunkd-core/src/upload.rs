@@ -79,7 +79,8 @@ impl UploadInfo {
     }
 }
 
-/// What a front end asks for when it creates an upload.
+/// What a front end asks for when it creates an upload. The owner is the caller's
+/// ([`crate::Uploads::for_owner`]).
 #[derive(Clone, Debug, Default)]
 pub struct NewUpload {
     /// A caller-chosen id (derived from the client's own file key, say); creation fails
@@ -87,18 +88,10 @@ pub struct NewUpload {
     pub id: Option<UploadId>,
     pub length: Option<u64>,
     pub metadata: Metadata,
-    pub concat: NewConcat,
-    pub owner: Option<String>,
+    /// A final upload concatenates the listed uploads, in order; unfinished ones are
+    /// allowed, and the final upload finishes when the last of them does. Its length is
+    /// theirs, so `length` is ignored for it.
+    pub concat: ConcatKind,
     /// Parts go straight to the store ([`crate::store::DirectParts`]).
     pub direct: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum NewConcat {
-    #[default]
-    None,
-    Partial,
-    /// Concatenate these uploads, in order. Unfinished ones are allowed: the final
-    /// upload finishes when the last of them does.
-    Final(Vec<UploadId>),
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chunkd_core::memory::{MemoryState, MemoryStore};
 use chunkd_core::testing::{body_of, pattern};
 use chunkd_core::{
-    Error, Event, HookEvent, Hooks, NewUpload, Rejection, Uploads, Verdict, WriteRequest,
+    Caller, Error, Event, HookEvent, Hooks, NewUpload, Owner, Rejection, Uploads, Verdict,
+    WriteRequest,
 };
 
 /// Refuses uploads named "forbidden", refuses to finish uploads larger than 100 bytes, and
@@ -16,10 +17,7 @@ use chunkd_core::{
 struct Policy;
 
 fn reject(status: u16, message: &str) -> Verdict {
-    Verdict::Reject(Rejection {
-        status,
-        message: message.to_owned(),
-    })
+    Verdict::Reject(Rejection::new(status, message).expect("a refusal status"))
 }
 
 #[async_trait]
@@ -46,10 +44,11 @@ impl Hooks for Policy {
     }
 }
 
-fn engine() -> Uploads {
+fn engine() -> Caller {
     Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
         .hooks(Arc::new(Policy))
         .build()
+        .for_owner(Owner::anonymous())
 }
 
 fn named(name: &str, length: u64) -> NewUpload {
@@ -66,7 +65,7 @@ async fn pre_create_can_refuse_an_upload() {
     let err = engine().create(named("forbidden", 10)).await;
     match err {
         Err(Error::Rejected(r)) => {
-            assert_eq!((r.status, r.message.as_str()), (403, "no such files here"))
+            assert_eq!((r.status(), r.message()), (403, "no such files here"))
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
@@ -80,7 +79,7 @@ async fn pre_finish_refusal_leaves_the_upload_unfinished() {
         .write(&id, WriteRequest::default(), body_of(&pattern(200, 1), 50))
         .await;
     assert!(
-        matches!(err, Err(Error::Rejected(ref r)) if r.status == 422),
+        matches!(err, Err(Error::Rejected(ref r)) if r.status() == 422),
         "{err:?}"
     );
     let info = uploads.info(&id).await.expect("info");
@@ -95,7 +94,7 @@ async fn pre_finish_refusal_leaves_the_upload_unfinished() {
 async fn pre_terminate_can_keep_an_upload() {
     let uploads = engine();
     let id = uploads.create(named("small", 3)).await.expect("create").id;
-    uploads
+    let _ = uploads
         .write(&id, WriteRequest::default(), body_of(b"abc", 3))
         .await
         .expect("write");
@@ -109,15 +108,15 @@ async fn pre_terminate_can_keep_an_upload() {
 #[tokio::test]
 async fn events_report_the_lifecycle() {
     let uploads = engine();
-    let mut events = uploads.events();
+    let mut events = uploads.engine().events();
     let id = uploads.create(named("a", 4)).await.expect("create").id;
-    uploads
+    let _ = uploads
         .write(&id, WriteRequest::default(), body_of(b"ab", 2))
         .await
         .expect("write");
     let other = uploads.create(named("b", 4)).await.expect("create").id;
     uploads.terminate(&other).await.expect("terminate");
-    uploads
+    let _ = uploads
         .write(
             &id,
             WriteRequest {
@@ -149,4 +148,17 @@ async fn events_report_the_lifecycle() {
             "finished 4"
         ]
     );
+}
+
+#[test]
+fn a_refusal_cannot_carry_a_success_status() {
+    for status in [0, 200, 204, 302, 399, 600] {
+        assert!(Rejection::new(status, "no").is_err(), "{status} accepted");
+    }
+    for status in [400, 403, 460, 503, 599] {
+        assert_eq!(
+            Rejection::new(status, "no").expect("refusal").status(),
+            status
+        );
+    }
 }

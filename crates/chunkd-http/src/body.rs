@@ -1,8 +1,6 @@
 //! An HTTP request body as the engine's byte stream, with trailers handed to a callback.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -49,35 +47,4 @@ pub(crate) fn byte_stream(
         },
     )
     .boxed()
-}
-
-/// Whether a request body reached its end without a transport error.
-#[derive(Clone, Default)]
-pub(crate) struct BodyEnd {
-    ended: Arc<AtomicBool>,
-    failed: Arc<AtomicBool>,
-}
-
-impl BodyEnd {
-    pub(crate) fn clean(&self) -> bool {
-        self.ended.load(Ordering::Acquire) && !self.failed.load(Ordering::Acquire)
-    }
-}
-
-/// `stream`, reporting into the returned [`BodyEnd`] how it ended.
-pub(crate) fn tracked(stream: ByteStream<'static>) -> (ByteStream<'static>, BodyEnd) {
-    let end = BodyEnd::default();
-    let (failed, ended) = (end.failed.clone(), end.ended.clone());
-    let stream = stream
-        .inspect(move |item| {
-            if item.is_err() {
-                failed.store(true, Ordering::Release);
-            }
-        })
-        .chain(futures::stream::poll_fn(move |_| {
-            ended.store(true, Ordering::Release);
-            std::task::Poll::Ready(None)
-        }))
-        .boxed();
-    (stream, end)
 }

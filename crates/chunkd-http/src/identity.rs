@@ -1,6 +1,7 @@
 //! Who is uploading: from a header a trusted proxy sets, or from a signed bearer token
 //! (an HS256 JSON Web Token, which any web framework can mint). Front ends read the
-//! [`Owner`] that [`identify`] puts into each request.
+//! [`Owner`] that [`identify`] found with [`owner_of`], and act through [`caller`]: the
+//! engine checks ownership, no front end compares owners.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,58 +9,34 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chunkd_core::{UploadId, Uploads};
+use chunkd_core::{Caller, Uploads};
 use hmac::{Hmac, Mac};
-use http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use http::{HeaderMap, HeaderName, Method, header};
 use serde::Deserialize;
 use sha2::Sha256;
 
-/// The identity a request acts for; `None` is anonymous.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owner(pub Option<String>);
+use crate::refusal::Refusal;
 
-impl Owner {
-    /// The owner of `req`, anonymous when no identity layer ran.
-    pub fn of(req: &Request) -> Owner {
-        Self::identified(req).unwrap_or_default()
-    }
+pub use chunkd_core::Owner;
 
-    /// The owner when an identity layer ran; `None` when identities are not in use, so
-    /// every upload is anonymous and ownership checks can be skipped.
-    pub fn identified(req: &Request) -> Option<Owner> {
-        req.extensions().get::<Owner>().cloned()
-    }
+/// What the identity layer found for a request, kept in its extensions.
+#[derive(Clone, Debug)]
+struct Identified(Result<Owner, IdentityError>);
 
-    pub fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-
-    /// Whether this identity may see an upload owned by `owner` (uploads are visible only
-    /// to the identity that created them; anonymous uploads to anonymous requests).
-    pub fn may_access(&self, owner: Option<&str>) -> bool {
-        self.as_deref() == owner
+/// Who a request acts for: anonymous when no identity layer ran, a refusal (rendered by
+/// the front end in its protocol's terms) when identification failed.
+pub fn owner_of(req: &Request) -> Result<Owner, Refusal> {
+    match req.extensions().get::<Identified>() {
+        None => Ok(Owner::anonymous()),
+        Some(Identified(found)) => found.clone().map_err(Refusal::from),
     }
 }
 
-/// Whether an identified request names another identity's upload, which must look
-/// absent to it. Checked before taking the upload's lock, which would make the owner's
-/// running request stop (newest wins); without identities there is nothing to read.
-/// `identified` is [`Owner::identified`] of the request.
-pub(crate) async fn is_foreign(
-    uploads: &Uploads,
-    id: &UploadId,
-    identified: Option<Owner>,
-) -> bool {
-    match identified {
-        None => false,
-        Some(owner) => uploads
-            .info(id)
-            .await
-            .is_ok_and(|info| !owner.may_access(info.owner.as_deref())),
-    }
+/// The engine as the request's identity sees it.
+pub fn caller(uploads: &Uploads, req: &Request) -> Result<Caller, Refusal> {
+    Ok(uploads.for_owner(owner_of(req)?))
 }
 
 /// Where identities come from.
@@ -92,7 +69,7 @@ pub struct Config {
     pub required: bool,
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("authentication required")]
     Missing,
@@ -103,7 +80,7 @@ pub enum IdentityError {
 const MAX_IDENTITY: usize = 255;
 
 impl Config {
-    pub fn identify(&self, headers: &HeaderMap) -> Result<Option<String>, IdentityError> {
+    pub fn identify(&self, headers: &HeaderMap) -> Result<Owner, IdentityError> {
         let identity = match &self.source {
             Source::None => None,
             Source::TrustedHeader(name) => match headers.get(name) {
@@ -136,7 +113,8 @@ impl Config {
         }
         match (identity, self.required) {
             (None, true) => Err(IdentityError::Missing),
-            (identity, _) => Ok(identity),
+            (None, false) => Ok(Owner::anonymous()),
+            (Some(name), _) => Ok(Owner::named(name)),
         }
     }
 }
@@ -196,8 +174,9 @@ pub fn verify_token(key: &[u8], token: &str, now: u64) -> Result<String, Identit
     Ok(claims.sub)
 }
 
-/// Adds identification to `router`: each request gets an [`Owner`] extension, or a 403
-/// when identification fails. CORS preflights and discovery (`OPTIONS`) pass untouched.
+/// Adds identification to `router`: each request carries what was found, which front
+/// ends read with [`owner_of`] and refuse, in their own protocol's terms, when it failed.
+/// CORS preflights and discovery (`OPTIONS`) are never identified.
 pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Config) -> Router<S> {
     if matches!(config.source, Source::None) && !config.required {
         // Nobody is identified: every request is anonymous, nothing to add.
@@ -207,27 +186,13 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
     router.layer(middleware::from_fn(move |mut req: Request, next: Next| {
         let config = config.clone();
         async move {
-            if req.method() == Method::OPTIONS {
-                return next.run(req).await;
+            if req.method() != Method::OPTIONS {
+                let found = config.identify(req.headers());
+                req.extensions_mut().insert(Identified(found));
             }
-            match config.identify(req.headers()) {
-                Ok(owner) => {
-                    req.extensions_mut().insert(Owner(owner));
-                    next.run(req).await
-                }
-                Err(err) => refuse(&err),
-            }
+            next.run(req).await
         }
     }))
-}
-
-fn refuse(err: &IdentityError) -> Response {
-    tracing::debug!(error = %err, "request refused");
-    let mut res = (StatusCode::FORBIDDEN, format!("{err}\n")).into_response();
-    // tus clients expect the version header on every answer.
-    res.headers_mut()
-        .insert("tus-resumable", http::HeaderValue::from_static("1.0.0"));
-    res
 }
 
 #[cfg(test)]
@@ -290,7 +255,7 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         h.insert("x-user", "carol".parse().expect("value"));
-        assert_eq!(config.identify(&h), Ok(Some("carol".to_owned())));
+        assert_eq!(config.identify(&h), Ok(Owner::named("carol")));
         h.insert("x-user", "x".repeat(300).parse().expect("value"));
         assert!(config.identify(&h).is_err());
     }

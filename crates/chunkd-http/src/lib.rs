@@ -23,6 +23,7 @@ pub mod ietf;
 pub mod interim;
 pub mod public_url;
 pub mod range;
+pub mod refusal;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
 pub mod s3_multipart;
@@ -34,3 +35,4 @@ pub mod tus;
 
 pub use cors::cors;
 pub use public_url::PublicUrl;
+pub use refusal::{Kind, Refusal};

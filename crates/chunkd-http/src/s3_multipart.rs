@@ -24,12 +24,12 @@ use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chunkd_core::{Metadata, NewUpload, UploadId, Uploads};
+use chunkd_core::{Caller, Metadata, NewUpload, UploadId, Uploads};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::identity::Owner;
+use crate::identity;
 use crate::public_url::PublicUrl;
 
 /// Settings of the browser-direct front end.
@@ -95,36 +95,19 @@ struct Refusal(StatusCode, String);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        if self.0.is_server_error() {
-            tracing::error!(error = %self.1, "browser-direct request failed");
-        }
         (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::refusal::Refusal> for Refusal {
+    fn from(refusal: crate::refusal::Refusal) -> Self {
+        Refusal(refusal.status, refusal.message)
     }
 }
 
 impl From<chunkd_core::Error> for Refusal {
     fn from(e: chunkd_core::Error) -> Self {
-        use chunkd_core::Error as E;
-        let status = match &e {
-            E::NotFound(_) => StatusCode::NOT_FOUND,
-            E::Expired(_) => StatusCode::GONE,
-            E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            E::Locked => StatusCode::LOCKED,
-            E::Rejected(r) => StatusCode::from_u16(r.status)
-                .ok()
-                .filter(|s| s.is_client_error() || s.is_server_error())
-                .unwrap_or(StatusCode::BAD_REQUEST),
-            E::InvalidPart(_) | E::InvalidLength(_) => StatusCode::BAD_REQUEST,
-            E::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = if status.is_server_error() {
-            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "browser-direct request failed");
-            "internal server error".to_owned()
-        } else {
-            e.to_string()
-        };
-        Refusal(status, message)
+        crate::refusal::Refusal::from(e).into()
     }
 }
 
@@ -141,7 +124,7 @@ struct CreateBody {
 }
 
 async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
-    let owner = Owner::of(&req).0;
+    let caller = identity::caller(&direct.uploads, &req)?;
     let body = axum::body::to_bytes(req.into_body(), 64 << 10)
         .await
         .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
@@ -167,12 +150,10 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
             return Err(Refusal(StatusCode::BAD_REQUEST, "invalid metadata".into()));
         }
     }
-    let info = direct
-        .uploads
+    let info = caller
         .create(NewUpload {
             length: body.size,
             metadata,
-            owner,
             direct: true,
             ..Default::default()
         })
@@ -189,18 +170,19 @@ struct KeyQuery {
 }
 
 impl Direct {
-    /// The upload named by `key`, if `upload_id` is its S3 upload and `owner` may see it.
+    /// The caller and the upload named by `key`, if `upload_id` is its S3 upload and
+    /// the caller may see it (the engine decides that).
     async fn upload(
         &self,
         upload_id: &str,
         key: &str,
-        req_owner: &Owner,
+        caller: &Caller,
     ) -> Result<UploadId, Refusal> {
         let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
         let id: UploadId = key.parse().map_err(|_| not_found())?;
-        let info = self.uploads.info(&id).await.map_err(Refusal::from)?;
+        let info = caller.info(&id).await?;
         let matches = self.uploads.direct_session(&info).as_deref() == Some(upload_id);
-        if !matches || !info.direct || !req_owner.may_access(info.owner.as_deref()) {
+        if !matches || !info.direct {
             return Err(not_found());
         }
         Ok(id)
@@ -222,13 +204,10 @@ async fn sign_one(
     Query(q): Query<KeyQuery>,
     req: Request,
 ) -> Answer {
-    let owner = Owner::of(&req);
-    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let caller = identity::caller(&direct.uploads, &req)?;
+    let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let number = part_number(&part)?;
-    let url = direct
-        .uploads
-        .sign_part(&id, owner.as_deref(), number, direct.validity)
-        .await?;
+    let url = caller.sign_part(&id, number, direct.validity).await?;
     Ok(Json(json!({ "url": url, "expires": direct.validity.as_secs() })).into_response())
 }
 
@@ -238,8 +217,8 @@ async fn sign_batch(
     Query(q): Query<KeyQuery>,
     req: Request,
 ) -> Answer {
-    let owner = Owner::of(&req);
-    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let caller = identity::caller(&direct.uploads, &req)?;
+    let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let numbers = q.part_numbers.unwrap_or_default();
     let numbers: Vec<u16> = numbers
         .split(',')
@@ -254,10 +233,7 @@ async fn sign_batch(
     }
     let mut urls = serde_json::Map::new();
     for number in numbers {
-        let url = direct
-            .uploads
-            .sign_part(&id, owner.as_deref(), number, direct.validity)
-            .await?;
+        let url = caller.sign_part(&id, number, direct.validity).await?;
         urls.insert(number.to_string(), Value::String(url));
     }
     Ok(Json(json!({ "presignedUrls": urls })).into_response())
@@ -269,9 +245,9 @@ async fn list_parts(
     Query(q): Query<KeyQuery>,
     req: Request,
 ) -> Answer {
-    let owner = Owner::of(&req);
-    let id = direct.upload(&upload_id, &q.key, &owner).await?;
-    let parts = direct.uploads.direct_parts(&id, owner.as_deref()).await?;
+    let caller = identity::caller(&direct.uploads, &req)?;
+    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    let parts = caller.direct_parts(&id).await?;
     let parts: Vec<Value> = parts
         .iter()
         .map(|p| json!({ "PartNumber": p.number, "Size": p.size, "ETag": p.etag }))
@@ -298,19 +274,16 @@ async fn complete(
     Query(q): Query<KeyQuery>,
     req: Request,
 ) -> Answer {
-    let owner = Owner::of(&req);
     let origin = direct.public_url.of_request(&req);
-    let id = direct.upload(&upload_id, &q.key, &owner).await?;
+    let caller = identity::caller(&direct.uploads, &req)?;
+    let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let body = axum::body::to_bytes(req.into_body(), 2 << 20)
         .await
         .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
     let body: CompleteBody = serde_json::from_slice(&body)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let named: Vec<(u16, String)> = body.parts.into_iter().map(|p| (p.number, p.etag)).collect();
-    let info = direct
-        .uploads
-        .complete_direct(&id, owner.as_deref(), &named)
-        .await?;
+    let info = caller.complete_direct(&id, &named).await?;
     let location = direct
         .download_path
         .as_ref()
@@ -330,8 +303,8 @@ async fn abort(
     Query(q): Query<KeyQuery>,
     req: Request,
 ) -> Answer {
-    let owner = Owner::of(&req);
-    let id = direct.upload(&upload_id, &q.key, &owner).await?;
-    direct.uploads.terminate(&id).await?;
+    let caller = identity::caller(&direct.uploads, &req)?;
+    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    caller.terminate(&id).await?;
     Ok(Json(json!({})).into_response())
 }

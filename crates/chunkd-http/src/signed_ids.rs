@@ -14,7 +14,8 @@ use http::StatusCode;
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::identity::Owner;
+use crate::identity::owner_of;
+use crate::refusal::Refusal;
 
 const RANDOM_HEX: usize = 32;
 const TAG_BYTES: usize = 12;
@@ -107,13 +108,25 @@ where
         .with_state(signer)
 }
 
+fn unidentified(refusal: Refusal) -> Response {
+    (refusal.status, Json(json!({ "error": refusal.message }))).into_response()
+}
+
 async fn issue(State(signer): State<Signer>, req: Request) -> Response {
-    let id = signer.issue(Owner::of(&req).as_deref());
+    let owner = match owner_of(&req) {
+        Ok(owner) => owner,
+        Err(refusal) => return unidentified(refusal),
+    };
+    let id = signer.issue(owner.as_deref());
     (StatusCode::CREATED, Json(json!({ "id": id }))).into_response()
 }
 
 async fn verify(State(signer): State<Signer>, Path(id): Path<String>, req: Request) -> Response {
-    match signer.verify(Owner::of(&req).as_deref(), &id) {
+    let owner = match owner_of(&req) {
+        Ok(owner) => owner,
+        Err(refusal) => return unidentified(refusal),
+    };
+    match signer.verify(owner.as_deref(), &id) {
         Ok(()) => Json(json!({ "id": id, "valid": true })).into_response(),
         Err(e) => (
             StatusCode::FORBIDDEN,

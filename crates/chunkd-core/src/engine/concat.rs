@@ -3,24 +3,21 @@
 
 use std::collections::BTreeSet;
 
-use super::Uploads;
+use super::{Finish, Uploads};
 use crate::error::{Error, Result};
 use crate::id::UploadId;
+use crate::owner::Owner;
 use crate::upload::{ConcatKind, UploadInfo};
 
 impl Uploads {
     /// Validates the parts of a new final upload and returns its length.
-    pub(super) async fn final_length(
-        &self,
-        parts: &[UploadId],
-        owner: Option<&str>,
-    ) -> Result<u64> {
+    pub(super) async fn final_length(&self, parts: &[UploadId], owner: &Owner) -> Result<u64> {
         if parts.is_empty() {
             return Err(Error::InvalidConcat("no partial uploads listed"));
         }
         let mut total: u64 = 0;
         for id in parts {
-            let part = match self.info(id).await {
+            let part = match self.visible(id, owner).await {
                 Ok(p) => p,
                 Err(Error::NotFound(_) | Error::Expired(_)) => {
                     return Err(Error::InvalidConcat("partial upload not found"));
@@ -29,9 +26,6 @@ impl Uploads {
             };
             if part.concat != ConcatKind::Partial {
                 return Err(Error::InvalidConcat("not a partial upload"));
-            }
-            if part.owner.as_deref() != owner {
-                return Err(Error::InvalidConcat("partial upload not found"));
             }
             let length = part.length.ok_or(Error::InvalidConcat(
                 "partial upload length is not known yet",
@@ -52,7 +46,7 @@ impl Uploads {
         let distinct: BTreeSet<&UploadId> = parts.iter().collect();
         for id in distinct {
             let _lease = self.lock(id).await?;
-            let mut part = self.info(id).await?;
+            let mut part = self.record(id).await?;
             if !part.is_finished() && !part.pending_finals.contains(final_id) {
                 part.pending_finals.push(final_id.clone());
                 self.0.state.update(&part).await?;
@@ -96,7 +90,7 @@ impl Uploads {
             }
             None => target = self.concat_by_streaming(target, &parts).await?,
         }
-        self.finish(target, &mut lease).await?;
+        self.finish(target, &mut lease, Finish::Store).await?;
         Ok(())
     }
 

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use tracing::{Instrument, info_span};
 
-use super::{Uploads, hook_event};
+use super::{Finish, Uploads};
 use crate::error::{Error, Result};
-use crate::hooks::{Event, Verdict};
+use crate::hooks::Event;
 use crate::id::UploadId;
+use crate::owner::Owner;
 use crate::store::{DirectParts, Part};
-use crate::upload::{Status, UploadInfo};
+use crate::upload::UploadInfo;
 
 /// S3's limit, and so every direct store's.
 const MAX_PARTS: u16 = 10_000;
@@ -29,9 +30,9 @@ impl Uploads {
     }
 
     /// The record of a direct upload `owner` may see.
-    async fn direct_info(&self, id: &UploadId, owner: Option<&str>) -> Result<UploadInfo> {
-        let info = self.info(id).await?;
-        if !info.direct || info.owner.as_deref() != owner {
+    async fn direct_info(&self, id: &UploadId, owner: &Owner) -> Result<UploadInfo> {
+        let info = self.visible(id, owner).await?;
+        if !info.direct {
             return Err(Error::NotFound(id.clone()));
         }
         Ok(info)
@@ -42,11 +43,10 @@ impl Uploads {
         self.0.store.direct()?.session(info)
     }
 
-    /// A URL for part `number` of an open direct upload, valid for `valid_for`.
-    pub async fn sign_part(
+    pub(super) async fn sign_part(
         &self,
         id: &UploadId,
-        owner: Option<&str>,
+        owner: &Owner,
         number: u16,
         valid_for: Duration,
     ) -> Result<String> {
@@ -67,8 +67,7 @@ impl Uploads {
         store.sign_part(&info, number, valid_for)
     }
 
-    /// The parts stored so far (a client resuming after a page reload asks this).
-    pub async fn direct_parts(&self, id: &UploadId, owner: Option<&str>) -> Result<Vec<Part>> {
+    pub(super) async fn direct_parts(&self, id: &UploadId, owner: &Owner) -> Result<Vec<Part>> {
         let store = self.direct_store()?;
         let info = self.direct_info(id, owner).await?;
         if info.is_finished() {
@@ -77,18 +76,18 @@ impl Uploads {
         store.parts(&info).await
     }
 
-    /// Completes a direct upload from the parts the client names (number and ETag,
-    /// checked against what the store holds). Repeating it after success is harmless.
-    pub async fn complete_direct(
+    pub(super) async fn complete_direct(
         &self,
         id: &UploadId,
-        owner: Option<&str>,
+        owner: &Owner,
         named: &[(u16, String)],
     ) -> Result<UploadInfo> {
         async {
             let store = self.direct_store()?;
-            let _lease = self.lock(id).await?;
-            let mut info = self.direct_info(id, owner).await?;
+            let (mut lease, mut info) = self.lock_visible(id, owner).await?;
+            if !info.direct {
+                return Err(Error::NotFound(id.clone()));
+            }
             if info.is_finished() {
                 return Ok(info);
             }
@@ -111,20 +110,13 @@ impl Uploads {
             }
             info.offset = size;
             info.length = Some(size);
-            if let Verdict::Reject(r) = self.0.hooks.pre_finish(&hook_event(&info)).await {
-                return Err(Error::Rejected(r));
-            }
-            info.store = store.complete(&info, &parts).await?;
-            info.status = Status::Finished;
-            info.expires_at = None;
-            let info = self.0.state.update(&info).await?;
-            tracing::info!(
+            tracing::debug!(
                 upload.length = size,
                 parts = parts.len(),
-                "direct upload finished"
+                "direct parts named"
             );
-            self.emit(Event::Finished(info.clone()));
-            Ok(info)
+            self.finish(info, &mut lease, Finish::Direct(store, &parts))
+                .await
         }
         .instrument(info_span!("upload.complete_direct", upload.id = %id))
         .await

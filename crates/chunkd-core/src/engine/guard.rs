@@ -35,6 +35,24 @@ pub(crate) enum Stop {
     Shutdown,
 }
 
+impl Stop {
+    /// The error for a write that had to be abandoned, kept at `offset`.
+    pub(crate) fn error_at(self, offset: u64) -> Error {
+        match self {
+            Stop::Contended => Error::Interrupted { offset },
+            Stop::Shutdown => Error::ShuttingDown { offset },
+        }
+    }
+}
+
+/// Why a write must be abandoned (nothing of this call kept).
+#[derive(Debug)]
+pub(crate) enum Abort {
+    /// An all-or-nothing body was stopped; the write path knows the offset kept.
+    Stopped(Stop),
+    Failed(Error),
+}
+
 type StopFuture = Pin<Box<dyn Future<Output = Stop> + Send>>;
 
 pub(crate) struct GuardedBody<'a> {
@@ -53,7 +71,7 @@ pub(crate) struct GuardedBody<'a> {
     pub(crate) disconnected: bool,
     pub(crate) stopped: Option<Stop>,
     /// Why the write must be abandoned, if it must.
-    pub(crate) abort: Option<Error>,
+    pub(crate) abort: Option<Abort>,
 }
 
 impl<'a> GuardedBody<'a> {
@@ -94,9 +112,9 @@ impl<'a> GuardedBody<'a> {
         self.expected.is_some() || self.atomic
     }
 
-    fn fail(&mut self, err: Error) -> Poll<Option<io::Result<Bytes>>> {
+    fn fail(&mut self, why: Abort) -> Poll<Option<io::Result<Bytes>>> {
         self.ended = true;
-        self.abort = Some(err);
+        self.abort = Some(why);
         Poll::Ready(Some(Err(abandoned())))
     }
 
@@ -141,11 +159,7 @@ impl Stream for GuardedBody<'_> {
         if let Poll::Ready(stop) = this.stop.as_mut().poll(cx) {
             this.stopped = Some(stop);
             if this.all_or_nothing() {
-                let err = match stop {
-                    Stop::Contended => Error::Interrupted { offset: 0 },
-                    Stop::Shutdown => Error::ShuttingDown { offset: 0 },
-                };
-                return this.fail(err);
+                return this.fail(Abort::Stopped(stop));
             }
             this.ended = true;
             return Poll::Ready(None);
@@ -156,7 +170,7 @@ impl Stream for GuardedBody<'_> {
                 let len = chunk.len() as u64;
                 if len > this.allowance {
                     let err = (this.overflow)();
-                    return this.fail(err);
+                    return this.fail(Abort::Failed(err));
                 }
                 this.allowance -= len;
                 for h in &mut this.hashers {
@@ -173,7 +187,7 @@ impl Stream for GuardedBody<'_> {
                         Some(_) => Error::ChecksumMismatch,
                         None => Error::IncompleteBody,
                     };
-                    return this.fail(err);
+                    return this.fail(Abort::Failed(err));
                 }
                 this.ended = true;
                 Poll::Ready(None)
@@ -183,7 +197,7 @@ impl Stream for GuardedBody<'_> {
                     this.ended = true;
                     Poll::Ready(None)
                 }
-                Err(err) => this.fail(err),
+                Err(err) => this.fail(Abort::Failed(err)),
             },
         }
     }

@@ -1,11 +1,11 @@
 //! The upload engine: the only thing protocol front ends call.
 
+mod caller;
 mod concat;
 mod direct;
 mod guard;
 mod write;
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,19 +13,20 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
+pub use caller::Caller;
 pub use guard::{ExpectedChecksum, TrailerSlot};
-pub use write::WriteRequest;
+pub use write::{BodyEnd, WriteOutcome, WriteRequest};
 
-use crate::body::ByteStream;
 use crate::checksum::ChecksumAlgorithm;
 use crate::error::{Error, Result};
 use crate::hooks::{Event, HookEvent, Hooks, NoHooks, Verdict};
 use crate::id::UploadId;
 use crate::lock::{Lease, Locker};
 use crate::memory::MemoryLocker;
+use crate::owner::Owner;
 use crate::state::StateStore;
-use crate::store::DataStore;
-use crate::upload::{ConcatKind, NewConcat, NewUpload, Status, UploadInfo};
+use crate::store::{DataStore, DirectParts, Part};
+use crate::upload::{ConcatKind, NewUpload, Status, UploadInfo};
 
 /// Limits applied to every upload, whatever protocol it came through.
 #[derive(Clone, Debug)]
@@ -54,8 +55,6 @@ impl Default for Limits {
 /// What the assembled engine can do, so front ends advertise only what is real.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
-    /// The store concatenates without streaming the parts through the engine.
-    pub concat_native: bool,
     /// Unfinished uploads expire.
     pub expiration: bool,
     pub checksum_algorithms: &'static [ChecksumAlgorithm],
@@ -113,7 +112,6 @@ impl UploadsBuilder {
 
     pub fn build(self) -> Uploads {
         let capabilities = Capabilities {
-            concat_native: self.store.concat().is_some(),
             expiration: self.limits.expire_after.is_some(),
             checksum_algorithms: &ChecksumAlgorithm::ALL,
             max_size: self.limits.max_size,
@@ -143,6 +141,13 @@ impl Uploads {
             hooks: Arc::new(NoHooks),
             limits: Limits::default(),
         }
+    }
+
+    /// The engine as `owner` sees it: every call that touches an upload goes through
+    /// this, and an upload of another identity is not found, before its lock is asked
+    /// for (so a foreign request never interrupts the owner's).
+    pub fn for_owner(&self, owner: Owner) -> Caller {
+        Caller::new(self.clone(), owner)
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -187,18 +192,48 @@ impl Uploads {
         }
     }
 
-    /// Creates an upload. A zero-length upload is finished at once; a final upload is
-    /// concatenated as soon as all its parts are finished.
-    pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
+    /// The record, expiry applied, without regard to who asks (the engine's own view).
+    async fn record(&self, id: &UploadId) -> Result<UploadInfo> {
+        let info = self.0.state.get(id).await?;
+        if info.is_expired(Self::now()) {
+            return Err(Error::Expired(id.clone()));
+        }
+        Ok(info)
+    }
+
+    /// The record as `owner` may see it: another identity's upload is not found, and
+    /// says nothing of whether it exists or expired.
+    async fn visible(&self, id: &UploadId, owner: &Owner) -> Result<UploadInfo> {
+        let info = self.0.state.get(id).await?;
+        if !owner.may_access(info.owner.as_deref()) {
+            return Err(Error::NotFound(id.clone()));
+        }
+        if info.is_expired(Self::now()) {
+            return Err(Error::Expired(id.clone()));
+        }
+        Ok(info)
+    }
+
+    /// The upload's lease and its record, for `owner` only. A free lease is taken
+    /// without signalling anyone; a held one is asked for only once the record shows
+    /// the upload is `owner`'s, so another identity never makes a running request stop.
+    async fn lock_visible(&self, id: &UploadId, owner: &Owner) -> Result<(Lease, UploadInfo)> {
+        if let Some(lease) = self.0.locker.try_lock(id).await? {
+            let info = self.visible(id, owner).await?;
+            return Ok((lease, info));
+        }
+        self.visible(id, owner).await?;
+        let lease = self.lock(id).await?;
+        let info = self.visible(id, owner).await?;
+        Ok((lease, info))
+    }
+
+    async fn create(&self, new: NewUpload, owner: &Owner) -> Result<UploadInfo> {
         let id = new.id.clone().unwrap_or_else(UploadId::generate);
         async {
-            let (length, concat) = match new.concat {
-                NewConcat::None => (new.length, ConcatKind::None),
-                NewConcat::Partial => (new.length, ConcatKind::Partial),
-                NewConcat::Final(parts) => {
-                    let length = self.final_length(&parts, new.owner.as_deref()).await?;
-                    (Some(length), ConcatKind::Final(parts))
-                }
+            let length = match &new.concat {
+                ConcatKind::Final(parts) => Some(self.final_length(parts, owner).await?),
+                ConcatKind::None | ConcatKind::Partial => new.length,
             };
             if let Some(length) = length {
                 self.check_size(length)?;
@@ -209,8 +244,8 @@ impl Uploads {
                 offset: 0,
                 metadata: new.metadata,
                 status: Status::Open,
-                concat,
-                owner: new.owner,
+                concat: new.concat,
+                owner: owner.clone().into_record(),
                 created_at: Self::now(),
                 expires_at: self.next_expiry(),
                 store: Default::default(),
@@ -230,12 +265,11 @@ impl Uploads {
                 let parts = parts.clone();
                 self.register_final(&info.id, &parts).await?;
                 self.try_complete_final(&info.id).await?;
-                return self.info(&info.id).await;
+                return self.record(&info.id).await;
             }
             if info.length == Some(0) {
                 let mut lease = self.lock(&info.id).await?;
-                let info = self.finish(info, &mut lease).await?;
-                return Ok(info);
+                return self.finish(info, &mut lease, Finish::Store).await;
             }
             Ok(info)
         }
@@ -243,82 +277,9 @@ impl Uploads {
         .await
     }
 
-    /// Stores a body of unknown length as one finished upload (a form's file, a one-shot
-    /// POST). A body that does not end cleanly leaves nothing behind.
-    pub async fn create_whole(
-        &self,
-        mut new: NewUpload,
-        body: ByteStream<'_>,
-    ) -> Result<UploadInfo> {
-        new.length = None;
-        let owner = new.owner.clone();
-        let info = self.create(new).await?;
-        let whole = WriteRequest {
-            owner: owner.clone(),
-            atomic: true,
-            ..WriteRequest::default()
-        };
-        let stored = match self.write(&info.id, whole, body).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                if let Err(cleanup) = self.terminate(&info.id).await {
-                    tracing::warn!(upload.id = %info.id, error = %cleanup, "incomplete upload not removed");
-                }
-                return Err(e);
-            }
-        };
-        let last = WriteRequest {
-            offset: stored.offset,
-            declare_length: Some(stored.offset),
-            owner,
-            ..WriteRequest::default()
-        };
-        self.write(&info.id, last, Box::pin(futures::stream::empty()))
-            .await
-    }
-
-    /// The current record of an upload. An expired upload not yet purged is
-    /// [`Error::Expired`]; once purged it is [`Error::NotFound`].
-    pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
-        let info = self.0.state.get(id).await?;
-        if info.is_expired(Self::now()) {
-            return Err(Error::Expired(id.clone()));
-        }
-        Ok(info)
-    }
-
-    /// The record after every earlier write on it has let go: what a client resuming
-    /// after a network hiccup should see. The waiting also asks an older, still running
-    /// request on the upload to stop (newest wins).
-    pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
-        let _lease = self.lock(id).await?;
-        self.info(id).await
-    }
-
-    /// Streams a finished upload, or `range` of it.
-    pub async fn read(
-        &self,
-        id: &UploadId,
-        range: Option<Range<u64>>,
-    ) -> Result<(UploadInfo, ByteStream<'static>)> {
-        let info = self.info(id).await?;
-        if !info.is_finished() {
-            return Err(Error::NotFinished);
-        }
-        let length = info.length.unwrap_or(info.offset);
-        let range = range.unwrap_or(0..length);
-        if range.start > range.end || range.end > length {
-            return Err(Error::RangeNotSatisfiable { length });
-        }
-        let stream = self.0.store.read(&info, range).await?;
-        Ok((info, stream))
-    }
-
-    /// Deletes an upload, finished or not.
-    pub async fn terminate(&self, id: &UploadId) -> Result<()> {
+    async fn terminate(&self, id: &UploadId, owner: &Owner) -> Result<()> {
         async {
-            let _lease = self.lock(id).await?;
-            let info = self.info(id).await?;
+            let (_lease, info) = self.lock_visible(id, owner).await?;
             if let Verdict::Reject(r) = self.0.hooks.pre_terminate(&hook_event(&info)).await {
                 return Err(Error::Rejected(r));
             }
@@ -329,6 +290,23 @@ impl Uploads {
         }
         .instrument(info_span!("upload.terminate", upload.id = %id))
         .await
+    }
+
+    async fn read(
+        &self,
+        info: UploadInfo,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<(UploadInfo, crate::body::ByteStream<'static>)> {
+        if !info.is_finished() {
+            return Err(Error::NotFinished);
+        }
+        let length = info.length.unwrap_or(info.offset);
+        let range = range.unwrap_or(0..length);
+        if range.start > range.end || range.end > length {
+            return Err(Error::RangeNotSatisfiable { length });
+        }
+        let stream = self.0.store.read(&info, range).await?;
+        Ok((info, stream))
     }
 
     /// Deletes unfinished uploads whose expiry has passed. Safe to run from several
@@ -375,12 +353,21 @@ impl Uploads {
         Ok(purged)
     }
 
-    /// Marks a complete upload finished (pre-finish hook, store finish, state update).
-    async fn finish(&self, mut info: UploadInfo, _lease: &mut Lease) -> Result<UploadInfo> {
+    /// Marks a complete upload finished: the pre-finish hook, the store's last step, the
+    /// state update and the event. Every way an upload finishes comes through here.
+    async fn finish(
+        &self,
+        mut info: UploadInfo,
+        _lease: &mut Lease,
+        step: Finish<'_>,
+    ) -> Result<UploadInfo> {
         if let Verdict::Reject(r) = self.0.hooks.pre_finish(&hook_event(&info)).await {
             return Err(Error::Rejected(r));
         }
-        info.store = self.0.store.finish(&info).await?;
+        info.store = match step {
+            Finish::Store => self.0.store.finish(&info).await?,
+            Finish::Direct(store, parts) => store.complete(&info, parts).await?,
+        };
         info.status = Status::Finished;
         info.expires_at = None;
         let info = self.0.state.update(&info).await?;
@@ -388,6 +375,14 @@ impl Uploads {
         self.emit(Event::Finished(info.clone()));
         Ok(info)
     }
+}
+
+/// The store's last step when an upload finishes.
+enum Finish<'a> {
+    /// [`DataStore::finish`]: the bytes went through the engine.
+    Store,
+    /// [`DirectParts::complete`]: the client sent these parts straight to the store.
+    Direct(&'a dyn DirectParts, &'a [Part]),
 }
 
 fn hook_event(info: &UploadInfo) -> HookEvent {

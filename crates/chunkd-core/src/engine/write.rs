@@ -5,12 +5,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{Instrument, info_span};
 
-use super::Uploads;
-use super::guard::{ExpectedChecksum, GuardedBody, Segment, Stop};
+use super::guard::{Abort, ExpectedChecksum, GuardedBody, Segment, Stop};
+use super::{Finish, Uploads};
 use crate::body::ByteStream;
 use crate::error::{Error, Result};
 use crate::hooks::Event;
 use crate::id::UploadId;
+use crate::owner::Owner;
 use crate::upload::UploadInfo;
 
 /// One append request, in protocol-neutral terms.
@@ -25,45 +26,76 @@ pub struct WriteRequest {
     pub body_len: Option<u64>,
     /// Verify the body against this checksum; on mismatch nothing of it is kept.
     pub checksum: Option<ExpectedChecksum>,
-    /// The identity writing. An upload owned by another identity (or by one, when this is
-    /// anonymous) is reported as not found.
-    pub owner: Option<String>,
     /// Keep nothing unless the body ends cleanly (a whole file in one request, where a
     /// cut-off body is not a resumable prefix).
     pub atomic: bool,
+    /// This body ends the upload: if the length is still open and the body ends cleanly,
+    /// the upload is as long as what has arrived, and it finishes.
+    pub completes: bool,
     /// Told the committed offset after each checkpoint, for progress reports that must
     /// only ever name durable offsets.
     pub committed: Option<Arc<watch::Sender<u64>>>,
 }
 
+/// How a request body ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The client sent all of it.
+    Clean,
+    /// The connection failed, or the body went idle, before its end; what arrived is kept.
+    Disconnected,
+    /// A newer request on the same upload took over; what arrived is kept.
+    Interrupted,
+    /// The server is shutting down; what arrived is kept.
+    ShuttingDown,
+}
+
+/// What a write did: the record afterwards, and how the body ended.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WriteOutcome {
+    pub info: UploadInfo,
+    pub end: BodyEnd,
+}
+
+impl WriteOutcome {
+    /// The record, or, for a request stopped by a newer one or by shutdown before the
+    /// upload finished, the error that says so with the offset that was kept.
+    pub fn stopped(self) -> Result<UploadInfo> {
+        if self.info.is_finished() {
+            return Ok(self.info);
+        }
+        let offset = self.info.offset;
+        match self.end {
+            BodyEnd::Interrupted => Err(Error::Interrupted { offset }),
+            BodyEnd::ShuttingDown => Err(Error::ShuttingDown { offset }),
+            BodyEnd::Clean | BodyEnd::Disconnected => Ok(self.info),
+        }
+    }
+}
+
 impl Uploads {
-    /// Appends `body` at `req.offset` and returns the new record.
-    ///
-    /// Bytes are committed every [`super::Limits::checkpoint_bytes`] and at the end, and
-    /// everything that arrived before a client disconnect is kept. A newer request on the
-    /// same upload makes this one stop at its next chunk, keep what it has, and return
-    /// [`Error::Interrupted`]; so does [`Uploads::shutdown`] with [`Error::ShuttingDown`].
-    pub async fn write(
+    pub(super) async fn write(
         &self,
         id: &UploadId,
+        owner: &Owner,
         req: WriteRequest,
         body: ByteStream<'_>,
-    ) -> Result<UploadInfo> {
+    ) -> Result<WriteOutcome> {
         let span = info_span!("upload.write", upload.id = %id, upload.offset = req.offset);
-        self.write_inner(id, req, body).instrument(span).await
+        self.write_inner(id, owner, req, body)
+            .instrument(span)
+            .await
     }
 
     async fn write_inner(
         &self,
         id: &UploadId,
+        owner: &Owner,
         req: WriteRequest,
         body: ByteStream<'_>,
-    ) -> Result<UploadInfo> {
-        let mut lease = self.lock(id).await?;
-        let mut info = self.info(id).await?;
-        if info.owner != req.owner {
-            return Err(Error::NotFound(id.clone()));
-        }
+    ) -> Result<WriteOutcome> {
+        let (mut lease, mut info) = self.lock_visible(id, owner).await?;
         if info.is_final() {
             return Err(Error::FinalUpload);
         }
@@ -80,7 +112,10 @@ impl Uploads {
         }
         if info.is_finished() {
             // A repeated last request: nothing to do.
-            return Ok(info);
+            return Ok(WriteOutcome {
+                info,
+                end: BodyEnd::Clean,
+            });
         }
         let mut dirty = false;
         if let Some(declared) = req.declare_length {
@@ -142,7 +177,8 @@ impl Uploads {
                         info = self.0.state.update(&info).await?;
                     }
                     return Err(match body.abort.take() {
-                        Some(reason) => at_offset(reason, info.offset),
+                        Some(Abort::Failed(reason)) => reason,
+                        Some(Abort::Stopped(stop)) => stop.error_at(info.offset),
                         None => store_err,
                     });
                 }
@@ -167,34 +203,25 @@ impl Uploads {
                 break;
             }
         }
-        let stopped = body.stopped;
-        let disconnected = body.disconnected;
+        let end = match (body.stopped, body.disconnected) {
+            (Some(Stop::Contended), _) => BodyEnd::Interrupted,
+            (Some(Stop::Shutdown), _) => BodyEnd::ShuttingDown,
+            (None, true) => BodyEnd::Disconnected,
+            (None, false) => BodyEnd::Clean,
+        };
         drop(body);
-        tracing::debug!(upload.offset = info.offset, disconnected, "write committed");
+        tracing::debug!(upload.offset = info.offset, ?end, "write committed");
 
+        if req.completes && end == BodyEnd::Clean && info.length.is_none() {
+            // Within the allowance, so within any size limit.
+            info.length = Some(info.offset);
+        }
         if info.length == Some(info.offset) {
-            let info = self.finish(info, &mut lease).await?;
+            let info = self.finish(info, &mut lease, Finish::Store).await?;
             drop(lease);
             self.complete_pending_finals(&info).await;
-            return Ok(info);
+            return Ok(WriteOutcome { info, end });
         }
-        match stopped {
-            Some(Stop::Contended) => Err(Error::Interrupted {
-                offset: info.offset,
-            }),
-            Some(Stop::Shutdown) => Err(Error::ShuttingDown {
-                offset: info.offset,
-            }),
-            None => Ok(info),
-        }
-    }
-}
-
-/// The guard does not know the committed offset; fill it in.
-fn at_offset(err: Error, offset: u64) -> Error {
-    match err {
-        Error::Interrupted { .. } => Error::Interrupted { offset },
-        Error::ShuttingDown { .. } => Error::ShuttingDown { offset },
-        other => other,
+        Ok(WriteOutcome { info, end })
     }
 }

@@ -67,21 +67,8 @@ impl MemoryLocker {
     }
 }
 
-#[async_trait]
-impl Locker for MemoryLocker {
-    async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease> {
-        let entry = self.entry(id)?;
-        let guard = match entry.mutex.clone().try_lock_owned() {
-            Ok(guard) => guard,
-            Err(_) => {
-                entry.waiting.fetch_add(1, Ordering::SeqCst);
-                entry.requests.send_modify(|n| *n += 1);
-                let acquired =
-                    tokio::time::timeout(timeout, entry.mutex.clone().lock_owned()).await;
-                entry.waiting.fetch_sub(1, Ordering::SeqCst);
-                acquired.map_err(|_| Error::Locked)?
-            }
-        };
+impl MemoryLocker {
+    fn lease(&self, id: &UploadId, entry: Arc<Entry>, guard: OwnedMutexGuard<()>) -> Lease {
         let mut requests = entry.requests.subscribe();
         let waiting = entry.waiting.clone();
         let contended = async move {
@@ -99,6 +86,33 @@ impl Locker for MemoryLocker {
             id: id.clone(),
             entries: self.entries.clone(),
         };
-        Ok(Lease::new(held, contended))
+        Lease::new(held, contended)
+    }
+}
+
+#[async_trait]
+impl Locker for MemoryLocker {
+    async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease> {
+        let entry = self.entry(id)?;
+        let guard = match entry.mutex.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                entry.waiting.fetch_add(1, Ordering::SeqCst);
+                entry.requests.send_modify(|n| *n += 1);
+                let acquired =
+                    tokio::time::timeout(timeout, entry.mutex.clone().lock_owned()).await;
+                entry.waiting.fetch_sub(1, Ordering::SeqCst);
+                acquired.map_err(|_| Error::Locked)?
+            }
+        };
+        Ok(self.lease(id, entry, guard))
+    }
+
+    async fn try_lock(&self, id: &UploadId) -> Result<Option<Lease>> {
+        let entry = self.entry(id)?;
+        let Ok(guard) = entry.mutex.clone().try_lock_owned() else {
+            return Ok(None);
+        };
+        Ok(Some(self.lease(id, entry, guard)))
     }
 }

@@ -8,13 +8,15 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::{body_of, broken_body, collect, pattern};
+use crate::body::ByteStream;
 use crate::checksum::{Checksum, ChecksumAlgorithm};
-use crate::engine::{ExpectedChecksum, Limits, Uploads, WriteRequest};
-use crate::error::Error;
+use crate::engine::{BodyEnd, Caller, ExpectedChecksum, Limits, Uploads, WriteRequest};
+use crate::error::{Error, Result};
 use crate::id::UploadId;
+use crate::owner::Owner;
 use crate::state::StateStore;
 use crate::store::DataStore;
-use crate::upload::{NewConcat, NewUpload};
+use crate::upload::{ConcatKind, NewUpload, UploadInfo};
 
 /// The two stores an engine is built from.
 pub struct EngineParts {
@@ -22,14 +24,27 @@ pub struct EngineParts {
     pub state: Arc<dyn StateStore>,
 }
 
-fn engine(parts: &EngineParts, limits: Limits) -> Uploads {
+/// An engine as an anonymous caller sees it.
+fn engine(parts: &EngineParts, limits: Limits) -> Caller {
     Uploads::builder(parts.store.clone(), parts.state.clone())
         .limits(limits)
         .build()
+        .for_owner(Owner::anonymous())
 }
 
-fn default_engine(parts: &EngineParts) -> Uploads {
+fn default_engine(parts: &EngineParts) -> Caller {
     engine(parts, Limits::default())
+}
+
+/// A write whose stop by a newer request or by shutdown is an error, as most cases
+/// expect.
+async fn write(
+    uploads: &Caller,
+    id: &UploadId,
+    req: WriteRequest,
+    body: ByteStream<'_>,
+) -> Result<UploadInfo> {
+    uploads.write(id, req, body).await?.stopped()
 }
 
 fn sized(length: u64) -> NewUpload {
@@ -46,7 +61,7 @@ fn at(offset: u64) -> WriteRequest {
     }
 }
 
-async fn stored(uploads: &Uploads, id: &UploadId) -> Vec<u8> {
+async fn stored(uploads: &Caller, id: &UploadId) -> Vec<u8> {
     let (_, stream) = uploads.read(id, None).await.expect("read");
     collect(stream).await
 }
@@ -67,8 +82,7 @@ pub async fn single_request_upload(parts: Arc<EngineParts>) {
         .create(sized(data.len() as u64))
         .await
         .expect("create");
-    let info = uploads
-        .write(&info.id, at(0), body_of(&data, 65_536))
+    let info = write(&uploads, &info.id, at(0), body_of(&data, 65_536))
         .await
         .expect("write");
     assert!(info.is_finished());
@@ -85,8 +99,7 @@ pub async fn chunked_upload(parts: Arc<EngineParts>) {
         .id;
     let mut offset = 0;
     for chunk in data.chunks(60_000) {
-        let info = uploads
-            .write(&id, at(offset), body_of(chunk, 4096))
+        let info = write(&uploads, &id, at(offset), body_of(chunk, 4096))
             .await
             .expect("write");
         offset = info.offset;
@@ -103,8 +116,7 @@ pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
         .await
         .expect("create")
         .id;
-    let info = uploads
-        .write(&id, at(0), broken_body(&data[..40_000]))
+    let info = write(&uploads, &id, at(0), broken_body(&data[..40_000]))
         .await
         .expect("write");
     assert_eq!(
@@ -112,8 +124,7 @@ pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
         "every byte before the disconnect is kept"
     );
     assert_eq!(uploads.info(&id).await.expect("info").offset, 40_000);
-    uploads
-        .write(&id, at(40_000), body_of(&data[40_000..], 10_000))
+    write(&uploads, &id, at(40_000), body_of(&data[40_000..], 10_000))
         .await
         .expect("resume");
     assert_eq!(stored(&uploads, &id).await, data);
@@ -122,11 +133,10 @@ pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
 pub async fn offset_mismatch_is_rejected(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(100)).await.expect("create").id;
-    uploads
-        .write(&id, at(0), body_of(&[1; 10], 10))
+    write(&uploads, &id, at(0), body_of(&[1; 10], 10))
         .await
         .expect("write");
-    let err = uploads.write(&id, at(5), body_of(&[2; 10], 10)).await;
+    let err = write(&uploads, &id, at(5), body_of(&[2; 10], 10)).await;
     assert!(
         matches!(
             err,
@@ -148,21 +158,20 @@ pub async fn length_exceeded_keeps_nothing(parts: Arc<EngineParts>) {
         body_len: Some(101),
         ..at(0)
     };
-    let err = uploads.write(&id, req, body_of(&[0; 101], 101)).await;
+    let err = write(&uploads, &id, req, body_of(&[0; 101], 101)).await;
     assert!(
         matches!(err, Err(Error::LengthExceeded { length: 100 })),
         "{err:?}"
     );
     // ...and while reading when it is not.
-    let err = uploads.write(&id, at(0), body_of(&[0; 150], 50)).await;
+    let err = write(&uploads, &id, at(0), body_of(&[0; 150], 50)).await;
     assert!(
         matches!(err, Err(Error::LengthExceeded { length: 100 })),
         "{err:?}"
     );
     assert_eq!(uploads.info(&id).await.expect("info").offset, 0);
     let data = pattern(100, 14);
-    uploads
-        .write(&id, at(0), body_of(&data, 30))
+    write(&uploads, &id, at(0), body_of(&data, 30))
         .await
         .expect("write");
     assert_eq!(stored(&uploads, &id).await, data);
@@ -184,7 +193,7 @@ pub async fn checksum_mismatch_discards_chunk(parts: Arc<EngineParts>) {
             ))),
             ..at(0)
         };
-        let err = uploads.write(&id, req, body_of(&data[..5_000], 1000)).await;
+        let err = write(&uploads, &id, req, body_of(&data[..5_000], 1000)).await;
         assert!(
             matches!(err, Err(Error::ChecksumMismatch)),
             "{algorithm}: {err:?}"
@@ -198,13 +207,11 @@ pub async fn checksum_mismatch_discards_chunk(parts: Arc<EngineParts>) {
         ))),
         ..at(0)
     };
-    let info = uploads
-        .write(&id, req, body_of(&data[..5_000], 1000))
+    let info = write(&uploads, &id, req, body_of(&data[..5_000], 1000))
         .await
         .expect("write");
     assert_eq!(info.offset, 5_000);
-    uploads
-        .write(&id, at(5_000), body_of(&data[5_000..], 1000))
+    write(&uploads, &id, at(5_000), body_of(&data[5_000..], 1000))
         .await
         .expect("rest");
     assert_eq!(stored(&uploads, &id).await, data);
@@ -230,7 +237,7 @@ pub async fn trailer_checksum_is_verified(parts: Arc<EngineParts>) {
         checksum: Some(ExpectedChecksum::Trailer(slot)),
         ..at(0)
     };
-    let err = uploads.write(&id, req, body.boxed()).await;
+    let err = write(&uploads, &id, req, body.boxed()).await;
     assert!(matches!(err, Err(Error::ChecksumMismatch)), "{err:?}");
     assert_eq!(uploads.info(&id).await.expect("info").offset, 0);
 
@@ -245,7 +252,9 @@ pub async fn trailer_checksum_is_verified(parts: Arc<EngineParts>) {
         checksum: Some(ExpectedChecksum::Trailer(slot)),
         ..at(0)
     };
-    uploads.write(&id, req, body.boxed()).await.expect("write");
+    write(&uploads, &id, req, body.boxed())
+        .await
+        .expect("write");
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
@@ -257,8 +266,7 @@ pub async fn deferred_length(parts: Arc<EngineParts>) {
         .await
         .expect("create")
         .id;
-    let info = uploads
-        .write(&id, at(0), body_of(&data[..10_000], 999))
+    let info = write(&uploads, &id, at(0), body_of(&data[..10_000], 999))
         .await
         .expect("write");
     assert_eq!((info.offset, info.length), (10_000, None));
@@ -267,15 +275,14 @@ pub async fn deferred_length(parts: Arc<EngineParts>) {
         ..at(10_000)
     };
     assert!(matches!(
-        uploads.write(&id, bad, body_of(&[], 1)).await,
+        write(&uploads, &id, bad, body_of(&[], 1)).await,
         Err(Error::InvalidLength(_))
     ));
     let last = WriteRequest {
         declare_length: Some(data.len() as u64),
         ..at(10_000)
     };
-    let info = uploads
-        .write(&id, last, body_of(&data[10_000..], 999))
+    let info = write(&uploads, &id, last, body_of(&data[10_000..], 999))
         .await
         .expect("last");
     assert!(info.is_finished());
@@ -289,16 +296,15 @@ pub async fn zero_length_finishes_at_creation(parts: Arc<EngineParts>) {
     assert!(stored(&uploads, &info.id).await.is_empty());
 }
 
-async fn partial(uploads: &Uploads, data: &[u8], write: bool) -> UploadId {
+async fn partial(uploads: &Caller, data: &[u8], written: bool) -> UploadId {
     let new = NewUpload {
         length: Some(data.len() as u64),
-        concat: NewConcat::Partial,
+        concat: ConcatKind::Partial,
         ..Default::default()
     };
     let id = uploads.create(new).await.expect("create partial").id;
-    if write {
-        uploads
-            .write(&id, at(0), body_of(data, 4096))
+    if written {
+        write(uploads, &id, at(0), body_of(data, 4096))
             .await
             .expect("write partial");
     }
@@ -311,13 +317,13 @@ pub async fn concatenation_of_finished_parts(parts: Arc<EngineParts>) {
     let ida = partial(&uploads, &a, true).await;
     let idb = partial(&uploads, &b, true).await;
     let new = NewUpload {
-        concat: NewConcat::Final(vec![ida.clone(), idb.clone(), ida.clone()]),
+        concat: ConcatKind::Final(vec![ida.clone(), idb.clone(), ida.clone()]),
         ..Default::default()
     };
     let fin = uploads.create(new).await.expect("final");
     assert!(fin.is_finished());
     assert_eq!(stored(&uploads, &fin.id).await, [a.clone(), b, a].concat());
-    let err = uploads.write(&fin.id, at(0), body_of(&[1], 1)).await;
+    let err = write(&uploads, &fin.id, at(0), body_of(&[1], 1)).await;
     assert!(matches!(err, Err(Error::FinalUpload)));
 }
 
@@ -327,7 +333,7 @@ pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
     let ida = partial(&uploads, &a, true).await;
     let idb = partial(&uploads, &b, false).await;
     let new = NewUpload {
-        concat: NewConcat::Final(vec![ida, idb.clone()]),
+        concat: ConcatKind::Final(vec![ida, idb.clone()]),
         ..Default::default()
     };
     let fin = uploads.create(new).await.expect("final");
@@ -336,8 +342,7 @@ pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
         uploads.read(&fin.id, None).await,
         Err(Error::NotFinished)
     ));
-    uploads
-        .write(&idb, at(0), body_of(&b, 1000))
+    write(&uploads, &idb, at(0), body_of(&b, 1000))
         .await
         .expect("write b");
     assert_eq!(stored(&uploads, &fin.id).await, [a, b].concat());
@@ -381,14 +386,12 @@ pub async fn newest_request_wins(parts: Arc<EngineParts>) {
         .await
         .expect("older request never stopped")
         .expect("join");
-    assert!(
-        matches!(result, Err(Error::Interrupted { offset: 10_000 })),
-        "{result:?}"
-    );
+    let outcome = result.expect("the interrupted write keeps what it has");
+    assert_eq!(outcome.end, BodyEnd::Interrupted);
+    assert_eq!(outcome.info.offset, 10_000);
     assert_eq!(settled.offset, 10_000);
     drop(tx);
-    uploads
-        .write(&id, at(10_000), body_of(&data[10_000..], 5000))
+    write(&uploads, &id, at(10_000), body_of(&data[10_000..], 5000))
         .await
         .expect("resume");
     assert_eq!(stored(&uploads, &id).await, data);
@@ -397,8 +400,7 @@ pub async fn newest_request_wins(parts: Arc<EngineParts>) {
 pub async fn terminate_removes_upload(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(10)).await.expect("create").id;
-    uploads
-        .write(&id, at(0), body_of(&[1; 4], 4))
+    write(&uploads, &id, at(0), body_of(&[1; 4], 4))
         .await
         .expect("write");
     uploads.terminate(&id).await.expect("terminate");
@@ -422,7 +424,7 @@ pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     let fresh = long.create(sized(10)).await.expect("create").id;
     let done = long.create(sized(0)).await.expect("create").id;
     assert!(matches!(long.info(&stale).await, Err(Error::Expired(_))));
-    let purged = long.purge_expired().await.expect("purge");
+    let purged = long.engine().purge_expired().await.expect("purge");
     assert!(purged >= 1);
     assert!(matches!(
         parts.state.get(&stale).await,
@@ -446,9 +448,8 @@ pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
         .await
         .expect("create")
         .id;
-    let mut events = uploads.events();
-    uploads
-        .write(&id, at(0), body_of(&data, 7_777))
+    let mut events = uploads.engine().events();
+    write(&uploads, &id, at(0), body_of(&data, 7_777))
         .await
         .expect("write");
     let mut progress = Vec::new();
@@ -473,8 +474,7 @@ pub async fn chosen_ids_are_unique(parts: Arc<EngineParts>) {
     };
     let info = uploads.create(new.clone()).await.expect("create");
     assert_eq!(info.id, id);
-    uploads
-        .write(&id, at(0), body_of(b"abc", 3))
+    write(&uploads, &id, at(0), body_of(b"abc", 3))
         .await
         .expect("write");
     assert!(matches!(
@@ -498,7 +498,7 @@ pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
     assert!(info.is_finished());
     assert_eq!(info.length, Some(30_000));
     assert_eq!(stored(&uploads, &info.id).await, data);
-    let mut events = uploads.events();
+    let mut events = uploads.engine().events();
     let err = uploads
         .create_whole(NewUpload::default(), broken_body(&data[..1000]))
         .await;
@@ -510,25 +510,117 @@ pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
     assert!(removed, "the cut-off upload is removed");
 }
 
-pub async fn writes_by_another_owner_are_not_found(parts: Arc<EngineParts>) {
-    let uploads = default_engine(&parts);
-    let new = NewUpload {
-        owner: Some("alice".to_owned()),
-        ..sized(3)
-    };
-    let id = uploads.create(new).await.expect("create").id;
-    for owner in [None, Some("bob".to_owned())] {
-        let req = WriteRequest { owner, ..at(0) };
-        let err = uploads.write(&id, req, body_of(b"xyz", 3)).await;
-        assert!(matches!(err, Err(Error::NotFound(_))), "{err:?}");
-    }
-    let req = WriteRequest {
-        owner: Some("alice".to_owned()),
-        ..at(0)
-    };
-    uploads
-        .write(&id, req, body_of(b"abc", 3))
+fn not_found<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::NotFound(_)))
+}
+
+pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
+    let engine = default_engine(&parts).engine().clone();
+    let alice = engine.for_owner(Owner::named("alice"));
+    let data = pattern(64_000, 25);
+    let id = alice
+        .create(sized(data.len() as u64))
         .await
-        .expect("owner writes");
-    assert_eq!(stored(&uploads, &id).await, b"abc");
+        .expect("create")
+        .id;
+    // Alice's request delivers 10 000 bytes, then waits for more.
+    let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..10_000])))
+        .expect("send");
+    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut taken_tx = Some(taken_tx);
+    let body = rx.inspect(move |_| {
+        if let Some(t) = taken_tx.take() {
+            let _ = t.send(());
+        }
+    });
+    let running = {
+        let alice = alice.clone();
+        let id = id.clone();
+        tokio::spawn(async move { alice.write(&id, at(0), body.boxed()).await })
+    };
+    tokio::time::timeout(Duration::from_secs(10), taken_rx)
+        .await
+        .expect("writer never read its body")
+        .expect("body dropped");
+
+    for stranger in [Owner::anonymous(), Owner::named("bob")] {
+        let other = engine.for_owner(stranger.clone());
+        let r = other.info(&id).await;
+        assert!(not_found(&r), "{stranger}: info {r:?}");
+        let r = other.settled_info(&id).await;
+        assert!(not_found(&r), "{stranger}: settled_info {r:?}");
+        let r = other.read(&id, None).await.map(|(info, _)| info);
+        assert!(not_found(&r), "{stranger}: read {r:?}");
+        let r = other.terminate(&id).await;
+        assert!(not_found(&r), "{stranger}: terminate {r:?}");
+        let r = other
+            .write(&id, at(10_000), body_of(b"x", 1))
+            .await
+            .map(|o| o.info);
+        assert!(not_found(&r), "{stranger}: write {r:?}");
+        let joined = NewUpload {
+            concat: ConcatKind::Final(vec![id.clone()]),
+            ..Default::default()
+        };
+        let r = other.create(joined).await;
+        assert!(
+            matches!(r, Err(Error::InvalidConcat(_))),
+            "{stranger}: concat {r:?}"
+        );
+    }
+    // None of that asked Alice's request to stop: the rest of her body still arrives.
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[10_000..])))
+        .expect("send");
+    drop(tx);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the write never ended")
+        .expect("join")
+        .expect("write");
+    assert_eq!(outcome.end, BodyEnd::Clean);
+    assert!(outcome.info.is_finished());
+    assert_eq!(stored(&alice, &id).await, data);
+}
+
+pub async fn completing_bodies_settle_the_length(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(20_000, 26);
+    let id = uploads
+        .create(NewUpload::default())
+        .await
+        .expect("create")
+        .id;
+    let first = uploads
+        .write(&id, at(0), body_of(&data[..5_000], 1000))
+        .await
+        .expect("write");
+    assert_eq!((first.end, first.info.length), (BodyEnd::Clean, None));
+    // A completing body cut off keeps what arrived and leaves the length open.
+    let completing = WriteRequest {
+        completes: true,
+        ..at(5_000)
+    };
+    let cut = uploads
+        .write(&id, completing.clone(), broken_body(&data[5_000..8_000]))
+        .await
+        .expect("write");
+    assert_eq!(cut.end, BodyEnd::Disconnected);
+    assert_eq!((cut.info.offset, cut.info.length), (8_000, None));
+    assert!(!cut.info.is_finished());
+    let done = uploads
+        .write(
+            &id,
+            WriteRequest {
+                offset: 8_000,
+                ..completing
+            },
+            body_of(&data[8_000..], 3000),
+        )
+        .await
+        .expect("write");
+    assert_eq!(done.end, BodyEnd::Clean);
+    assert!(done.info.is_finished());
+    assert_eq!(done.info.length, Some(20_000));
+    assert_eq!(stored(&uploads, &id).await, data);
 }

@@ -49,3 +49,22 @@ pub async fn locks_are_per_upload(locker: Arc<dyn Locker>) {
         .await;
     assert!(b.is_ok());
 }
+
+pub async fn try_lock_never_signals_the_holder(locker: Arc<dyn Locker>) {
+    let id = UploadId::generate();
+    let mut held = locker.lock(&id, LONG).await.expect("lock");
+    let mut contended = held.take_contended();
+    let second = locker.try_lock(&id).await.expect("try_lock");
+    assert!(second.is_none(), "a held lease was granted twice");
+    // The holder was not asked to let go: its signal is still pending.
+    assert!(
+        futures::poll!(&mut contended).is_pending(),
+        "try_lock interrupted the holder"
+    );
+    drop(held);
+    // A free lease may be granted (or declined, by lockers that cannot tell cheaply).
+    if let Some(free) = locker.try_lock(&id).await.expect("try_lock") {
+        drop(free);
+    }
+    assert!(locker.lock(&id, Duration::from_millis(500)).await.is_ok());
+}

@@ -178,6 +178,7 @@ macro_rules! locker_suite {
                     lock_times_out_while_held,
                     dropping_lease_releases,
                     locks_are_per_upload,
+                    try_lock_never_signals_the_holder,
                 ]
                 [$(#[$attr])*]
             );
@@ -211,7 +212,8 @@ macro_rules! engine_suite {
                     checkpoints_commit_long_bodies,
                     chosen_ids_are_unique,
                     whole_bodies_are_all_or_nothing,
-                    writes_by_another_owner_are_not_found,
+                    another_owner_never_reaches_an_upload,
+                    completing_bodies_settle_the_length,
                 ]
                 [$(#[$attr])*]
             );

@@ -7,6 +7,8 @@ use chunkd_core::Error as CoreError;
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::refusal::{Kind, Refusal};
+
 /// A refusal: a status and a Django-style JSON body (`{"detail": ...}`).
 #[derive(Debug)]
 pub struct Error {
@@ -31,29 +33,26 @@ pub(super) fn bad_request(message: impl ToString) -> Error {
     detail(StatusCode::BAD_REQUEST, message)
 }
 
-pub(super) fn engine_error(err: CoreError) -> Error {
-    match err {
-        CoreError::NotFound(_) => detail(StatusCode::NOT_FOUND, "Not found."),
-        CoreError::Expired(_) => detail(StatusCode::GONE, "Upload has expired"),
-        CoreError::TooLarge { max } => detail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Size of file exceeds the limit ({max} bytes)"),
-        ),
-        CoreError::OffsetMismatch { expected, got } => offsets_do_not_match(expected, got),
-        CoreError::Locked => detail(StatusCode::LOCKED, "upload is busy with another request"),
-        CoreError::Rejected(r) => detail(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
-            r.message,
-        ),
-        CoreError::ShuttingDown { .. } => {
-            detail(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal.kind {
+            Kind::NotFound => detail(StatusCode::NOT_FOUND, "Not found."),
+            Kind::Expired => detail(StatusCode::GONE, "Upload has expired"),
+            // drf-chunked-upload answers a wrong offset with 400 and the right offset.
+            Kind::OffsetMismatch { expected, provided } => offsets_do_not_match(expected, provided),
+            _ => detail(refusal.status, refusal.message),
         }
-        CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
-            tracing::error!(error = %err, "content-range upload failed");
-            detail(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-        }
-        other => bad_request(other),
     }
+}
+
+impl From<CoreError> for Error {
+    fn from(err: CoreError) -> Self {
+        Refusal::from(err).into()
+    }
+}
+
+pub(super) fn engine_error(err: CoreError) -> Error {
+    err.into()
 }
 
 pub(super) fn offsets_do_not_match(expected: u64, provided: u64) -> Error {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::{
-    ByteStream, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadId, UploadInfo,
+    ByteStream, Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadId, UploadInfo,
     WriteRequest,
 };
 use futures::StreamExt;
@@ -24,7 +24,7 @@ use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
 };
 use crate::forward::Completed;
-use crate::identity::Owner;
+use crate::identity;
 use crate::{body, disposition};
 
 type Answer = Result<Response, Error>;
@@ -131,7 +131,7 @@ fn at_most<'a>(body: ByteStream<'a>, limit: u64, overflow: Arc<AtomicBool>) -> B
 
 /// What a chunk request says about its file.
 struct Chunk {
-    owner: Owner,
+    caller: Caller,
     range: Option<ContentRange>,
     filename: Option<String>,
     filetype: Option<String>,
@@ -162,15 +162,19 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
     };
-    let (owner, headers) = (Owner::of(&req), req.headers().clone());
+    let caller = match identity::caller(&this.uploads, &req) {
+        Ok(caller) => caller,
+        Err(refusal) => return Error::from(refusal).into_response(),
+    };
+    let headers = req.headers().clone();
     let answer = match *req.method() {
-        Method::GET => this.state(&id, &owner, &headers).await,
+        Method::GET => this.state(&id, &caller, &headers).await,
         Method::PUT => this.receive(req, Some(id)).await,
         Method::POST if req.headers().contains_key(header::CONTENT_RANGE) => {
             this.receive(req, Some(id)).await
         }
         Method::POST => this.complete_upload(Some(id), req).await,
-        Method::DELETE => this.delete(&id, &owner).await,
+        Method::DELETE => this.delete(&id, &caller).await,
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, PUT, POST, DELETE")],
@@ -201,9 +205,11 @@ pub(super) async fn content(
     let Ok(id) = id.parse::<UploadId>() else {
         return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
     };
-    this.download(&id, &Owner::of(&req))
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let answer = match identity::caller(&this.uploads, &req) {
+        Ok(caller) => this.download(&id, &caller).await,
+        Err(refusal) => Err(refusal.into()),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 impl ContentRangeUploads {
@@ -256,22 +262,13 @@ impl ContentRangeUploads {
         res
     }
 
-    /// The upload, if this identity may see it.
-    async fn owned(&self, id: &UploadId, owner: &Owner) -> Result<UploadInfo, Error> {
-        let info = self.uploads.info(id).await.map_err(engine_error)?;
-        if !owner.may_access(info.owner.as_deref()) {
-            return Err(engine_error(CoreError::NotFound(id.clone())));
-        }
-        Ok(info)
-    }
-
     async fn receive(&self, req: Request, target: Option<UploadId>) -> Answer {
         let headers = req.headers().clone();
         let range = content_range(&headers)?;
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req)?;
         if !is_multipart(&headers) {
             let chunk = Chunk {
-                owner,
+                caller,
                 range,
                 filename: clean_filename(disposition::filename(&headers))?,
                 filetype: headers
@@ -308,7 +305,7 @@ impl ContentRangeUploads {
                 (None, None) => None,
             };
             let chunk = Chunk {
-                owner,
+                caller: caller.clone(),
                 range,
                 filename: clean_filename(fields.get("filename").cloned().or(Some(part_name)))?,
                 filetype: field.content_type().map(str::to_owned),
@@ -324,7 +321,7 @@ impl ContentRangeUploads {
                 read_text_field(field, &mut fields).await?;
             }
             if range.is_none() && info.is_finished() {
-                info = self.verify(info, &fields, false).await?;
+                info = self.verify(&caller, info, &fields, false).await?;
             }
             return Ok(self.finished_record(&headers, &info));
         }
@@ -338,7 +335,7 @@ impl ContentRangeUploads {
     ) -> Result<UploadInfo, Error> {
         let (info, range) = match target {
             Some(id) => {
-                let info = self.owned(&id, &chunk.owner).await?;
+                let info = chunk.caller.info(&id).await?;
                 if info.is_finished() {
                     return Err(bad_request(
                         "Upload has already been marked as \"complete\"",
@@ -368,13 +365,12 @@ impl ContentRangeUploads {
                 let new = NewUpload {
                     length: chunk.range.map(|r| r.total),
                     metadata,
-                    owner: chunk.owner.0.clone(),
                     ..Default::default()
                 };
                 let Some(range) = chunk.range else {
                     // No Content-Range: the whole file in this request.
-                    return self
-                        .uploads
+                    return chunk
+                        .caller
                         .create_whole(new, body)
                         .await
                         .map_err(engine_error);
@@ -382,7 +378,7 @@ impl ContentRangeUploads {
                 if range.start != 0 {
                     return Err(offsets_do_not_match(0, range.start));
                 }
-                (self.uploads.create(new).await.map_err(engine_error)?, range)
+                (chunk.caller.create(new).await.map_err(engine_error)?, range)
             }
         };
         let offset = info.offset;
@@ -390,14 +386,9 @@ impl ContentRangeUploads {
         let body = at_most(body, range.size(), overflow.clone());
         let write = WriteRequest {
             offset,
-            owner: chunk.owner.0.clone(),
             ..Default::default()
         };
-        let info = self
-            .uploads
-            .write(&info.id, write, body)
-            .await
-            .map_err(engine_error)?;
+        let info = chunk.caller.write(&info.id, write, body).await?.stopped()?;
         let stored = info.offset - offset;
         if overflow.load(Ordering::SeqCst) || stored != range.size() {
             let body = json!({
@@ -417,6 +408,7 @@ impl ContentRangeUploads {
     /// With `required`, a missing digest is a 400.
     async fn verify(
         &self,
+        caller: &Caller,
         info: UploadInfo,
         fields: &HashMap<String, String>,
         required: bool,
@@ -437,11 +429,7 @@ impl ContentRangeUploads {
         if !info.is_finished() {
             return Err(bad_request("Upload is not complete yet"));
         }
-        let (_, mut stream) = self
-            .uploads
-            .read(&info.id, None)
-            .await
-            .map_err(engine_error)?;
+        let (_, mut stream) = caller.read(&info.id, None).await?;
         let mut hasher = algorithm.hasher();
         while let Some(chunk) = stream.next().await {
             hasher.update(&chunk.map_err(|e| engine_error(CoreError::backend("read", e)))?);
@@ -462,7 +450,7 @@ impl ContentRangeUploads {
 
     async fn complete_upload(&self, id: Option<UploadId>, req: Request) -> Answer {
         let headers = req.headers().clone();
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req)?;
         let fields = read_fields(req).await?;
         let has_digest = ["md5", "sha256", "sha1"]
             .iter()
@@ -478,32 +466,25 @@ impl ContentRangeUploads {
                 .parse()
                 .map_err(|_| detail(StatusCode::NOT_FOUND, "Not found."))?,
         };
-        let info = self.owned(&id, &owner).await?;
-        let info = self.verify(info, &fields, true).await?;
+        let info = caller.info(&id).await?;
+        let info = self.verify(&caller, info, &fields, true).await?;
         Ok(self.record(&headers, &info))
     }
 
     /// Where the upload stands, once any write still running on it has stopped and kept
     /// what it received (newest request wins): the offset a client resumes from.
-    async fn state(&self, id: &UploadId, owner: &Owner, headers: &HeaderMap) -> Answer {
-        self.owned(id, owner).await?;
-        let info = self.uploads.settled_info(id).await.map_err(engine_error)?;
+    async fn state(&self, id: &UploadId, caller: &Caller, headers: &HeaderMap) -> Answer {
+        let info = caller.settled_info(id).await?;
         Ok(self.record(headers, &info))
     }
 
-    async fn delete(&self, id: &UploadId, owner: &Owner) -> Answer {
-        self.owned(id, owner).await?;
-        self.uploads.terminate(id).await.map_err(engine_error)?;
+    async fn delete(&self, id: &UploadId, caller: &Caller) -> Answer {
+        caller.terminate(id).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
 
-    async fn download(&self, id: &UploadId, owner: &Owner) -> Answer {
-        let info = self.owned(id, owner).await?;
-        let (info, stream) = self
-            .uploads
-            .read(&info.id, None)
-            .await
-            .map_err(engine_error)?;
+    async fn download(&self, id: &UploadId, caller: &Caller) -> Answer {
+        let (info, stream) = caller.read(id, None).await?;
         let mut res = Response::new(Body::from_stream(stream));
         let h = res.headers_mut();
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.offset));

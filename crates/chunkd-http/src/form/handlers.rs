@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
-use chunkd_core::{ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
+use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
@@ -16,7 +16,8 @@ use super::progress::{Report, State as Progress, TrackError, valid_id};
 use crate::body;
 use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::Completed;
-use crate::identity::Owner;
+use crate::identity::{self, Owner};
+use crate::refusal::Refusal;
 
 /// A refusal with a JSON `{"error": ...}` body.
 #[derive(Debug)]
@@ -44,23 +45,15 @@ impl IntoResponse for Error {
     }
 }
 
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        Error::new(refusal.status, refusal.message)
+    }
+}
+
 impl From<CoreError> for Error {
     fn from(err: CoreError) -> Self {
-        let status = match &err {
-            CoreError::TooLarge { .. } | CoreError::LengthExceeded { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            CoreError::Rejected(r) => {
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN)
-            }
-            CoreError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
-                tracing::error!(error = %err, "form upload failed");
-                return Error::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-            }
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Error::new(status, err)
+        Refusal::from(err).into()
     }
 }
 
@@ -122,7 +115,8 @@ impl FormUploads {
     }
 
     async fn upload(&self, req: Request) -> Result<Response, Error> {
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req)?;
+        let owner = caller.owner().clone();
         let id = self.checked_progress_id(&req, &owner)?;
         let multipart = is_multipart(req.headers());
         if !multipart {
@@ -156,7 +150,7 @@ impl FormUploads {
             }
         });
         let req = Request::from_parts(parts, Body::from_stream(counted));
-        let result = self.receive(req, &owner).await;
+        let result = self.receive(req, &caller).await;
         if let Some(entry) = entry {
             entry.finish(match &result {
                 Ok(_) => Progress::Done,
@@ -166,7 +160,7 @@ impl FormUploads {
         result
     }
 
-    async fn receive(&self, req: Request, owner: &Owner) -> Result<Response, Error> {
+    async fn receive(&self, req: Request, caller: &Caller) -> Result<Response, Error> {
         let headers = req.headers().clone();
         let mut form = Multipart::from_request(req, &())
             .await
@@ -198,7 +192,6 @@ impl FormUploads {
             metadata.insert("field", name.as_str());
             let new = NewUpload {
                 metadata,
-                owner: owner.0.clone(),
                 ..Default::default()
             };
             // Digests are computed on the way through, so the answer can carry them.
@@ -215,7 +208,7 @@ impl FormUploads {
                     }
                 })
                 .boxed();
-            let info = self.uploads.create_whole(new, stream).await?;
+            let info = caller.create_whole(new, stream).await?;
             let (md5, sha256) = match Arc::try_unwrap(hashers)
                 .ok()
                 .and_then(|m| m.into_inner().ok())
@@ -276,7 +269,7 @@ impl FormUploads {
     }
 
     fn progress(&self, req: &Request) -> Result<Response, Error> {
-        let owner = Owner::of(req);
+        let owner = identity::owner_of(req)?;
         let id = self
             .checked_progress_id(req, &owner)?
             .ok_or_else(|| Error::bad_request("missing X-Progress-ID"))?;

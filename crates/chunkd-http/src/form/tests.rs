@@ -90,7 +90,11 @@ async fn stores_files_and_reports_progress_while_the_body_arrives() {
     assert_eq!(stored["size"].as_u64(), Some(100_000));
     assert_eq!(reply["fields"]["title"], "holiday");
     let id = stored["id"].as_str().unwrap().parse().unwrap();
-    let (_, data) = uploads.read(&id, None).await.unwrap();
+    let (_, data) = uploads
+        .for_owner(chunkd_core::Owner::anonymous())
+        .read(&id, None)
+        .await
+        .unwrap();
     assert_eq!(collect(data).await, file);
     let done = json(&app, poll("job-1")).await.1;
     assert_eq!(

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use chunkd_core::{ChecksumAlgorithm, UploadId, UploadInfo, WriteRequest};
+use chunkd_core::{
+    BodyEnd, Caller, ChecksumAlgorithm, UploadId, UploadInfo, WriteOutcome, WriteRequest,
+};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use tokio::sync::watch;
 
@@ -33,9 +35,11 @@ impl Ietf {
     /// client asking again for a final answer it lost: it gets it. Anything else is
     /// refused as the draft says: content means an inconsistent length, an empty append
     /// a completed upload.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn append_to_completed(
         &self,
         interop: Interop,
+        caller: &Caller,
         info: UploadInfo,
         offset: u64,
         complete: bool,
@@ -44,7 +48,7 @@ impl Ietf {
     ) -> Answer {
         let empty = body_len == Some(0);
         if empty && complete && offset == info.offset {
-            return self.completed(interop, &info, completion).await;
+            return self.completed(interop, caller, &info, completion).await;
         }
         let problem = if empty {
             Problem {
@@ -64,24 +68,28 @@ impl Ietf {
     /// Writes the body at the request's offset. When the client says this request ends
     /// the upload, the upload must be finished by it: a clean end with the length still
     /// open settles the length; a cut-off body leaves the upload open to resume.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn append(
         &self,
         interop: Interop,
+        caller: &Caller,
         interim: Option<&Interim>,
         id: &UploadId,
-        write: WriteRequest,
+        mut write: WriteRequest,
         complete: bool,
         body: Body,
     ) -> Result<UploadInfo, Problem> {
-        let owner = write.owner.clone();
-        let (stream, end) = body::tracked(body::byte_stream(body, self.idle_timeout, |_| {}));
-        let info = self
-            .write_reporting(interop, interim, id, write, stream)
+        write.completes = complete;
+        let stream = body::byte_stream(body, self.idle_timeout, |_| {});
+        let outcome = self
+            .write_reporting(interop, caller, interim, id, write, stream)
             .await?;
+        let end = outcome.end;
+        let info = outcome.stopped()?;
         if !complete || info.is_finished() {
             return Ok(info);
         }
-        if !end.clean() {
+        if end != BodyEnd::Clean {
             return Err(Problem {
                 offset: Some(info.offset),
                 complete: Some(false),
@@ -91,22 +99,12 @@ impl Ietf {
                 )
             });
         }
-        if let Some(length) = info.length {
-            return Err(Problem::inconsistent_length(format!(
-                "the upload is {length} bytes but the request completing it ends at {}",
-                info.offset
-            )));
-        }
-        let settle = WriteRequest {
-            offset: info.offset,
-            declare_length: Some(info.offset),
-            owner,
-            ..WriteRequest::default()
-        };
-        Ok(self
-            .uploads
-            .write(id, settle, Box::pin(futures::stream::empty()))
-            .await?)
+        // A clean completing body settles an open length, so the length is known here.
+        let length = info.length.unwrap_or(info.offset);
+        Err(Problem::inconsistent_length(format!(
+            "the upload is {length} bytes but the request completing it ends at {}",
+            info.offset
+        )))
     }
 
     /// The engine write, with a 104 carrying each newly committed offset (at most one
@@ -114,17 +112,18 @@ impl Ietf {
     async fn write_reporting(
         &self,
         interop: Interop,
+        caller: &Caller,
         interim: Option<&Interim>,
         id: &UploadId,
         mut write: WriteRequest,
         stream: chunkd_core::ByteStream<'static>,
-    ) -> Result<UploadInfo, chunkd_core::Error> {
+    ) -> Result<WriteOutcome, chunkd_core::Error> {
         let Some(interim) = interim.filter(|_| interop.progress_interim()) else {
-            return self.uploads.write(id, write, stream).await;
+            return caller.write(id, write, stream).await;
         };
         let (committed, mut offsets) = watch::channel(write.offset);
         write.committed = Some(Arc::new(committed));
-        let writing = self.uploads.write(id, write, stream);
+        let writing = caller.write(id, write, stream);
         tokio::pin!(writing);
         let mut last_report: Option<Instant> = None;
         loop {
@@ -158,6 +157,7 @@ impl Ietf {
     pub(super) async fn completed(
         &self,
         interop: Interop,
+        caller: &Caller,
         info: &UploadInfo,
         c: Completion,
     ) -> Answer {
@@ -169,11 +169,11 @@ impl Ietf {
         for expected in recorded.into_iter().chain(c.repr_digest) {
             let actual = match known.take() {
                 Some(d) if d.algorithm == expected.algorithm => d,
-                _ => digest::of_upload(&self.uploads, &info.id, expected.algorithm).await?,
+                _ => digest::of_upload(caller, &info.id, expected.algorithm).await?,
             };
             if actual != expected {
                 // Resuming cannot fix this: the representation is complete and wrong.
-                if let Err(e) = self.uploads.terminate(&info.id).await {
+                if let Err(e) = caller.terminate(&info.id).await {
                     tracing::warn!(error = %e, "could not discard an upload failing its digest");
                 }
                 return Err(Problem {
@@ -189,7 +189,7 @@ impl Ietf {
         if let Some(algorithm) = c.want {
             let digest = match known {
                 Some(d) if d.algorithm == algorithm => d,
-                _ => digest::of_upload(&self.uploads, &info.id, algorithm).await?,
+                _ => digest::of_upload(caller, &info.id, algorithm).await?,
             };
             set(&mut response, "repr-digest", digest.field());
         }

@@ -3,7 +3,7 @@
 //! stored upload's digest in the completing response. sha-256 and sha-512 are spoken;
 //! other algorithms are ignored, as the RFC asks of recipients.
 
-use chunkd_core::{ChecksumAlgorithm, UploadId, Uploads};
+use chunkd_core::{Caller, ChecksumAlgorithm, UploadId};
 use futures::StreamExt;
 use http::HeaderMap;
 
@@ -102,7 +102,7 @@ pub(crate) fn wanted(headers: &HeaderMap) -> Option<ChecksumAlgorithm> {
 
 /// Digest of a finished upload, read back from storage.
 pub(crate) async fn of_upload(
-    uploads: &Uploads,
+    uploads: &Caller,
     id: &UploadId,
     algorithm: ChecksumAlgorithm,
 ) -> Result<Digest, chunkd_core::Error> {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::ExpectedChecksum;
-use chunkd_core::{Checksum, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest};
+use chunkd_core::{Caller, Checksum, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::Ietf;
@@ -17,7 +17,7 @@ use super::fields;
 use super::problem::Problem;
 use super::version::{INTEROP_HEADER, Interop, Unsupported};
 use crate::disposition;
-use crate::identity::{self, Owner};
+use crate::identity;
 use crate::interim::Interim;
 
 const PARTIAL_UPLOAD: &str = "application/partial-upload";
@@ -32,7 +32,10 @@ pub(super) async fn collection(State(ietf): State<Arc<Ietf>>, req: Request) -> R
     };
     let answer = match *req.method() {
         Method::OPTIONS => Ok(ietf.options(interop)),
-        Method::POST | Method::PUT => ietf.create(interop, req).await,
+        Method::POST | Method::PUT => match identity::caller(&ietf.uploads, &req) {
+            Ok(caller) => ietf.create(interop, &caller, req).await,
+            Err(refusal) => Err(refusal.into()),
+        },
         _ => Ok(ietf.method_not_allowed(interop, "OPTIONS, POST, PUT")),
     };
     ietf.answer(interop, answer)
@@ -55,13 +58,14 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return ietf.answer(interop, Err(Problem::not_found()));
     };
-    if identity::is_foreign(&ietf.uploads, &id, Owner::identified(&req)).await {
-        return ietf.answer(interop, Err(Problem::not_found()));
-    }
+    let caller = match identity::caller(&ietf.uploads, &req) {
+        Ok(caller) => caller,
+        Err(refusal) => return ietf.answer(interop, Err(refusal.into())),
+    };
     let answer = match *req.method() {
-        Method::HEAD | Method::GET => ietf.offset(interop, &id).await,
-        Method::PATCH => ietf.patch(interop, &id, req).await,
-        Method::DELETE => ietf.delete(interop, &id).await,
+        Method::HEAD | Method::GET => ietf.offset(interop, &caller, &id).await,
+        Method::PATCH => ietf.patch(interop, &caller, &id, req).await,
+        Method::DELETE => ietf.delete(interop, &caller, &id).await,
         _ => Ok(ietf.method_not_allowed(interop, "OPTIONS, HEAD, GET, PATCH, DELETE")),
     };
     ietf.answer(interop, answer)
@@ -234,7 +238,7 @@ impl Ietf {
             .insert(name, HeaderValue::from_static(value));
     }
 
-    async fn create(&self, interop: Interop, req: Request) -> Answer {
+    async fn create(&self, interop: Interop, caller: &Caller, req: Request) -> Answer {
         let headers = req.headers();
         let complete = completeness(headers, interop)?;
         let body_len = content_length(headers);
@@ -256,16 +260,13 @@ impl Ietf {
         }
         let checksum = checksum_of(Digest::from_headers(headers, "content-digest")?);
         let want = digest::wanted(headers);
-        let owner = Owner::of(&req);
         let origin = self.origin(&req);
         let interim = interim_for(&req, interop);
 
-        let info = self
-            .uploads
+        let info = caller
             .create(NewUpload {
                 length,
                 metadata,
-                owner: owner.0.clone(),
                 ..Default::default()
             })
             .await?;
@@ -290,7 +291,6 @@ impl Ietf {
             offset: 0,
             body_len,
             checksum,
-            owner: owner.0,
             ..WriteRequest::default()
         };
         if body_len == Some(0) && !complete {
@@ -300,6 +300,7 @@ impl Ietf {
         let info = self
             .append(
                 interop,
+                caller,
                 interim.as_ref(),
                 &info.id,
                 write,
@@ -322,7 +323,7 @@ impl Ietf {
                 location: Some(location),
                 repr_digest: None,
             };
-            return self.completed(interop, &info, completion).await;
+            return self.completed(interop, caller, &info, completion).await;
         }
         Ok(self.created(interop, &info, location))
     }
@@ -341,10 +342,10 @@ impl Ietf {
         response
     }
 
-    async fn offset(&self, interop: Interop, id: &UploadId) -> Answer {
+    async fn offset(&self, interop: Interop, caller: &Caller, id: &UploadId) -> Answer {
         // Waits for (and stops) a running append, so the offset is one the next PATCH
         // will be accepted at.
-        let info = self.uploads.settled_info(id).await?;
+        let info = caller.settled_info(id).await?;
         let mut response = self.reply(StatusCode::NO_CONTENT, interop);
         set(&mut response, "upload-offset", info.offset);
         self.set_complete(&mut response, interop, info.is_finished());
@@ -360,7 +361,13 @@ impl Ietf {
         Ok(response)
     }
 
-    async fn patch(&self, interop: Interop, id: &UploadId, req: Request) -> Answer {
+    async fn patch(
+        &self,
+        interop: Interop,
+        caller: &Caller,
+        id: &UploadId,
+        req: Request,
+    ) -> Answer {
         let headers = req.headers();
         if interop.requires_partial_upload_type()
             && !media_type(headers).is_some_and(|t| t.eq_ignore_ascii_case(PARTIAL_UPLOAD))
@@ -377,7 +384,6 @@ impl Ietf {
         let upload_length = integer(headers, "upload-length");
         let body_len = content_length(headers);
         let checksum = checksum_of(Digest::from_headers(headers, "content-digest")?);
-        let owner = Owner::of(&req);
         let completion = Completion {
             status: StatusCode::OK,
             origin: self.origin(&req),
@@ -387,10 +393,12 @@ impl Ietf {
         };
         let interim = interim_for(&req, interop);
 
-        let info = self.uploads.info(id).await?;
+        let info = caller.info(id).await?;
         if info.is_finished() {
             return self
-                .append_to_completed(interop, info, offset, complete, body_len, completion)
+                .append_to_completed(
+                    interop, caller, info, offset, complete, body_len, completion,
+                )
                 .await;
         }
         let implied = match (complete, body_len) {
@@ -405,12 +413,12 @@ impl Ietf {
             declare_length: length.filter(|_| info.length.is_none()),
             body_len,
             checksum,
-            owner: owner.0,
             ..WriteRequest::default()
         };
         let info = self
             .append(
                 interop,
+                caller,
                 interim.as_ref(),
                 id,
                 write,
@@ -419,7 +427,7 @@ impl Ietf {
             )
             .await?;
         if complete {
-            return self.completed(interop, &info, completion).await;
+            return self.completed(interop, caller, &info, completion).await;
         }
         let mut response = self.reply(StatusCode::NO_CONTENT, interop);
         self.set_complete(&mut response, interop, false);
@@ -428,8 +436,8 @@ impl Ietf {
         Ok(response)
     }
 
-    async fn delete(&self, interop: Interop, id: &UploadId) -> Answer {
-        self.uploads.terminate(id).await?;
+    async fn delete(&self, interop: Interop, caller: &Caller, id: &UploadId) -> Answer {
+        caller.terminate(id).await?;
         Ok(self.reply(StatusCode::NO_CONTENT, interop))
     }
 }

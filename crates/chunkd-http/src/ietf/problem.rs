@@ -6,6 +6,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use super::version::Interop;
+use crate::refusal::{Kind as RefusalKind, Refusal};
 
 const PROBLEM_TYPES: &str = "https://iana.org/assignments/http-problem-types#";
 
@@ -63,9 +64,6 @@ impl Problem {
 
     /// Renders the problem; `limits` is the `Upload-Limit` value for this version.
     pub(crate) fn render(self, interop: Interop, limits: &str) -> Response {
-        if self.status.is_client_error() {
-            tracing::debug!(status = %self.status, detail = %self.detail, "upload request refused");
-        }
         let mut response = if interop.problem_details() {
             let (type_uri, title) = match self.kind {
                 Kind::MismatchingOffset { .. } => (
@@ -142,62 +140,54 @@ impl Problem {
     }
 }
 
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Self {
+        let problem = Problem {
+            offset: refusal.offset,
+            ..Problem::new(refusal.status, refusal.message)
+        };
+        match refusal.kind {
+            RefusalKind::OffsetMismatch { expected, provided } => Problem {
+                kind: Kind::MismatchingOffset { expected, provided },
+                complete: Some(false),
+                ..problem
+            },
+            RefusalKind::LengthExceeded | RefusalKind::InvalidLength => Problem {
+                kind: Kind::InconsistentLength,
+                status: StatusCode::BAD_REQUEST,
+                ..problem
+            },
+            // A 413 caused by the limits carries them.
+            RefusalKind::TooLarge => Problem {
+                with_limits: true,
+                ..problem
+            },
+            // The client may resume from the offset it will find with HEAD.
+            RefusalKind::Interrupted | RefusalKind::ShuttingDown => Problem {
+                complete: Some(false),
+                ..problem
+            },
+            RefusalKind::NotFound => Problem::not_found(),
+            RefusalKind::Expired => Problem::new(StatusCode::GONE, "the upload expired"),
+            RefusalKind::FinalUpload
+            | RefusalKind::IncompleteBody
+            | RefusalKind::ChecksumMismatch
+            | RefusalKind::ChecksumMissing
+            | RefusalKind::Locked
+            | RefusalKind::NotFinished
+            | RefusalKind::InvalidConcat
+            | RefusalKind::InvalidPart
+            | RefusalKind::RangeNotSatisfiable { .. }
+            | RefusalKind::Rejected
+            | RefusalKind::NotSupported
+            | RefusalKind::Unidentified
+            | RefusalKind::Internal => problem,
+        }
+    }
+}
+
 impl From<chunkd_core::Error> for Problem {
     fn from(err: chunkd_core::Error) -> Self {
-        use chunkd_core::Error as E;
-        let detail = err.to_string();
-        match err {
-            E::NotFound(_) => Problem::not_found(),
-            E::Expired(_) => Problem::new(StatusCode::GONE, "the upload expired"),
-            E::OffsetMismatch { expected, got } => Problem {
-                kind: Kind::MismatchingOffset {
-                    expected,
-                    provided: got,
-                },
-                offset: Some(expected),
-                complete: Some(false),
-                ..Problem::new(StatusCode::CONFLICT, detail)
-            },
-            E::LengthExceeded { .. } | E::InvalidLength(_) => Problem::inconsistent_length(detail),
-            E::TooLarge { .. } => Problem {
-                with_limits: true,
-                ..Problem::new(StatusCode::PAYLOAD_TOO_LARGE, detail)
-            },
-            E::IncompleteBody
-            | E::ChecksumMismatch
-            | E::ChecksumMissing
-            | E::FinalUpload
-            | E::NotFinished
-            | E::InvalidConcat(_)
-            | E::InvalidPart(_) => Problem::bad_request(detail),
-            E::Locked => Problem::new(StatusCode::LOCKED, detail),
-            E::RangeNotSatisfiable { .. } => {
-                Problem::new(StatusCode::RANGE_NOT_SATISFIABLE, detail)
-            }
-            E::Rejected(r) => {
-                let status = StatusCode::from_u16(r.status)
-                    .ok()
-                    .filter(|s| s.is_client_error() || s.is_server_error())
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                Problem::new(status, r.message)
-            }
-            // A newer request on the upload took over; this one's client has moved on.
-            E::Interrupted { offset } => Problem {
-                offset: Some(offset),
-                complete: Some(false),
-                ..Problem::new(StatusCode::CONFLICT, detail)
-            },
-            // 5xx: the client may resume from the offset it will find with HEAD.
-            E::ShuttingDown { offset } => Problem {
-                offset: Some(offset),
-                complete: Some(false),
-                ..Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
-            },
-            E::NotSupported(_) => Problem::new(StatusCode::NOT_IMPLEMENTED, detail),
-            E::AlreadyExists(_) | E::Conflict | E::Backend { .. } => {
-                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "internal error");
-                Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
-            }
-        }
+        Refusal::from(err).into()
     }
 }

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chunkd_core::{
-    ByteStream, ConcatKind, Error as CoreError, NewConcat, NewUpload, UploadId, UploadInfo,
+    ByteStream, Caller, ConcatKind, Error as CoreError, NewUpload, UploadId, UploadInfo,
     WriteRequest,
 };
 use futures::StreamExt;
@@ -22,7 +22,8 @@ use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
 };
 use crate::forward::Completed;
-use crate::identity::Owner;
+use crate::identity;
+use crate::refusal::Refusal;
 
 type Answer = Result<Response, Response>;
 
@@ -53,25 +54,13 @@ fn bad_request(message: impl ToString) -> Response {
         .into_response()
 }
 
+/// Both libraries read only the status; the body says why for people.
+fn refused(refusal: Refusal) -> Response {
+    (refusal.status, Json(json!({ "error": refusal.message }))).into_response()
+}
+
 fn engine_error(err: CoreError) -> Response {
-    let status = match &err {
-        CoreError::TooLarge { .. } | CoreError::LengthExceeded { .. } => {
-            StatusCode::PAYLOAD_TOO_LARGE
-        }
-        CoreError::Locked => StatusCode::LOCKED,
-        CoreError::Rejected(r) => StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
-        CoreError::ShuttingDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        CoreError::Backend { .. } | CoreError::Conflict | CoreError::AlreadyExists(_) => {
-            tracing::error!(error = %err, "chunk upload failed");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": "internal server error" })),
-            )
-                .into_response();
-        }
-        _ => StatusCode::BAD_REQUEST,
-    };
-    (status, Json(json!({ "error": err.to_string() }))).into_response()
+    refused(err.into())
 }
 
 fn query_values(req: &Request) -> HashMap<String, String> {
@@ -179,16 +168,16 @@ impl Chunks {
     /// ("send it"; Flow.js would fail the whole file on 404). resumable.py sends the
     /// parameters form-encoded in the body rather than the query.
     async fn test(&self, dialect: Dialect, req: Request) -> Answer {
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
         let values = request_values(req).await?;
         let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
-        let key = file_key(dialect, owner.as_deref(), &params);
-        if let Ok(info) = self.uploads.info(&file_id(&key)).await
+        let key = file_key(dialect, caller.owner().as_deref(), &params);
+        if let Ok(info) = caller.info(&file_id(&key)).await
             && info.is_finished()
         {
             return Ok(StatusCode::OK.into_response());
         }
-        match self.uploads.info(&chunk_id(&key, params.number)).await {
+        match caller.info(&chunk_id(&key, params.number)).await {
             Ok(info) if info.is_finished() => Ok(StatusCode::OK.into_response()),
             Ok(_) | Err(CoreError::NotFound(_) | CoreError::Expired(_)) => {
                 Ok(StatusCode::NO_CONTENT.into_response())
@@ -198,17 +187,17 @@ impl Chunks {
     }
 
     async fn status(&self, dialect: Dialect, req: Request) -> Answer {
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
         let params =
             ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
-        let key = file_key(dialect, owner.as_deref(), &params);
-        if let Some(file) = self.finished_file(&file_id(&key)).await? {
+        let key = file_key(dialect, caller.owner().as_deref(), &params);
+        if let Some(file) = self.finished_file(&caller, &file_id(&key)).await? {
             let body = json!({ "complete": true, "id": file.id.as_str(), "total_chunks": params.total_chunks });
             return Ok(Json(body).into_response());
         }
         let mut stored = Vec::new();
         for n in 1..=params.total_chunks {
-            if let Ok(info) = self.uploads.info(&chunk_id(&key, n)).await
+            if let Ok(info) = caller.info(&chunk_id(&key, n)).await
                 && info.is_finished()
             {
                 stored.push(n);
@@ -221,13 +210,13 @@ impl Chunks {
 
     /// Removes the stored chunks of an unfinished file (python-resumable's cleanup).
     async fn cleanup(&self, dialect: Dialect, req: Request) -> Answer {
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
         let params =
             ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
-        let key = file_key(dialect, owner.as_deref(), &params);
+        let key = file_key(dialect, caller.owner().as_deref(), &params);
         let mut removed = 0;
         for n in 1..=params.total_chunks {
-            match self.uploads.terminate(&chunk_id(&key, n)).await {
+            match caller.terminate(&chunk_id(&key, n)).await {
                 Ok(()) => removed += 1,
                 Err(CoreError::NotFound(_) | CoreError::Expired(_)) => {}
                 Err(e) => return Err(engine_error(e)),
@@ -237,7 +226,7 @@ impl Chunks {
     }
 
     async fn upload(&self, dialect: Dialect, req: Request) -> Answer {
-        let owner = Owner::of(&req);
+        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
         let mut values = query_values(&req);
         let multipart = is_multipart(req.headers());
         if !multipart {
@@ -247,7 +236,7 @@ impl Chunks {
                 std::time::Duration::from_secs(60),
                 |_| {},
             );
-            return self.store_chunk(dialect, &owner, &params, body).await;
+            return self.store_chunk(dialect, &caller, &params, body).await;
         }
         let mut form = Multipart::from_request(req, &())
             .await
@@ -263,7 +252,7 @@ impl Chunks {
                 // Parameters come before the file in both libraries' forms.
                 let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
                 let body = field_stream(field);
-                return self.store_chunk(dialect, &owner, &params, body).await;
+                return self.store_chunk(dialect, &caller, &params, body).await;
             }
             fields += 1;
             if fields > MAX_FIELDS {
@@ -278,38 +267,37 @@ impl Chunks {
     async fn store_chunk(
         &self,
         dialect: Dialect,
-        owner: &Owner,
+        caller: &Caller,
         p: &ChunkParams,
         body: ByteStream<'_>,
     ) -> Answer {
-        if let Some(max) = self.uploads.capabilities().max_size
+        if let Some(max) = caller.engine().capabilities().max_size
             && p.total_size > max
         {
             return Err(engine_error(CoreError::TooLarge { max }));
         }
-        let key = file_key(dialect, owner.as_deref(), p);
-        if let Ok(info) = self.uploads.info(&file_id(&key)).await
+        let key = file_key(dialect, caller.owner().as_deref(), p);
+        if let Ok(info) = caller.info(&file_id(&key)).await
             && info.is_finished()
         {
             return Ok(complete(&info, p));
         }
         let id = chunk_id(&key, p.number);
-        let part = match self.uploads.info(&id).await {
+        let part = match caller.info(&id).await {
             Ok(info) => info,
             // An expired chunk is purged soon; until then its id is taken.
             Err(CoreError::NotFound(_)) => {
                 let new = NewUpload {
                     id: Some(id.clone()),
                     length: Some(p.current_size),
-                    concat: NewConcat::Partial,
-                    owner: owner.0.clone(),
+                    concat: ConcatKind::Partial,
                     ..Default::default()
                 };
-                match self.uploads.create(new).await {
+                match caller.create(new).await {
                     Ok(info) => info,
                     // A duplicate of this chunk created it a moment ago.
                     Err(CoreError::AlreadyExists(_)) => {
-                        self.uploads.info(&id).await.map_err(engine_error)?
+                        caller.info(&id).await.map_err(engine_error)?
                     }
                     Err(e) => return Err(engine_error(e)),
                 }
@@ -319,13 +307,12 @@ impl Chunks {
         if !part.is_finished() {
             let write = WriteRequest {
                 offset: part.offset,
-                owner: owner.0.clone(),
                 ..Default::default()
             };
-            let stored = self
-                .uploads
+            let stored = caller
                 .write(&id, write, skip_prefix(body, part.offset))
                 .await
+                .and_then(|outcome| outcome.stopped())
                 .map_err(engine_error)?;
             if !stored.is_finished() {
                 return Err(bad_request(format!(
@@ -334,7 +321,7 @@ impl Chunks {
                 )));
             }
         }
-        match self.assemble(&key, owner, p).await? {
+        match self.assemble(caller, &key, p).await? {
             Some(file) => Ok(complete(&file, p)),
             None => Ok(chunk_stored(p)),
         }
@@ -343,18 +330,18 @@ impl Chunks {
     /// Builds the file once every chunk is here; `None` while some are missing.
     async fn assemble(
         &self,
+        caller: &Caller,
         key: &str,
-        owner: &Owner,
         p: &ChunkParams,
     ) -> Result<Option<UploadInfo>, Response> {
         let file = file_id(key);
         // Backwards: chunks mostly arrive in order, so a missing one is found at once.
         for n in (1..=p.total_chunks).rev() {
-            match self.uploads.info(&chunk_id(key, n)).await {
+            match caller.info(&chunk_id(key, n)).await {
                 Ok(info) if info.is_finished() => {}
                 Ok(_) => return Ok(None),
                 // Missing: not sent yet, or already cleaned up after assembly.
-                Err(CoreError::NotFound(_)) => return self.finished_file(&file).await,
+                Err(CoreError::NotFound(_)) => return self.finished_file(caller, &file).await,
                 Err(e) => return Err(engine_error(e)),
             }
         }
@@ -369,26 +356,29 @@ impl Chunks {
         let new = NewUpload {
             id: Some(file.clone()),
             metadata,
-            concat: NewConcat::Final((1..=p.total_chunks).map(|n| chunk_id(key, n)).collect()),
-            owner: owner.0.clone(),
+            concat: ConcatKind::Final((1..=p.total_chunks).map(|n| chunk_id(key, n)).collect()),
             ..Default::default()
         };
-        match self.uploads.create(new).await {
+        match caller.create(new).await {
             Ok(info) if info.is_finished() => {
-                self.clean_up_chunks(&info).await;
+                self.clean_up_chunks(caller, &info).await;
                 Ok(Some(info))
             }
             Ok(_) => Ok(None),
             // Another request completing the same file won the race.
             Err(CoreError::AlreadyExists(_) | CoreError::InvalidConcat(_)) => {
-                self.finished_file(&file).await
+                self.finished_file(caller, &file).await
             }
             Err(e) => Err(engine_error(e)),
         }
     }
 
-    async fn finished_file(&self, file: &UploadId) -> Result<Option<UploadInfo>, Response> {
-        match self.uploads.info(file).await {
+    async fn finished_file(
+        &self,
+        caller: &Caller,
+        file: &UploadId,
+    ) -> Result<Option<UploadInfo>, Response> {
+        match caller.info(file).await {
             Ok(info) if info.is_finished() => Ok(Some(info)),
             Ok(_) | Err(CoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(engine_error(e)),
@@ -396,10 +386,10 @@ impl Chunks {
     }
 
     /// The file holds a copy of the chunks now; they are only taking space.
-    async fn clean_up_chunks(&self, file: &UploadInfo) {
+    async fn clean_up_chunks(&self, caller: &Caller, file: &UploadInfo) {
         if let ConcatKind::Final(parts) = &file.concat {
             for part in parts {
-                match self.uploads.terminate(part).await {
+                match caller.terminate(part).await {
                     Ok(()) | Err(CoreError::NotFound(_)) => {}
                     Err(e) => tracing::warn!(upload.id = %part, error = %e, "chunk not cleaned up"),
                 }

@@ -70,7 +70,11 @@ async fn chunks_in_any_order_with_duplicates_assemble_once() {
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(reply["complete"], true);
     let id = reply["id"].as_str().unwrap().parse().unwrap();
-    let (_, stream) = uploads.read(&id, None).await.unwrap();
+    let (_, stream) = uploads
+        .for_owner(chunkd_core::Owner::anonymous())
+        .read(&id, None)
+        .await
+        .unwrap();
     assert_eq!(collect(stream).await, DATA);
     // After assembly every chunk reads as present, and a late duplicate changes nothing.
     assert_eq!(send(&app, "GET", &test(1, 10), b"").await.0, StatusCode::OK);
@@ -175,7 +179,11 @@ async fn bad_chunks_get_a_clear_4xx_and_store_nothing() {
     .await;
     let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = reply["id"].as_str().unwrap().parse().unwrap();
-    let (_, stream) = uploads.read(&id, None).await.unwrap();
+    let (_, stream) = uploads
+        .for_owner(chunkd_core::Owner::anonymous())
+        .read(&id, None)
+        .await
+        .unwrap();
     assert_eq!(collect(stream).await, DATA);
 }
 

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use super::{TUS_RESUMABLE, TUS_VERSION};
+use crate::refusal::{Kind, Refusal};
 
 /// A tus error response.
 #[derive(Debug)]
@@ -44,87 +45,37 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+}
 
-    fn with_offset(mut self, offset: u64) -> Self {
-        self.offset = Some(offset);
-        self
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        let status = match refusal.kind {
+            // tus's own 460 Checksum Mismatch.
+            Kind::ChecksumMismatch => StatusCode::from_u16(460).unwrap_or(refusal.status),
+            _ => refusal.status,
+        };
+        let length = match refusal.kind {
+            Kind::RangeNotSatisfiable { length } => Some(length),
+            _ => None,
+        };
+        Error {
+            status,
+            code: refusal.kind.code(),
+            message: refusal.message,
+            offset: refusal.offset,
+            length,
+        }
     }
 }
 
 impl From<chunkd_core::Error> for Error {
     fn from(err: chunkd_core::Error) -> Self {
-        use chunkd_core::Error as E;
-        let msg = err.to_string();
-        match err {
-            E::NotFound(_) => Error::not_found(),
-            E::Expired(_) => Error::new(StatusCode::GONE, "ERR_UPLOAD_EXPIRED", "upload expired"),
-            E::OffsetMismatch { expected, .. } => {
-                Error::new(StatusCode::CONFLICT, "ERR_MISMATCHED_OFFSET", msg).with_offset(expected)
-            }
-            E::LengthExceeded { .. } => Error::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "ERR_UPLOAD_SIZE_EXCEEDED",
-                msg,
-            ),
-            E::TooLarge { .. } => {
-                Error::new(StatusCode::PAYLOAD_TOO_LARGE, "ERR_MAX_SIZE_EXCEEDED", msg)
-            }
-            E::InvalidLength(_) => Error::bad_request("ERR_INVALID_UPLOAD_LENGTH", msg),
-            E::IncompleteBody => Error::bad_request("ERR_UNEXPECTED_EOF", msg),
-            E::ChecksumMismatch => Error::new(checksum_mismatch(), "ERR_CHECKSUM_MISMATCH", msg),
-            E::ChecksumMissing => Error::bad_request("ERR_CHECKSUM_MISSING", msg),
-            E::Locked => Error::new(StatusCode::LOCKED, "ERR_UPLOAD_LOCKED", msg),
-            E::FinalUpload => Error::new(StatusCode::FORBIDDEN, "ERR_MODIFY_FINAL", msg),
-            E::NotFinished => Error::bad_request("ERR_UPLOAD_NOT_FINISHED", msg),
-            E::InvalidConcat(_) => Error::bad_request("ERR_INVALID_CONCAT", msg),
-            E::InvalidPart(_) => Error::bad_request("ERR_INVALID_PART", msg),
-            E::RangeNotSatisfiable { length } => Error {
-                length: Some(length),
-                ..Error::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "ERR_RANGE_NOT_SATISFIABLE",
-                    msg,
-                )
-            },
-            E::Rejected(r) => {
-                let status = StatusCode::from_u16(r.status)
-                    .ok()
-                    .filter(|s| s.is_client_error() || s.is_server_error())
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                Error::new(status, "ERR_UPLOAD_REJECTED", r.message)
-            }
-            E::Interrupted { offset } => {
-                Error::bad_request("ERR_UPLOAD_INTERRUPTED", msg).with_offset(offset)
-            }
-            E::ShuttingDown { offset } => {
-                Error::new(StatusCode::SERVICE_UNAVAILABLE, "ERR_SERVER_SHUTDOWN", msg)
-                    .with_offset(offset)
-            }
-            E::NotSupported(_) => {
-                Error::new(StatusCode::NOT_IMPLEMENTED, "ERR_NOT_IMPLEMENTED", msg)
-            }
-            E::AlreadyExists(_) | E::Conflict | E::Backend { .. } => {
-                tracing::error!(error = %err, source = ?std::error::Error::source(&err), "internal error");
-                Error::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ERR_INTERNAL_SERVER_ERROR",
-                    "internal server error",
-                )
-            }
-        }
+        Refusal::from(err).into()
     }
-}
-
-/// tus's non-standard 460 Checksum Mismatch.
-fn checksum_mismatch() -> StatusCode {
-    StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if self.status.is_client_error() {
-            tracing::debug!(status = %self.status, code = self.code, message = %self.message, "tus request refused");
-        }
         let mut response =
             (self.status, format!("{}: {}\n", self.code, self.message)).into_response();
         let headers = response.headers_mut();

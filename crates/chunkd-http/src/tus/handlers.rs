@@ -6,14 +6,14 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::{ExpectedChecksum, TrailerSlot};
-use chunkd_core::{ConcatKind, NewConcat, NewUpload, UploadId, UploadInfo, WriteRequest};
+use chunkd_core::{Caller, ConcatKind, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
 use crate::forward::Completed;
-use crate::identity::{self, Owner};
+use crate::identity;
 use crate::{body, disposition, range};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
@@ -24,7 +24,10 @@ type Answer = Result<Response, Error>;
 pub(super) async fn collection(State(tus): State<Arc<Tus>>, req: Request) -> Response {
     let answer = match effective_method(&req) {
         Method::OPTIONS => Ok(tus.options()),
-        Method::POST => tus.create(req).await,
+        Method::POST => match identity::caller(&tus.uploads, &req) {
+            Ok(caller) => tus.create(&caller, req).await,
+            Err(refusal) => Err(refusal.into()),
+        },
         _ => Ok(method_not_allowed("OPTIONS, POST")),
     };
     answer.unwrap_or_else(IntoResponse::into_response)
@@ -44,14 +47,15 @@ pub(super) async fn resource(
     let Ok(id) = id.parse::<UploadId>() else {
         return Error::not_found().into_response();
     };
-    if identity::is_foreign(&tus.uploads, &id, Owner::identified(&req)).await {
-        return Error::not_found().into_response();
-    }
+    let caller = match identity::caller(&tus.uploads, &req) {
+        Ok(caller) => caller,
+        Err(refusal) => return Error::from(refusal).into_response(),
+    };
     let answer = match method {
-        Method::HEAD => tus.head(&id, req).await,
-        Method::PATCH => tus.patch(&id, req).await,
-        Method::DELETE => tus.delete(&id, req).await,
-        Method::GET => tus.download(&id, req).await,
+        Method::HEAD => tus.head(&caller, &id, req).await,
+        Method::PATCH => tus.patch(&caller, &id, req).await,
+        Method::DELETE => tus.delete(&caller, &id, req).await,
+        Method::GET => tus.download(&caller, &id, req).await,
         _ => Ok(method_not_allowed("OPTIONS, HEAD, PATCH, DELETE, GET")),
     };
     answer.unwrap_or_else(IntoResponse::into_response)
@@ -200,7 +204,7 @@ impl Tus {
         }
     }
 
-    async fn create(&self, req: Request) -> Answer {
+    async fn create(&self, caller: &Caller, req: Request) -> Answer {
         let headers = req.headers();
         check_version(headers, true)?;
         let concat = match header_str(headers, "upload-concat", "ERR_INVALID_CONCAT")? {
@@ -262,9 +266,9 @@ impl Tus {
             return Err(chunkd_core::Error::LengthExceeded { length }.into());
         }
         let concat = match concat {
-            None => NewConcat::None,
-            Some(UploadConcat::Partial) => NewConcat::Partial,
-            Some(UploadConcat::Final(urls)) => NewConcat::Final(
+            None => ConcatKind::None,
+            Some(UploadConcat::Partial) => ConcatKind::Partial,
+            Some(UploadConcat::Final(urls)) => ConcatKind::Final(
                 urls.iter()
                     .map(|u| self.id_from_url(u))
                     .collect::<Option<Vec<_>>>()
@@ -277,7 +281,7 @@ impl Tus {
             ),
         };
         let write = if with_data {
-            Some(self.write_request(headers, 0, &Owner::of(&req))?)
+            Some(self.write_request(headers, 0)?)
         } else {
             None
         };
@@ -286,23 +290,14 @@ impl Tus {
             length,
             metadata,
             concat,
-            owner: Owner::of(&req).0,
             ..Default::default()
         };
-        let mut info = self.uploads.create(new).await?;
+        let mut info = caller.create(new).await?;
         if let Some((write, slot)) = write {
             let stream = self.body_stream(req.into_body(), slot);
-            match self.uploads.write(&info.id, write, stream).await {
-                Ok(written) => info = written,
-                // The upload exists and keeps what arrived: tell the client where it is.
-                Err(
-                    chunkd_core::Error::Interrupted { offset }
-                    | chunkd_core::Error::ShuttingDown { offset },
-                ) => {
-                    info.offset = offset;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            // The upload exists and keeps what arrived, however the body ended: the
+            // client learns where it stands.
+            info = caller.write(&info.id, write, stream).await?.info;
         }
         let mut response = reply(StatusCode::CREATED);
         set(
@@ -321,7 +316,6 @@ impl Tus {
         &self,
         headers: &HeaderMap,
         offset: u64,
-        owner: &Owner,
     ) -> Result<(WriteRequest, Option<TrailerSlot>), Error> {
         let body_len = number(headers, "content-length", "ERR_INVALID_CONTENT_LENGTH")?;
         let mut slot = None;
@@ -347,7 +341,6 @@ impl Tus {
             offset,
             body_len,
             checksum,
-            owner: owner.0.clone(),
             ..WriteRequest::default()
         };
         Ok((request, slot))
@@ -372,9 +365,9 @@ impl Tus {
         })
     }
 
-    async fn head(&self, id: &UploadId, req: Request) -> Answer {
+    async fn head(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
         check_version(req.headers(), false)?;
-        let info = self.uploads.settled_info(id).await?;
+        let info = caller.settled_info(id).await?;
         let origin = self.origin(&req);
         let mut response = reply(StatusCode::OK);
         set(&mut response, "cache-control", "no-store");
@@ -409,7 +402,7 @@ impl Tus {
         Ok(response)
     }
 
-    async fn patch(&self, id: &UploadId, req: Request) -> Answer {
+    async fn patch(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
         let headers = req.headers();
         check_version(headers, true)?;
         if !has_offset_stream(headers) {
@@ -422,11 +415,11 @@ impl Tus {
         let offset = number(headers, "upload-offset", "ERR_INVALID_OFFSET")?
             .ok_or_else(|| Error::bad_request("ERR_INVALID_OFFSET", "missing Upload-Offset"))?;
         let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
-        let (mut write, slot) = self.write_request(headers, offset, &Owner::of(&req))?;
+        let (mut write, slot) = self.write_request(headers, offset)?;
         write.declare_length = declare_length;
         let origin = self.origin(&req);
         let stream = self.body_stream(req.into_body(), slot);
-        let info = self.uploads.write(id, write, stream).await?;
+        let info = caller.write(id, write, stream).await?.stopped()?;
         let mut response = reply(StatusCode::NO_CONTENT);
         set(&mut response, "upload-offset", info.offset);
         self.set_expiry(&mut response, &info);
@@ -434,14 +427,14 @@ impl Tus {
         Ok(response)
     }
 
-    async fn delete(&self, id: &UploadId, req: Request) -> Answer {
+    async fn delete(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
         check_version(req.headers(), true)?;
-        self.uploads.terminate(id).await?;
+        caller.terminate(id).await?;
         Ok(reply(StatusCode::NO_CONTENT))
     }
 
-    async fn download(&self, id: &UploadId, req: Request) -> Answer {
-        let info = self.uploads.info(id).await?;
+    async fn download(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
+        let info = caller.info(id).await?;
         let length = info.length.unwrap_or(info.offset);
         let (status, span) = match range::parse(text(req.headers(), header::RANGE.as_str()), length)
         {
@@ -451,7 +444,7 @@ impl Tus {
                 return Err(chunkd_core::Error::RangeNotSatisfiable { length }.into());
             }
         };
-        let (info, stream) = self.uploads.read(id, Some(span.clone())).await?;
+        let (info, stream) = caller.read(id, Some(span.clone())).await?;
         let mut response = Response::new(Body::from_stream(stream));
         *response.status_mut() = status;
         response

@@ -161,10 +161,9 @@ struct NoExecutables;
 impl Hooks for NoExecutables {
     async fn pre_create(&self, event: &HookEvent) -> Verdict {
         match event.upload.metadata.text("filename") {
-            Some(name) if name.ends_with(".exe") => Verdict::Reject(Rejection {
-                status: 403,
-                message: "no executables".into(),
-            }),
+            Some(name) if name.ends_with(".exe") => {
+                Verdict::Reject(Rejection::forbidden("no executables"))
+            }
             _ => Verdict::Continue,
         }
     }

@@ -1,0 +1,149 @@
+//! The engine as one identity sees it: the only way to touch an upload.
+
+use std::ops::Range;
+
+use super::Uploads;
+use super::write::{WriteOutcome, WriteRequest};
+use crate::body::ByteStream;
+use crate::error::{Error, Result};
+use crate::id::UploadId;
+use crate::owner::Owner;
+use crate::upload::{NewUpload, UploadInfo};
+
+/// [`Uploads`] on behalf of one [`Owner`]. Uploads it creates are that owner's; an upload
+/// of another identity is [`Error::NotFound`] to every call, checked before the upload's
+/// lock is asked for. Cheap to make and to clone.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    uploads: Uploads,
+    owner: Owner,
+}
+
+impl Caller {
+    pub(super) fn new(uploads: Uploads, owner: Owner) -> Self {
+        Caller { uploads, owner }
+    }
+
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The engine behind this caller (capabilities, limits, events).
+    pub fn engine(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    /// Creates an upload owned by this caller. A zero-length upload is finished at once;
+    /// a final upload (whose parts must be this caller's partial uploads) is
+    /// concatenated as soon as all its parts are finished.
+    pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
+        self.uploads.create(new, &self.owner).await
+    }
+
+    /// Stores a body of unknown length as one finished upload (a form's file, a one-shot
+    /// POST). A body that does not end cleanly leaves nothing behind.
+    pub async fn create_whole(
+        &self,
+        mut new: NewUpload,
+        body: ByteStream<'_>,
+    ) -> Result<UploadInfo> {
+        new.length = None;
+        let info = self.create(new).await?;
+        let whole = WriteRequest {
+            atomic: true,
+            completes: true,
+            ..WriteRequest::default()
+        };
+        let written = self.write(&info.id, whole, body).await;
+        match written {
+            Ok(outcome) if outcome.info.is_finished() => Ok(outcome.info),
+            Ok(outcome) => {
+                self.discard(&info.id).await;
+                Err(outcome.stopped().err().unwrap_or(Error::IncompleteBody))
+            }
+            Err(e) => {
+                self.discard(&info.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn discard(&self, id: &UploadId) {
+        if let Err(e) = self.terminate(id).await {
+            tracing::warn!(upload.id = %id, error = %e, "incomplete upload not removed");
+        }
+    }
+
+    /// The current record. An expired upload not yet purged is [`Error::Expired`]; once
+    /// purged it is [`Error::NotFound`].
+    pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
+        self.uploads.visible(id, &self.owner).await
+    }
+
+    /// The record after every earlier write on it has let go: what a client resuming
+    /// after a network hiccup should see. The waiting also asks an older, still running
+    /// request on the upload to stop (newest wins).
+    pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
+        let (_lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
+        Ok(info)
+    }
+
+    /// Appends `body` at `req.offset`; see [`WriteOutcome`] for how the body ended.
+    ///
+    /// Bytes are committed every [`super::Limits::checkpoint_bytes`] and at the end, and
+    /// everything that arrived before a client disconnect is kept. A newer request on the
+    /// same upload makes this one stop at its next chunk and keep what it has; so does
+    /// [`Uploads::shutdown`].
+    pub async fn write(
+        &self,
+        id: &UploadId,
+        req: WriteRequest,
+        body: ByteStream<'_>,
+    ) -> Result<WriteOutcome> {
+        self.uploads.write(id, &self.owner, req, body).await
+    }
+
+    /// Streams a finished upload, or `range` of it.
+    pub async fn read(
+        &self,
+        id: &UploadId,
+        range: Option<Range<u64>>,
+    ) -> Result<(UploadInfo, ByteStream<'static>)> {
+        let info = self.info(id).await?;
+        self.uploads.read(info, range).await
+    }
+
+    /// Deletes an upload, finished or not.
+    pub async fn terminate(&self, id: &UploadId) -> Result<()> {
+        self.uploads.terminate(id, &self.owner).await
+    }
+
+    /// A URL for part `number` of an open browser-direct upload, valid for `valid_for`.
+    pub async fn sign_part(
+        &self,
+        id: &UploadId,
+        number: u16,
+        valid_for: std::time::Duration,
+    ) -> Result<String> {
+        self.uploads
+            .sign_part(id, &self.owner, number, valid_for)
+            .await
+    }
+
+    /// The parts of a browser-direct upload stored so far (a client resuming after a
+    /// page reload asks this).
+    pub async fn direct_parts(&self, id: &UploadId) -> Result<Vec<crate::store::Part>> {
+        self.uploads.direct_parts(id, &self.owner).await
+    }
+
+    /// Completes a browser-direct upload from the parts the client names (number and
+    /// ETag, checked against what the store holds). Repeating it after success is
+    /// harmless.
+    pub async fn complete_direct(
+        &self,
+        id: &UploadId,
+        named: &[(u16, String)],
+    ) -> Result<UploadInfo> {
+        self.uploads.complete_direct(id, &self.owner, named).await
+    }
+}
