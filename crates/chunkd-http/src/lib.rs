@@ -21,6 +21,8 @@ pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;
 pub mod interim;
+#[cfg(test)]
+mod ownership_tests;
 pub mod public_url;
 pub mod range;
 pub mod refusal;
