@@ -17,6 +17,7 @@ pub mod disposition;
 pub mod form;
 mod form_data;
 pub mod forward;
+pub mod hex;
 pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;

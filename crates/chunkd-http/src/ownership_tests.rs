@@ -365,3 +365,79 @@ async fn a_failed_identification_is_refused_in_each_protocols_terms() {
         assert_eq!(reply.header("tus-resumable"), None, "only tus speaks tus");
     }
 }
+
+#[tokio::test]
+async fn anonymous_chunk_sets_are_per_uploader() {
+    let (app, _) = app();
+    // A 25-byte file in chunks of 10 (the last holds 15), as Resumable.js names it.
+    let chunk = |n: u64, current: u64| {
+        format!(
+            "/resumable?resumableChunkNumber={n}&resumableChunkSize=10\
+             &resumableCurrentChunkSize={current}&resumableTotalSize=25\
+             &resumableTotalChunks=2&resumableIdentifier=25-file.bin\
+             &resumableFilename=file.bin"
+        )
+    };
+    // A first request without the cookie is given one.
+    let first = call(&app, "GET", &chunk(1, 10), &[], "").await;
+    let set = first.header("set-cookie").expect("an uploader cookie");
+    let token = set
+        .strip_prefix("chunkd-uploader=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap();
+    assert_eq!(token.len(), 32);
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"));
+
+    let alice = ("cookie", "chunkd-uploader=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    let mallory = ("cookie", "chunkd-uploader=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    let octets = ("content-type", "application/octet-stream");
+    let stored = call(&app, "POST", &chunk(1, 10), &[alice, octets], "0123456789").await;
+    assert_eq!(stored.status, StatusCode::OK);
+    assert_eq!(
+        stored.header("set-cookie"),
+        None,
+        "a known uploader keeps its cookie"
+    );
+    // Mallory guesses the identifier: Alice's chunk is not hers to see or seed.
+    let test = call(&app, "GET", &chunk(1, 10), &[mallory], "").await;
+    assert_eq!(test.status, StatusCode::NO_CONTENT);
+    let seeded = call(
+        &app,
+        "POST",
+        &chunk(2, 15),
+        &[mallory, octets],
+        "XXXXXXXXXXXXXXX",
+    )
+    .await;
+    assert_eq!(body_json(&seeded)["complete"], false);
+    // Alice's file is assembled from her chunks only; Mallory never learns its id.
+    let done = call(
+        &app,
+        "POST",
+        &chunk(2, 15),
+        &[alice, octets],
+        "abcdefghijklmno",
+    )
+    .await;
+    let file = body_json(&done);
+    assert_eq!(file["complete"], true);
+    let downloaded = call(
+        &app,
+        "GET",
+        &format!("/files/{}", file["id"].as_str().unwrap()),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(&downloaded.body[..], b"0123456789abcdefghijklmno");
+    let status = call(
+        &app,
+        "GET",
+        &chunk(1, 10).replace("/resumable?", "/resumable/status?"),
+        &[mallory],
+        "",
+    )
+    .await;
+    assert_eq!(body_json(&status)["complete"], false);
+    assert_eq!(body_json(&status)["chunks"], serde_json::json!([2]));
+}

@@ -14,6 +14,7 @@ use http::StatusCode;
 use serde_json::json;
 use sha2::Sha256;
 
+use crate::hex;
 use crate::identity::owner_of;
 use crate::refusal::Refusal;
 
@@ -40,10 +41,6 @@ pub enum InvalidId {
     BadSignature,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Signer {
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
         Signer {
@@ -65,7 +62,7 @@ impl Signer {
     /// A fresh identifier for `owner`.
     pub fn issue(&self, owner: Option<&str>) -> String {
         let random = chunkd_core::UploadId::generate().to_string();
-        format!("{random}-{}", hex(&self.tag(owner, &random)))
+        format!("{random}-{}", hex::encode(&self.tag(owner, &random)))
     }
 
     pub fn verify(&self, owner: Option<&str>, id: &str) -> Result<(), InvalidId> {
@@ -81,7 +78,7 @@ impl Signer {
         {
             return Err(InvalidId::Malformed);
         }
-        let expected = hex(&self.tag(owner, random));
+        let expected = hex::encode(&self.tag(owner, random));
         // Compare without an early exit, so timing says nothing about the tag.
         let same = expected
             .bytes()

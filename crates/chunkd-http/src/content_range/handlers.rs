@@ -25,7 +25,7 @@ use crate::form_data::{
 };
 use crate::forward::Completed;
 use crate::identity;
-use crate::{body, disposition};
+use crate::{body, disposition, hex};
 
 type Answer = Result<Response, Error>;
 
@@ -434,11 +434,7 @@ impl ContentRangeUploads {
         while let Some(chunk) = stream.next().await {
             hasher.update(&chunk.map_err(|e| engine_error(CoreError::backend("read", e)))?);
         }
-        let actual: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = hex::encode(&hasher.finalize());
         if actual != expected {
             return Err(bad_request(format!(
                 "{} checksum does not match",

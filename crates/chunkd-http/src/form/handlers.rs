@@ -13,11 +13,11 @@ use serde_json::{Map, Value, json};
 
 use super::FormUploads;
 use super::progress::{Report, State as Progress, TrackError, valid_id};
-use crate::body;
 use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::Completed;
 use crate::identity::{self, Owner};
 use crate::refusal::Refusal;
+use crate::{body, hex};
 
 /// A refusal with a JSON `{"error": ...}` body.
 #[derive(Debug)]
@@ -213,7 +213,7 @@ impl FormUploads {
                 .ok()
                 .and_then(|m| m.into_inner().ok())
             {
-                Some((md5, sha)) => (hex(&md5.finalize()), hex(&sha.finalize())),
+                Some((md5, sha)) => (hex::encode(&md5.finalize()), hex::encode(&sha.finalize())),
                 None => {
                     return Err(Error::new(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -328,10 +328,6 @@ impl FormUploads {
         );
         Ok(res)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The last path component of a client's file name, printable and at most 255 bytes.

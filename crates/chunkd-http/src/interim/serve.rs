@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use http::{Request, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -26,9 +27,9 @@ where
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -47,6 +48,8 @@ where
             if req.version() == Version::HTTP_11 {
                 req.extensions_mut().insert(interim.clone());
             }
+            // Who is on the other end, as axum's `ConnectInfo` extractor reads it.
+            req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
             async move { app.oneshot(req.map(Body::new)).await }
         });

@@ -17,6 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::params::ChunkParams;
+use super::uploader::Uploader;
 use super::{Chunks, Dialect};
 use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
@@ -27,23 +28,66 @@ use crate::refusal::Refusal;
 
 type Answer = Result<Response, Response>;
 
+/// Who a request's chunk sets belong to: its owner when identified, else its uploader
+/// token (see [`super::uploader`]).
+struct Scope {
+    caller: Caller,
+    uploader: Option<Uploader>,
+}
+
+impl Scope {
+    fn of(chunks: &Chunks, req: &Request) -> Result<Scope, Response> {
+        let caller = identity::caller(&chunks.uploads, req).map_err(refused)?;
+        let uploader = caller
+            .owner()
+            .is_anonymous()
+            .then(|| chunks.uploaders.of(req));
+        Ok(Scope { caller, uploader })
+    }
+
+    /// The part of a file's key that says whose it is.
+    fn whose(&self) -> String {
+        match (&self.uploader, self.caller.owner().as_deref()) {
+            (Some(uploader), _) => format!("anonymous:{}", uploader.token),
+            (None, owner) => format!("owner:{}", owner.unwrap_or_default()),
+        }
+    }
+
+    fn answer(&self, answer: Answer) -> Response {
+        let mut response = answer.unwrap_or_else(|r| r);
+        if let Some(uploader) = &self.uploader {
+            uploader.remember(&mut response);
+        }
+        response
+    }
+}
+
 pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
+    let scope = match Scope::of(&chunks, &req) {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal,
+    };
     let answer = match *req.method() {
-        Method::GET => chunks.test(dialect, req).await,
-        Method::POST | Method::PUT => chunks.upload(dialect, req).await,
-        Method::DELETE => chunks.cleanup(dialect, req).await,
+        Method::GET => chunks.test(&scope, dialect, req).await,
+        Method::POST | Method::PUT => chunks.upload(&scope, dialect, req).await,
+        Method::DELETE => chunks.cleanup(&scope, dialect, req).await,
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, POST, PUT, DELETE")],
         )
             .into_response()),
     };
-    answer.unwrap_or_else(|r| r)
+    scope.answer(answer)
 }
 
 /// `{path}/status`: which chunks of a file are stored, python-resumable's check_status.
 pub(super) async fn status(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
-    chunks.status(dialect, req).await.unwrap_or_else(|r| r)
+    let scope = match Scope::of(&chunks, &req) {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal,
+    };
+    let answer = chunks.status(&scope, dialect, req).await;
+    scope.answer(answer)
 }
 
 fn bad_request(message: impl ToString) -> Response {
@@ -93,11 +137,11 @@ async fn request_values(req: Request) -> Result<HashMap<String, String>, Respons
 }
 
 /// The file this chunk belongs to, as a stable key.
-fn file_key(dialect: Dialect, owner: Option<&str>, p: &ChunkParams) -> String {
+fn file_key(dialect: Dialect, scope: &Scope, p: &ChunkParams) -> String {
     format!(
         "{}\0{}\0{}\0{}\0{}\0{}",
         dialect.prefix(),
-        owner.unwrap_or(""),
+        scope.whose(),
         p.identifier,
         p.total_size,
         p.chunk_size,
@@ -111,10 +155,7 @@ fn derived_id(parts: &[&str]) -> UploadId {
         h.update(p.as_bytes());
         h.update([0xff]);
     }
-    let hex: String = h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = crate::hex::encode(&h.finalize()[..16]);
     // 32 lowercase hex characters always form a valid id.
     hex.parse().unwrap_or_else(|_| UploadId::generate())
 }
@@ -167,11 +208,11 @@ impl Chunks {
     /// The test GET: 200 when the chunk (or the whole file) is already here, else 204
     /// ("send it"; Flow.js would fail the whole file on 404). resumable.py sends the
     /// parameters form-encoded in the body rather than the query.
-    async fn test(&self, dialect: Dialect, req: Request) -> Answer {
-        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
+    async fn test(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
+        let caller = &scope.caller;
         let values = request_values(req).await?;
         let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
-        let key = file_key(dialect, caller.owner().as_deref(), &params);
+        let key = file_key(dialect, scope, &params);
         if let Ok(info) = caller.info(&file_id(&key)).await
             && info.is_finished()
         {
@@ -186,11 +227,11 @@ impl Chunks {
         }
     }
 
-    async fn status(&self, dialect: Dialect, req: Request) -> Answer {
-        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
+    async fn status(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
+        let caller = &scope.caller;
         let params =
             ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
-        let key = file_key(dialect, caller.owner().as_deref(), &params);
+        let key = file_key(dialect, scope, &params);
         if let Some(file) = self.finished_file(&caller, &file_id(&key)).await? {
             let body = json!({ "complete": true, "id": file.id.as_str(), "total_chunks": params.total_chunks });
             return Ok(Json(body).into_response());
@@ -209,11 +250,11 @@ impl Chunks {
     }
 
     /// Removes the stored chunks of an unfinished file (python-resumable's cleanup).
-    async fn cleanup(&self, dialect: Dialect, req: Request) -> Answer {
-        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
+    async fn cleanup(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
+        let caller = &scope.caller;
         let params =
             ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
-        let key = file_key(dialect, caller.owner().as_deref(), &params);
+        let key = file_key(dialect, scope, &params);
         let mut removed = 0;
         for n in 1..=params.total_chunks {
             match caller.terminate(&chunk_id(&key, n)).await {
@@ -225,8 +266,7 @@ impl Chunks {
         Ok(Json(json!({ "removed": removed })).into_response())
     }
 
-    async fn upload(&self, dialect: Dialect, req: Request) -> Answer {
-        let caller = identity::caller(&self.uploads, &req).map_err(refused)?;
+    async fn upload(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
         let mut values = query_values(&req);
         let multipart = is_multipart(req.headers());
         if !multipart {
@@ -236,7 +276,7 @@ impl Chunks {
                 std::time::Duration::from_secs(60),
                 |_| {},
             );
-            return self.store_chunk(dialect, &caller, &params, body).await;
+            return self.store_chunk(scope, dialect, &params, body).await;
         }
         let mut form = Multipart::from_request(req, &())
             .await
@@ -252,7 +292,7 @@ impl Chunks {
                 // Parameters come before the file in both libraries' forms.
                 let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
                 let body = field_stream(field);
-                return self.store_chunk(dialect, &caller, &params, body).await;
+                return self.store_chunk(scope, dialect, &params, body).await;
             }
             fields += 1;
             if fields > MAX_FIELDS {
@@ -266,17 +306,18 @@ impl Chunks {
 
     async fn store_chunk(
         &self,
+        scope: &Scope,
         dialect: Dialect,
-        caller: &Caller,
         p: &ChunkParams,
         body: ByteStream<'_>,
     ) -> Answer {
+        let caller = &scope.caller;
         if let Some(max) = caller.engine().capabilities().max_size
             && p.total_size > max
         {
             return Err(engine_error(CoreError::TooLarge { max }));
         }
-        let key = file_key(dialect, caller.owner().as_deref(), p);
+        let key = file_key(dialect, scope, p);
         if let Ok(info) = caller.info(&file_id(&key)).await
             && info.is_finished()
         {

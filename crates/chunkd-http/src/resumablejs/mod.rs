@@ -10,6 +10,7 @@ mod handlers;
 pub mod params;
 #[cfg(test)]
 mod tests;
+mod uploader;
 
 use std::sync::Arc;
 
@@ -37,12 +38,28 @@ impl Dialect {
 }
 
 /// Settings of the Resumable.js / Flow.js front end.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Target for Resumable.js (`target` option).
     pub resumable_path: String,
     /// Target for Flow.js.
     pub flow_path: String,
+    /// Keys the anonymous uploader cookie: instances sharing uploads need the same one
+    /// (`None`: a random key per process).
+    pub uploader_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("resumable_path", &self.resumable_path)
+            .field("flow_path", &self.flow_path)
+            .field(
+                "uploader_key",
+                &self.uploader_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -50,12 +67,14 @@ impl Default for Config {
         Config {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
+            uploader_key: None,
         }
     }
 }
 
 pub(crate) struct Chunks {
     uploads: Uploads,
+    uploaders: uploader::Uploaders,
 }
 
 /// Routes for both libraries. The assembled file is an ordinary finished upload, served
@@ -64,7 +83,10 @@ pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let chunks = Arc::new(Chunks { uploads });
+    let chunks = Arc::new(Chunks {
+        uploads,
+        uploaders: uploader::Uploaders::new(config.uploader_key.clone()),
+    });
     let route = |dialect: Dialect| {
         let chunks = chunks.clone();
         any(move |req: axum::extract::Request| handlers::handle(chunks.clone(), dialect, req))
