@@ -162,6 +162,7 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let chunks = chunkd_http::resumablejs::Config {
         resumable_path: config.resumablejs.resumable_path.clone(),
         flow_path: config.resumablejs.flow_path.clone(),
+        idle_timeout: config.idle_timeout,
     };
     let mut app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))

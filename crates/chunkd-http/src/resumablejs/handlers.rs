@@ -242,11 +242,7 @@ impl Chunks {
         let multipart = is_multipart(req.headers());
         if !multipart {
             let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
-            let body = crate::body::byte_stream(
-                req.into_body(),
-                std::time::Duration::from_secs(60),
-                |_| {},
-            );
+            let body = crate::body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             return self.store_chunk(dialect, &owner, &params, body).await;
         }
         let mut form = Multipart::from_request(req, &())

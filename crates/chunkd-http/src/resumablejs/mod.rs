@@ -12,6 +12,7 @@ pub mod params;
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +44,8 @@ pub struct Config {
     pub resumable_path: String,
     /// Target for Flow.js.
     pub flow_path: String,
+    /// A chunk body that sends nothing for this long is ended; what arrived is kept.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -50,12 +53,14 @@ impl Default for Config {
         Config {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
 
 pub(crate) struct Chunks {
     uploads: Uploads,
+    idle_timeout: Duration,
 }
 
 /// Routes for both libraries. The assembled file is an ordinary finished upload, served
@@ -64,7 +69,10 @@ pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let chunks = Arc::new(Chunks { uploads });
+    let chunks = Arc::new(Chunks {
+        uploads,
+        idle_timeout: config.idle_timeout,
+    });
     let route = |dialect: Dialect| {
         let chunks = chunks.clone();
         any(move |req: axum::extract::Request| handlers::handle(chunks.clone(), dialect, req))
@@ -88,4 +96,45 @@ where
         )
         // Chunk sizes are the client's choice; the engine enforces upload limits.
         .layer(DefaultBodyLimit::disable())
+}
+
+#[cfg(test)]
+mod idle_timeout_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use chunkd_core::memory::{MemoryState, MemoryStore};
+    use futures::StreamExt;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stalled_chunk_ends_after_the_configured_idle_timeout() {
+        let uploads =
+            Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+        let config = Config {
+            idle_timeout: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let app: Router = router(uploads, config);
+        // Four of the chunk's ten bytes, then nothing: only the idle timeout ends it.
+        let stalled = futures::stream::once(async {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"0123"))
+        })
+        .chain(futures::stream::pending());
+        let req = Request::post(
+            "/resumable?resumableChunkNumber=1&resumableChunkSize=10\
+             &resumableCurrentChunkSize=10&resumableTotalSize=10&resumableTotalChunks=1\
+             &resumableIdentifier=10-file&resumableFilename=file.bin",
+        )
+        .header("content-type", "application/octet-stream")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), app.oneshot(req)).await;
+        assert!(answer.is_ok(), "the chunk waited past its idle timeout");
+    }
 }
