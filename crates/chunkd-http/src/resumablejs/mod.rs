@@ -39,12 +39,15 @@ impl Dialect {
 
 /// Settings of the Resumable.js / Flow.js front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Target for Resumable.js (`target` option).
     pub resumable_path: String,
     /// Target for Flow.js.
     pub flow_path: String,
     /// A chunk body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
 }
 
@@ -53,7 +56,7 @@ impl Default for Config {
         Config {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
