@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, Pg, PgLocker, PgState, S3Config, S3Store, SqliteState};
+use chunkd_backends::{FsStore, Pg, PgConfig, PgLocker, PgState, S3Config, S3Store, SqliteState};
 use chunkd_core::{DataStore, Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{PublicUrl, forward, identity};
@@ -23,7 +23,7 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
         }
         StoreBackend::S3 => {
             let s3 = &config.s3;
-            let store = S3Store::new(S3Config {
+            let store = S3Store::connect(S3Config {
                 endpoint: s3.endpoint.clone(),
                 bucket: s3.bucket.clone(),
                 region: s3.region.clone(),
@@ -32,15 +32,11 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
                 prefix: s3.prefix.clone(),
                 part_size: s3.part_size,
                 virtual_host: s3.virtual_host,
+                create_bucket: s3.create_bucket,
                 ca_file: s3.ca_file.clone(),
             })
-            .context("invalid [s3] settings")?;
-            if s3.create_bucket {
-                store
-                    .ensure_bucket()
-                    .await
-                    .context("cannot create the S3 bucket")?;
-            }
+            .await
+            .context("cannot use the S3 bucket in [s3]")?;
             Arc::new(store)
         }
     };
@@ -58,10 +54,14 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
             Uploads::builder(store, Arc::new(state))
         }
         StateBackend::Postgres => {
-            let schema = Some(config.postgres.schema.as_str()).filter(|s| !s.is_empty());
-            let pg = Pg::connect(&config.postgres.url, config.postgres.pool_size, schema)
-                .await
-                .context("cannot use the PostgreSQL database in postgres.url")?;
+            let pg = Pg::connect(&PgConfig {
+                url: config.postgres.url.clone(),
+                schema: config.postgres.schema.clone(),
+                pool_size: config.postgres.pool_size,
+                lock_ttl: config.postgres.lock_ttl,
+            })
+            .await
+            .context("cannot use the PostgreSQL database in postgres.url")?;
             Uploads::builder(store, Arc::new(PgState::new(pg.clone())))
                 .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
         }
