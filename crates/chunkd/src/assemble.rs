@@ -173,3 +173,32 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
 }
+
+#[cfg(test)]
+mod tests {
+    use chunkd_core::memory::{MemoryState, MemoryStore};
+
+    use super::*;
+
+    fn memory() -> Uploads {
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build()
+    }
+
+    /// Paths the startup check accepts are paths axum routes without panicking.
+    #[test]
+    fn accepted_paths_build_a_router() {
+        let mut config = Config::default();
+        let _: Router = router(&config, memory()).expect("defaults");
+        config.tus.path = "/a:b/".into();
+        config.ietf.path = "/up%20loads".into();
+        config.resumablejs.resumable_path = "/r/".into();
+        config.resumablejs.flow_path = "/~flow@x".into();
+        config.content_range.path = "/c-r.v1".into();
+        config.form.upload_path = "/f/up".into();
+        config.form.progress_path = "/f/progress/".into();
+        config.signing.key = "signing-key".into();
+        config.signing.path = "/ids;v=1".into();
+        config.validate().expect("the startup check accepts them");
+        let _: Router = router(&config, memory()).expect("accepted paths");
+    }
+}

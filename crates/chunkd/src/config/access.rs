@@ -25,6 +25,13 @@ pub struct SigningConfig {
     pub path: String,
 }
 
+impl SigningConfig {
+    /// A key is configured, so `path` is mounted.
+    pub fn enabled(&self) -> bool {
+        !self.key.is_empty() || !self.key_file.is_empty()
+    }
+}
+
 impl Default for SigningConfig {
     fn default() -> Self {
         SigningConfig {

@@ -7,6 +7,7 @@
 //! is filled in when the parts are assembled.
 
 mod access;
+mod paths;
 mod render;
 
 use std::net::SocketAddr;
@@ -233,18 +234,7 @@ impl Config {
             self.checkpoint_bytes > 0,
             "checkpoint_bytes must be positive"
         );
-        for path in [
-            &self.tus.path,
-            &self.ietf.path,
-            &self.s3_multipart.path,
-            &self.resumablejs.resumable_path,
-            &self.resumablejs.flow_path,
-        ] {
-            anyhow::ensure!(
-                path.starts_with('/'),
-                "mount paths must start with /: {path}"
-            );
-        }
+        paths::check(&paths::mounts(self))?;
         for rule in &self.forward {
             anyhow::ensure!(
                 rule.prefix.starts_with('/'),
@@ -395,5 +385,16 @@ mod tests {
         assert_eq!(config.tus.path, "/files");
         assert_eq!(config.s3.part_size, 8 << 20);
         assert_eq!(config.postgres.pool_size, 16);
+    }
+
+    #[test]
+    fn a_route_collision_is_a_startup_error_not_a_panic() {
+        let err = load("[content_range]\npath = \"/files\"\n").expect_err("must refuse");
+        assert_eq!(
+            format!("{err:#}"),
+            r#"content_range.path "/files" collides with tus.path "/files""#
+        );
+        let err = load("[form]\nupload_path = \"/up load\"\n").expect_err("must refuse");
+        assert!(format!("{err:#}").starts_with(r#"form.upload_path "/up load""#));
     }
 }
