@@ -4,9 +4,13 @@
 //! - [`SqliteState`] (feature `sqlite`, default): upload records in an embedded SQLite
 //!   database, safe to share between the server and `chunkd gc` on one machine.
 //! - [`PgState`] and [`PgLocker`] (feature `postgres`): records and upload locks in
-//!   PostgreSQL, for several instances sharing one deployment.
+//!   PostgreSQL, for several instances sharing one deployment, reached as [`PgConfig`]
+//!   says.
 //! - [`S3Store`] (feature `s3`): upload bytes in an S3-compatible bucket, as multipart
-//!   uploads, with one part of memory per request.
+//!   uploads, with one part of memory per request, reached as [`S3Config`] says.
+//!
+//! With the `serde` feature, [`S3Config`] and [`PgConfig`] read from and write to any
+//! serde format; keys left out keep their defaults and durations are humantime strings.
 
 #[cfg(feature = "fs")]
 pub mod fs;
@@ -21,7 +25,7 @@ pub mod sync;
 #[cfg(feature = "fs")]
 pub use fs::FsStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{Pg, PgLocker, PgState};
+pub use postgres::{Pg, PgConfig, PgLocker, PgState};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
 #[cfg(feature = "sqlite")]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkd_backends::{FsStore, Pg, PgLocker, PgState, SyncPolicy};
+use chunkd_backends::{FsStore, Pg, PgConfig, PgLocker, PgState, SyncPolicy};
 use chunkd_core::testing::Fixture;
 use chunkd_core::testing::engine::EngineParts;
 use chunkd_core::{Locker, StateStore, UploadId};
@@ -20,7 +20,13 @@ fn url() -> String {
 /// A database connection in a schema of its own, so tests never see each other's rows.
 async fn fresh_pg() -> Pg {
     let schema = format!("t{}", UploadId::generate());
-    Pg::connect(&url(), 8, Some(&schema)).await.expect("pg")
+    let config = PgConfig {
+        url: url(),
+        schema,
+        pool_size: 8,
+        ..PgConfig::default()
+    };
+    Pg::connect(&config).await.expect("pg")
 }
 
 async fn postgres() -> Fixture<dyn StateStore> {

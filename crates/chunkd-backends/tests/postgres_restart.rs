@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chunkd_backends::{Pg, PgLocker, PgState};
+use chunkd_backends::{Pg, PgConfig, PgLocker, PgState};
 use chunkd_core::testing::sample_info;
 use chunkd_core::{Locker, StateStore, UploadId};
 
@@ -25,9 +25,12 @@ fn restart_postgres() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: scripts/test-all.sh starts it"]
 async fn records_and_locks_survive_a_database_restart() {
-    let pg = Pg::connect(&env("CHUNKD_TEST_PG_URL"), 4, None)
-        .await
-        .expect("pg");
+    let config = PgConfig {
+        url: env("CHUNKD_TEST_PG_URL"),
+        pool_size: 4,
+        ..PgConfig::default()
+    };
+    let pg = Pg::connect(&config).await.expect("pg");
     let state = PgState::new(pg.clone());
     let a = PgLocker::new(pg.clone(), Duration::from_secs(3));
     let b = PgLocker::new(pg, Duration::from_secs(3));

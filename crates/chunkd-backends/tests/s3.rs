@@ -32,6 +32,7 @@ async fn fresh_store() -> S3Store {
         prefix: "uploads/".into(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        create_bucket: false,
         ca_file: None,
     })
     .expect("s3 store");
@@ -130,6 +131,7 @@ async fn an_upload_resumes_on_a_new_store_from_its_record() {
         prefix: "uploads/".into(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        create_bucket: false,
         ca_file: None,
     })
     .unwrap();

@@ -133,6 +133,7 @@ async fn engine_through(addr: SocketAddr) -> Caller {
         prefix: String::new(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        create_bucket: false,
         ca_file: None,
     })
     .unwrap();

@@ -77,6 +77,7 @@ fn config(addr: SocketAddr, ca_file: Option<PathBuf>) -> S3Config {
         prefix: String::new(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        create_bucket: false,
         ca_file,
     }
 }
@@ -143,6 +144,7 @@ fn a_ca_file_without_certificates_is_a_settings_error() {
         prefix: String::new(),
         part_size: MIN_PART_SIZE,
         virtual_host: false,
+        create_bucket: false,
         ca_file: Some(ca_file),
     };
     let ca_file = dir.path().join("ca.pem");

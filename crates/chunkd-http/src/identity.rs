@@ -56,7 +56,7 @@ impl std::fmt::Debug for Source {
         match self {
             Source::None => f.write_str("None"),
             Source::TrustedHeader(h) => write!(f, "TrustedHeader({h})"),
-            Source::Token(_) => f.write_str("Token(<key>)"),
+            Source::Token(_) => f.write_str("Token(<redacted>)"),
         }
     }
 }
@@ -211,6 +211,17 @@ mod tests {
     }
 
     const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    #[test]
+    fn debug_hides_the_token_key() {
+        let config = Config {
+            source: Source::Token(Arc::new(b"token-key-0123456789abcdef".to_vec())),
+            required: true,
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("token-key"), "{shown}");
+        assert!(shown.contains("Token(<redacted>)"), "{shown}");
+    }
 
     #[test]
     fn accepts_a_valid_token() {

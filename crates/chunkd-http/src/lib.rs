@@ -8,6 +8,11 @@
 //! # let _: axum::Router = app;
 //! # }
 //! ```
+//!
+//! With the `serde` feature, each front end's `Config` (and [`PublicUrl`]) reads from
+//! and writes to any serde format; keys left out keep their defaults, durations are
+//! humantime strings (`"15m"`), and what a binary supplies itself (the public URL, the
+//! idle timeout, download paths, the signer) is not part of the format.
 
 mod body;
 #[cfg(feature = "content-range")]
@@ -30,6 +35,15 @@ pub mod refusal;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
 pub mod s3_multipart;
+#[cfg(all(
+    test,
+    feature = "serde",
+    feature = "tus",
+    feature = "ietf",
+    feature = "resumablejs",
+    feature = "content-range"
+))]
+mod serde_config;
 pub mod signed_ids;
 #[cfg(test)]
 mod test_support;
@@ -39,3 +53,7 @@ pub mod tus;
 pub use cors::cors;
 pub use public_url::PublicUrl;
 pub use refusal::{Kind, Refusal};
+
+/// How long a request body may send nothing before it is ended, unless a front end's
+/// `Config` says otherwise (what arrived is kept).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -5,8 +5,11 @@ use http::header::HOST;
 
 /// How to build absolute upload URLs.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct PublicUrl {
     /// A fixed origin such as `https://uploads.example.com`; wins over request headers.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub base: Option<String>,
     /// Believe `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto` (only behind a
     /// proxy that sets them, or clients could point uploads elsewhere).

@@ -34,12 +34,18 @@ use crate::public_url::PublicUrl;
 
 /// Settings of the browser-direct front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
+    /// Where the companion endpoints are mounted (`{path}/multipart/...`).
     pub path: String,
     /// How long a part URL stays valid.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub part_url_validity: Duration,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// Where finished uploads can be downloaded (the tus path).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub download_path: Option<String>,
 }
 

@@ -29,7 +29,7 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signer(<key>)")
+        f.write_str("Signer(<redacted>)")
     }
 }
 
@@ -137,6 +137,12 @@ async fn verify(State(signer): State<Signer>, Path(id): Path<String>, req: Reque
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn debug_hides_the_key() {
+        let shown = format!("{:?}", Signer::new(b"signing-key-0123".to_vec()));
+        assert_eq!(shown, "Signer(<redacted>)");
+    }
 
     #[test]
     fn refuses_forged_altered_and_foreign_ids() {

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, Pg, PgLocker, PgState, S3Config, S3Store, SqliteState};
+use chunkd_backends::{FsStore, Pg, PgLocker, PgState, S3Store, SqliteState};
 use chunkd_core::{DataStore, Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
-use chunkd_http::{PublicUrl, forward, identity};
+use chunkd_http::{forward, identity};
 use http::HeaderName;
 
 use crate::config::{AuthConfig, AuthMode, Config, StateBackend, StoreBackend};
@@ -21,28 +21,11 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
                     .with_context(|| format!("cannot use data directory {}", files.display()))?,
             )
         }
-        StoreBackend::S3 => {
-            let s3 = &config.s3;
-            let store = S3Store::new(S3Config {
-                endpoint: s3.endpoint.clone(),
-                bucket: s3.bucket.clone(),
-                region: s3.region.clone(),
-                access_key: s3.access_key.clone(),
-                secret_key: s3.secret_key.clone(),
-                prefix: s3.prefix.clone(),
-                part_size: s3.part_size,
-                virtual_host: s3.virtual_host,
-                ca_file: s3.ca_file.clone(),
-            })
-            .context("invalid [s3] settings")?;
-            if s3.create_bucket {
-                store
-                    .ensure_bucket()
-                    .await
-                    .context("cannot create the S3 bucket")?;
-            }
-            Arc::new(store)
-        }
+        StoreBackend::S3 => Arc::new(
+            S3Store::connect(config.s3.clone())
+                .await
+                .context("cannot use the S3 bucket in [s3]")?,
+        ),
     };
     let limits = Limits {
         max_size: (config.max_size > 0).then_some(config.max_size),
@@ -58,8 +41,7 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
             Uploads::builder(store, Arc::new(state))
         }
         StateBackend::Postgres => {
-            let schema = Some(config.postgres.schema.as_str()).filter(|s| !s.is_empty());
-            let pg = Pg::connect(&config.postgres.url, config.postgres.pool_size, schema)
+            let pg = Pg::connect(&config.postgres)
                 .await
                 .context("cannot use the PostgreSQL database in postgres.url")?;
             Uploads::builder(store, Arc::new(PgState::new(pg.clone())))
@@ -121,47 +103,47 @@ fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
     })
 }
 
+/// The front ends as configured, with what they take from the top-level settings.
 pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
-    let public_url = PublicUrl {
-        base: Some(config.public_url.base.clone()).filter(|b| !b.is_empty()),
-        trust_forwarded: config.public_url.trust_forwarded,
-    };
+    let public_url = config.public_url.clone();
+    let idle_timeout = config.idle_timeout;
+    // Finished uploads are downloaded from the tus mount, whichever front end made them.
+    let download_path = Some(config.tus.path.clone());
     let tus = chunkd_http::tus::Config {
-        path: config.tus.path.clone(),
         public_url: public_url.clone(),
-        idle_timeout: config.idle_timeout,
+        idle_timeout,
+        ..config.tus.clone()
     };
     let ietf = chunkd_http::ietf::Config {
-        path: config.ietf.path.clone(),
         public_url: public_url.clone(),
-        idle_timeout: config.idle_timeout,
-        progress_interval: config.ietf.progress_interval,
-        download_path: Some(config.tus.path.clone()),
+        idle_timeout,
+        download_path: download_path.clone(),
+        ..config.ietf.clone()
     };
     let direct = chunkd_http::s3_multipart::Config {
-        path: config.s3_multipart.path.clone(),
-        part_url_validity: config.s3_multipart.part_url_validity,
         public_url: public_url.clone(),
-        download_path: Some(config.tus.path.clone()),
+        download_path: download_path.clone(),
+        ..config.s3_multipart.clone()
     };
     let content_range = chunkd_http::content_range::Config {
-        path: config.content_range.path.clone(),
         public_url: public_url.clone(),
-        idle_timeout: config.idle_timeout,
+        idle_timeout,
+        ..config.content_range.clone()
     };
-    let signer =
-        secret(&config.signing.key, &config.signing.key_file, "signing.key")?.map(Signer::new);
+    let signing_key = secret(&config.signing.key, &config.signing.key_file, "signing.key")?;
+    let signer = signing_key.clone().map(Signer::new);
     let form = chunkd_http::form::Config {
-        upload_path: config.form.upload_path.clone(),
-        progress_path: config.form.progress_path.clone(),
-        download_path: Some(config.tus.path.clone()),
+        download_path,
         public_url,
-        idle_timeout: config.idle_timeout,
+        idle_timeout,
         signer: signer.clone(),
+        ..config.form.clone()
     };
+    // Several instances must derive the same anonymous uploader cookies.
     let chunks = chunkd_http::resumablejs::Config {
-        resumable_path: config.resumablejs.resumable_path.clone(),
-        flow_path: config.resumablejs.flow_path.clone(),
+        idle_timeout,
+        uploader_key: signing_key,
+        ..config.resumablejs.clone()
     };
     let mut app = Router::new()
         .merge(chunkd_http::tus::router(uploads.clone(), tus))
@@ -192,4 +174,33 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
     let app = forward::forward(app, rules);
     let app = identity::identify(app, identity(&config.auth)?);
     Ok(chunkd_http::cors(app))
+}
+
+#[cfg(test)]
+mod tests {
+    use chunkd_core::memory::{MemoryState, MemoryStore};
+
+    use super::*;
+
+    fn memory() -> Uploads {
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build()
+    }
+
+    /// Paths the startup check accepts are paths axum routes without panicking.
+    #[test]
+    fn accepted_paths_build_a_router() {
+        let mut config = Config::default();
+        let _: Router = router(&config, memory()).expect("defaults");
+        config.tus.path = "/a:b/".into();
+        config.ietf.path = "/up%20loads".into();
+        config.resumablejs.resumable_path = "/r/".into();
+        config.resumablejs.flow_path = "/~flow@x".into();
+        config.content_range.path = "/c-r.v1".into();
+        config.form.upload_path = "/f/up".into();
+        config.form.progress_path = "/f/progress/".into();
+        config.signing.key = "signing-key".into();
+        config.signing.path = "/ids;v=1".into();
+        config.validate().expect("the startup check accepts them");
+        let _: Router = router(&config, memory()).expect("accepted paths");
+    }
 }

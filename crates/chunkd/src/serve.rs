@@ -18,10 +18,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let origin = if config.public_url.base.is_empty() {
-        format!("http://{addr}")
-    } else {
-        config.public_url.base.trim_end_matches('/').to_owned()
+    let origin = match &config.public_url.base {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => format!("http://{addr}"),
     };
     tracing::info!(data_dir = %config.data_dir.display(), "chunkd listening on {addr}");
     // Scripts and tests read this line to find the server.

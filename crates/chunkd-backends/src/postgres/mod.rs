@@ -1,6 +1,7 @@
 //! PostgreSQL for deployments of several instances: upload records ([`PgState`]) and
 //! upload locks that hold across instances ([`PgLocker`]).
 
+mod config;
 mod lock;
 mod state;
 
@@ -9,6 +10,7 @@ use std::fmt;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+pub use config::PgConfig;
 pub use lock::PgLocker;
 pub use state::PgState;
 
@@ -68,22 +70,18 @@ impl fmt::Debug for Pg {
 }
 
 impl Pg {
-    /// Connects to `url` (`postgres://user@host:port/db`) with up to `pool_size`
-    /// connections, and creates chunkd's tables if they are missing, in `schema` when
-    /// given (created too; several deployments can share a database). Broken
-    /// connections are replaced, so a database restart costs the requests in flight,
-    /// not the process.
-    pub async fn connect(
-        url: &str,
-        pool_size: usize,
-        schema: Option<&str>,
-    ) -> chunkd_core::Result<Pg> {
-        let mut config: tokio_postgres::Config = url
+    /// Connects to `settings.url` with up to `settings.pool_size` connections, and
+    /// creates chunkd's tables if they are missing, in `settings.schema` when it is set
+    /// (created too). Broken connections are replaced, so a database restart costs the
+    /// requests in flight, not the process.
+    pub async fn connect(settings: &PgConfig) -> chunkd_core::Result<Pg> {
+        let mut config: tokio_postgres::Config = settings
+            .url
             .parse()
             .map_err(|e: tokio_postgres::Error| PgError::Settings(e.to_string()))?;
-        if let Some(schema) = schema {
-            let valid = !schema.is_empty()
-                && schema.len() <= 63
+        let schema = settings.schema.as_str();
+        if !schema.is_empty() {
+            let valid = schema.len() <= 63
                 && schema
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -112,7 +110,7 @@ impl Pg {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(pool_size.max(2))
+            .max_size(settings.pool_size.max(2))
             .build()
             .map_err(|e| PgError::Settings(e.to_string()))?;
         let pg = Pg { pool, config };

@@ -29,11 +29,17 @@ pub use error::Error;
 
 use crate::public_url::PublicUrl;
 
+/// Settings of the Content-Range front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
+    /// Where uploads are started; an upload's resources live below it.
     pub path: String,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
 }
 
@@ -42,7 +48,7 @@ impl Default for Config {
         Config {
             path: "/chunked".to_owned(),
             public_url: PublicUrl::default(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }

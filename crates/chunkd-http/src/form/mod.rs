@@ -19,17 +19,25 @@ use chunkd_core::Uploads;
 use crate::public_url::PublicUrl;
 use crate::signed_ids::Signer;
 
+/// Settings of the form front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Where forms are posted.
     pub upload_path: String,
     /// Where progress is polled (`GET`) and cleared (`DELETE`).
     pub progress_path: String,
     /// Where stored files can be downloaded by id (e.g. the tus mount, `/files`).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub download_path: Option<String>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
+    /// A request body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
     /// When set, progress ids must be identifiers this signer issued to the uploader.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub signer: Option<Signer>,
 }
 
@@ -40,7 +48,7 @@ impl Default for Config {
             progress_path: "/progress".to_owned(),
             download_path: None,
             public_url: PublicUrl::default(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
             signer: None,
         }
     }

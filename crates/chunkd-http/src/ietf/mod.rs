@@ -31,16 +31,22 @@ pub use version::SUPPORTED as SUPPORTED_INTEROP_VERSIONS;
 
 /// Settings of the IETF draft front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Where uploads are created; upload resources live below it.
     pub path: String,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
     /// Least time between two progress 104s of one request; each names a committed
     /// offset, so they come at most once per checkpoint.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub progress_interval: Duration,
     /// Where finished uploads can be downloaded (the tus path), for the completion answer.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub download_path: Option<String>,
 }
 
@@ -49,7 +55,7 @@ impl Default for Config {
         Config {
             path: "/uploads".to_owned(),
             public_url: PublicUrl::default(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
             progress_interval: Duration::from_secs(1),
             download_path: None,
         }

@@ -36,8 +36,8 @@ struct Scope {
 }
 
 impl Scope {
-    fn of(chunks: &Chunks, req: &Request) -> Result<Scope, Response> {
-        let caller = identity::caller(&chunks.uploads, req).map_err(refused)?;
+    fn of(chunks: &Chunks, req: &Request) -> Result<Scope, Refusal> {
+        let caller = identity::caller(&chunks.uploads, req)?;
         let uploader = caller
             .owner()
             .is_anonymous()
@@ -65,7 +65,7 @@ impl Scope {
 pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
     let scope = match Scope::of(&chunks, &req) {
         Ok(scope) => scope,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refused(refusal),
     };
     let answer = match *req.method() {
         Method::GET => chunks.test(&scope, dialect, req).await,
@@ -84,7 +84,7 @@ pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) 
 pub(super) async fn status(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
     let scope = match Scope::of(&chunks, &req) {
         Ok(scope) => scope,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refused(refusal),
     };
     let answer = chunks.status(&scope, dialect, req).await;
     scope.answer(answer)
@@ -232,7 +232,7 @@ impl Chunks {
         let params =
             ChunkParams::parse_file(dialect, &request_values(req).await?).map_err(bad_request)?;
         let key = file_key(dialect, scope, &params);
-        if let Some(file) = self.finished_file(&caller, &file_id(&key)).await? {
+        if let Some(file) = self.finished_file(caller, &file_id(&key)).await? {
             let body = json!({ "complete": true, "id": file.id.as_str(), "total_chunks": params.total_chunks });
             return Ok(Json(body).into_response());
         }
@@ -271,11 +271,7 @@ impl Chunks {
         let multipart = is_multipart(req.headers());
         if !multipart {
             let params = ChunkParams::parse(dialect, &values).map_err(bad_request)?;
-            let body = crate::body::byte_stream(
-                req.into_body(),
-                std::time::Duration::from_secs(60),
-                |_| {},
-            );
+            let body = crate::body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             return self.store_chunk(scope, dialect, &params, body).await;
         }
         let mut form = Multipart::from_request(req, &())

@@ -13,6 +13,7 @@ mod tests;
 mod uploader;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,13 +40,19 @@ impl Dialect {
 
 /// Settings of the Resumable.js / Flow.js front end.
 #[derive(Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Target for Resumable.js (`target` option).
     pub resumable_path: String,
     /// Target for Flow.js.
     pub flow_path: String,
+    /// A chunk body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub idle_timeout: Duration,
     /// Keys the anonymous uploader cookie: instances sharing uploads need the same one
     /// (`None`: a random key per process).
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub uploader_key: Option<Vec<u8>>,
 }
 
@@ -54,6 +61,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("resumable_path", &self.resumable_path)
             .field("flow_path", &self.flow_path)
+            .field("idle_timeout", &self.idle_timeout)
             .field(
                 "uploader_key",
                 &self.uploader_key.as_ref().map(|_| "<redacted>"),
@@ -68,6 +76,7 @@ impl Default for Config {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
             uploader_key: None,
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -75,6 +84,7 @@ impl Default for Config {
 pub(crate) struct Chunks {
     uploads: Uploads,
     uploaders: uploader::Uploaders,
+    idle_timeout: Duration,
 }
 
 /// Routes for both libraries. The assembled file is an ordinary finished upload, served
@@ -86,6 +96,7 @@ where
     let chunks = Arc::new(Chunks {
         uploads,
         uploaders: uploader::Uploaders::new(config.uploader_key.clone()),
+        idle_timeout: config.idle_timeout,
     });
     let route = |dialect: Dialect| {
         let chunks = chunks.clone();
@@ -110,4 +121,45 @@ where
         )
         // Chunk sizes are the client's choice; the engine enforces upload limits.
         .layer(DefaultBodyLimit::disable())
+}
+
+#[cfg(test)]
+mod idle_timeout_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use chunkd_core::memory::{MemoryState, MemoryStore};
+    use futures::StreamExt;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stalled_chunk_ends_after_the_configured_idle_timeout() {
+        let uploads =
+            Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+        let config = Config {
+            idle_timeout: Duration::from_millis(100),
+            ..Config::default()
+        };
+        let app: Router = router(uploads, config);
+        // Four of the chunk's ten bytes, then nothing: only the idle timeout ends it.
+        let stalled = futures::stream::once(async {
+            Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"0123"))
+        })
+        .chain(futures::stream::pending());
+        let req = Request::post(
+            "/resumable?resumableChunkNumber=1&resumableChunkSize=10\
+             &resumableCurrentChunkSize=10&resumableTotalSize=10&resumableTotalChunks=1\
+             &resumableIdentifier=10-file&resumableFilename=file.bin",
+        )
+        .header("content-type", "application/octet-stream")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), app.oneshot(req)).await;
+        assert!(answer.is_ok(), "the chunk waited past its idle timeout");
+    }
 }

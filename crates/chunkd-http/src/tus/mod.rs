@@ -24,11 +24,15 @@ pub(crate) const TUS_VERSION: &str = "1.0.0";
 
 /// Settings of the tus front end.
 #[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
     /// Where the creation endpoint is mounted; uploads live below it.
     pub path: String,
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
 }
 
@@ -37,7 +41,7 @@ impl Default for Config {
         Config {
             path: "/files".to_owned(),
             public_url: PublicUrl::default(),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }

@@ -1,0 +1,250 @@
+//! Mount paths are checked before any router is built: axum panics on a path it cannot
+//! route (a capture-like segment, the same route twice), and a startup error naming the
+//! settings beats a panic.
+//!
+//! Every front end routes only at and below its path, so paths of which none is another
+//! one or below it (segment-wise: `/files/x` is below `/files`, `/filesx` is not) can
+//! never overlap.
+
+use super::Config;
+
+/// Every mounted path, named as it is written in the configuration.
+pub(super) fn mounts(config: &Config) -> Vec<(&'static str, &str)> {
+    let mut mounts = vec![
+        ("tus.path", config.tus.path.as_str()),
+        ("ietf.path", config.ietf.path.as_str()),
+        ("s3_multipart.path", config.s3_multipart.path.as_str()),
+        (
+            "resumablejs.resumable_path",
+            config.resumablejs.resumable_path.as_str(),
+        ),
+        (
+            "resumablejs.flow_path",
+            config.resumablejs.flow_path.as_str(),
+        ),
+        ("content_range.path", config.content_range.path.as_str()),
+        ("form.upload_path", config.form.upload_path.as_str()),
+        ("form.progress_path", config.form.progress_path.as_str()),
+    ];
+    if config.signing.enabled() {
+        mounts.push(("signing.path", config.signing.path.as_str()));
+    }
+    mounts
+}
+
+/// Each path is a literal route, and no two overlap; the error names the settings.
+pub(super) fn check(mounts: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (setting, path) in mounts {
+        literal(path).map_err(|problem| anyhow::anyhow!("{setting} {path:?} {problem}"))?;
+    }
+    for (i, (setting, path)) in mounts.iter().enumerate() {
+        if let Some((earlier, other)) = mounts[..i].iter().find(|(_, p)| overlap(path, p)) {
+            anyhow::bail!("{setting} {path:?} collides with {earlier} {other:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Why `path` is not a literal axum route (the end of "tus.path "…" …").
+fn literal(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must start with /".into());
+    };
+    // A trailing slash is accepted as it always was; the segments before it count.
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Ok(());
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Err("has an empty segment (//)".into());
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!(
+                "has a {segment:?} segment, which clients remove before sending"
+            ));
+        }
+        if segment.starts_with(':') {
+            return Err("has a segment starting with :, which axum reads as a capture".into());
+        }
+        let mut chars = segment.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' {
+                let hex = chars
+                    .clone()
+                    .take(2)
+                    .filter(char::is_ascii_hexdigit)
+                    .count();
+                if hex != 2 {
+                    return Err("has a % not followed by two hex digits".into());
+                }
+                chars.nth(1);
+            } else if !allowed(c) {
+                return Err(format!(
+                    "contains {c:?}, which a route path cannot hold (use letters, digits, \
+                     -._~!$&'()+,;=:@ or %XX)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3986 path characters (`pchar`) but `*`, which axum reserves for wildcards.
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()+,;=:@".contains(c)
+}
+
+/// `a` and `b` are the same route or one lies below the other.
+fn overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (normal(a), normal(b));
+    a == b || below(a, b) || below(b, a)
+}
+
+fn normal(path: &str) -> &str {
+    match path.strip_suffix('/') {
+        Some("") | None => path,
+        Some(trimmed) => trimmed,
+    }
+}
+
+fn below(path: &str, base: &str) -> bool {
+    base == "/"
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(mounts: &[(&str, &str)]) -> String {
+        check(mounts).expect_err("must refuse").to_string()
+    }
+
+    #[test]
+    fn the_defaults_pass() {
+        let config = Config::default();
+        check(&mounts(&config)).expect("defaults");
+        assert_eq!(mounts(&config).len(), 8, "signing is off by default");
+    }
+
+    #[test]
+    fn signing_path_counts_only_when_signing_is_on() {
+        let mut config = Config::default();
+        config.signing.path = "/files".into();
+        check(&mounts(&config)).expect("signing off: /ids is not mounted");
+        config.signing.key = "k".into();
+        assert_eq!(
+            check(&mounts(&config))
+                .expect_err("must refuse")
+                .to_string(),
+            r#"signing.path "/files" collides with tus.path "/files""#
+        );
+    }
+
+    #[test]
+    fn paths_start_with_a_slash() {
+        assert_eq!(
+            error(&[("tus.path", "files")]),
+            r#"tus.path "files" must start with /"#
+        );
+        assert!(error(&[("form.upload_path", "")]).contains("must start with /"));
+    }
+
+    #[test]
+    fn route_syntax_is_refused() {
+        for path in ["/{id}", "/files/{*rest}", "/a*", "/a?b", "/a#b", "/a}"] {
+            let message = error(&[("ietf.path", path)]);
+            assert!(
+                message.contains("which a route path cannot hold"),
+                "{message}"
+            );
+        }
+        assert!(error(&[("ietf.path", "/:id")]).contains("starting with :"));
+    }
+
+    #[test]
+    fn whitespace_and_non_ascii_are_refused() {
+        for path in ["/a b", "/a\tb", "/files\n", "/é"] {
+            let message = error(&[("form.progress_path", path)]);
+            assert!(
+                message.contains("which a route path cannot hold"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_and_dot_segments_are_refused() {
+        assert!(error(&[("tus.path", "//files")]).contains("empty segment"));
+        assert!(error(&[("tus.path", "/a//b")]).contains("empty segment"));
+        assert!(error(&[("tus.path", "/a/./b")]).contains(r#"has a "." segment"#));
+        assert!(error(&[("tus.path", "/..")]).contains(r#"has a ".." segment"#));
+    }
+
+    #[test]
+    fn percent_escapes_must_be_complete() {
+        check(&[("tus.path", "/a%20b")]).expect("an escape is literal");
+        assert!(error(&[("tus.path", "/a%2")]).contains("two hex digits"));
+        assert!(error(&[("tus.path", "/a%zz")]).contains("two hex digits"));
+    }
+
+    #[test]
+    fn literal_paths_pass() {
+        for path in [
+            "/",
+            "/files",
+            "/files/",
+            "/api/v1/up-loads",
+            "/a:b",
+            "/~u/x@y",
+            "/a.b",
+        ] {
+            check(&[("tus.path", path)]).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
+
+    #[test]
+    fn equal_paths_collide() {
+        assert_eq!(
+            error(&[("tus.path", "/files"), ("content_range.path", "/files")]),
+            r#"content_range.path "/files" collides with tus.path "/files""#
+        );
+        // A trailing slash names the same mount.
+        assert!(error(&[("tus.path", "/files/"), ("ietf.path", "/files")]).contains("collides"));
+        // Two paths of one front end collide too.
+        assert_eq!(
+            error(&[
+                ("resumablejs.resumable_path", "/chunks"),
+                ("resumablejs.flow_path", "/chunks")
+            ]),
+            r#"resumablejs.flow_path "/chunks" collides with resumablejs.resumable_path "/chunks""#
+        );
+    }
+
+    #[test]
+    fn a_path_below_another_collides_either_way() {
+        assert_eq!(
+            error(&[("tus.path", "/files"), ("form.upload_path", "/files/x")]),
+            r#"form.upload_path "/files/x" collides with tus.path "/files""#
+        );
+        assert_eq!(
+            error(&[("tus.path", "/files/x"), ("form.upload_path", "/files")]),
+            r#"form.upload_path "/files" collides with tus.path "/files/x""#
+        );
+        assert!(error(&[("tus.path", "/"), ("ietf.path", "/uploads")]).contains("collides"));
+    }
+
+    #[test]
+    fn a_shared_prefix_within_a_segment_is_no_collision() {
+        check(&[
+            ("tus.path", "/files"),
+            ("content_range.path", "/filesx"),
+            ("form.upload_path", "/file"),
+            ("form.progress_path", "/files-progress/x"),
+        ])
+        .expect("no segment-prefix");
+    }
+}
