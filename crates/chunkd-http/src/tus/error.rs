@@ -52,6 +52,9 @@ impl From<Refusal> for Error {
         let status = match refusal.kind {
             // tus's own 460 Checksum Mismatch.
             Kind::ChecksumMismatch => StatusCode::from_u16(460).unwrap_or(refusal.status),
+            // Not 409: tus clients take that for an offset mismatch and ask again; this
+            // request's client has already moved on to a newer one.
+            Kind::Interrupted => StatusCode::BAD_REQUEST,
             _ => refusal.status,
         };
         let length = match refusal.kind {
