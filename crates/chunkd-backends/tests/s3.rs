@@ -54,7 +54,7 @@ async fn s3_sqlite() -> Fixture<EngineParts> {
     Fixture::new(Arc::new(parts)).keeping(dir)
 }
 
-chunkd_core::data_store_suite!(s3, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+chunkd_core::data_store_suite!(s3, concat: yes, direct: yes, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
 chunkd_core::engine_suite!(s3_sqlite, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
 
 async fn read_all(

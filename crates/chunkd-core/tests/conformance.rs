@@ -27,7 +27,7 @@ async fn memory_engine() -> Fixture<EngineParts> {
     }))
 }
 
-chunkd_core::data_store_suite!(memory_store);
+chunkd_core::data_store_suite!(memory_store, concat: no, direct: no);
 chunkd_core::state_store_suite!(memory_state);
 chunkd_core::locker_suite!(memory_locker);
 chunkd_core::engine_suite!(memory_engine);

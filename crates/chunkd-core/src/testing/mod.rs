@@ -5,8 +5,15 @@
 //!
 //! ```text
 //! async fn fs() -> Fixture<dyn DataStore> { ... }
-//! chunkd_core::data_store_suite!(fs);
+//! chunkd_core::data_store_suite!(fs, concat: yes, direct: no);
 //! ```
+//!
+//! A case for an optional capability returns an [`Outcome`], and the suite is told which
+//! capabilities the implementation has. Declared `yes`, the case must run: a skip fails
+//! the test. Declared `no`, the case is generated `#[ignore]`d with the reason (the
+//! report reads `fs::direct_parts_are_signed_per_part ... ignored, declared without
+//! direct parts`), and a companion test checks the capability is really absent, so the
+//! declaration cannot lie in either direction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engine;
@@ -60,6 +67,17 @@ pub fn sample_info(length: Option<u64>) -> UploadInfo {
         direct: false,
         revision: 0,
     }
+}
+
+/// What a capability case did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Every check ran.
+    Ran,
+    /// The implementation lacks the capability the case checks (or declined it for
+    /// this input); the reason says which.
+    Skipped(String),
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -120,10 +138,66 @@ macro_rules! __conformance_cases {
     };
 }
 
-/// One test per [`store`] case, in a module named after the factory.
+/// One test for a capability case, as the implementation's declaration says: `yes`
+/// runs it and fails on a skip; `no` ignores it with `$reason` and adds `$absent`, which
+/// fails if the capability is there after all.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __capability_case {
+    (yes, $suite:ident, $factory:ident, $case:ident, $accessor:ident, $absent:ident,
+        $what:literal, $reason:tt [$(#[$attr:meta])*]) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $case() {
+            let fixture = super::$factory().await;
+            if let $crate::testing::Outcome::Skipped(why) =
+                $crate::testing::$suite::$case(fixture.it.clone()).await
+            {
+                panic!(
+                    "{} is declared with {}, yet the case was skipped: {why}",
+                    stringify!($factory),
+                    $what
+                );
+            }
+        }
+    };
+    (no, $suite:ident, $factory:ident, $case:ident, $accessor:ident, $absent:ident,
+        $what:literal, $reason:tt [$(#[$attr:meta])*]) => {
+        // Without the factory's own attributes: one `ignore` is all a test may carry.
+        #[tokio::test]
+        #[ignore = $reason]
+        async fn $case() {
+            let fixture = super::$factory().await;
+            match $crate::testing::$suite::$case(fixture.it.clone()).await {
+                $crate::testing::Outcome::Skipped(why) => eprintln!("skipped: {why}"),
+                $crate::testing::Outcome::Ran => panic!(
+                    "{} is declared without {}, yet the case ran",
+                    stringify!($factory),
+                    $what
+                ),
+            }
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $absent() {
+            let fixture = super::$factory().await;
+            assert!(
+                fixture.it.$accessor().is_none(),
+                "{} is declared without {}, yet the store offers it",
+                stringify!($factory),
+                $what
+            );
+        }
+    };
+}
+
+/// One test per [`store`] case, in a module named after the factory. `concat` and
+/// `direct` declare (`yes` or `no`) whether the store has native concatenation
+/// ([`crate::Concat`]) and browser-direct parts ([`crate::DirectParts`]).
 #[macro_export]
 macro_rules! data_store_suite {
-    ($factory:ident $(, #[$attr:meta])*) => {
+    ($factory:ident, concat: $concat:ident, direct: $direct:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 store,
@@ -135,8 +209,29 @@ macro_rules! data_store_suite {
                     drops_bytes_past_recorded_offset,
                     read_range,
                     delete_is_idempotent,
-                    native_concat_joins_parts,
                 ]
+                [$(#[$attr])*]
+            );
+            $crate::__capability_case!(
+                $concat,
+                store,
+                $factory,
+                native_concat_joins_parts,
+                concat,
+                native_concat_is_really_absent,
+                "native concatenation",
+                "declared without native concatenation"
+                [$(#[$attr])*]
+            );
+            $crate::__capability_case!(
+                $direct,
+                store,
+                $factory,
+                direct_parts_are_signed_per_part,
+                direct,
+                direct_parts_are_really_absent,
+                "direct parts",
+                "declared without direct parts"
                 [$(#[$attr])*]
             );
         }
