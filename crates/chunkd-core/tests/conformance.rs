@@ -12,6 +12,10 @@ async fn memory_store() -> Fixture<dyn DataStore> {
     Fixture::new(Arc::new(MemoryStore::new()))
 }
 
+async fn memory_direct_store() -> Fixture<dyn DataStore> {
+    Fixture::new(Arc::new(MemoryStore::with_direct_parts(1024)))
+}
+
 async fn memory_state() -> Fixture<dyn StateStore> {
     Fixture::new(Arc::new(MemoryState::new()))
 }
@@ -28,6 +32,7 @@ async fn memory_engine() -> Fixture<EngineParts> {
 }
 
 chunkd_core::data_store_suite!(memory_store, concat: no, direct: no);
+chunkd_core::data_store_suite!(memory_direct_store, concat: no, direct: yes);
 chunkd_core::state_store_suite!(memory_state);
 chunkd_core::locker_suite!(memory_locker);
 chunkd_core::engine_suite!(memory_engine);

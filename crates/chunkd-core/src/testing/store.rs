@@ -97,7 +97,10 @@ pub async fn delete_is_idempotent(store: Arc<dyn DataStore>) {
 pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) -> Outcome {
     let Some(concat) = store.concat() else {
         // The engine streams the parts instead (engine suite).
-        return Outcome::Skipped(format!("{} store has no native concatenation", store.name()));
+        return Outcome::Skipped(format!(
+            "{} store has no native concatenation",
+            store.name()
+        ));
     };
     // A first part of 5 MiB and more: large enough for S3 to copy it as a part.
     let a = pattern((5 << 20) + 10_000, 8);
@@ -128,7 +131,9 @@ pub async fn direct_parts_are_signed_per_part(store: Arc<dyn DataStore>) -> Outc
     let mut info = sample_info(None);
     info.direct = true;
     info.store = store.create(&info).await.expect("create");
-    let session = direct.session(&info).expect("a direct upload has a session");
+    let session = direct
+        .session(&info)
+        .expect("a direct upload has a session");
     assert!(!session.is_empty());
     let hour = Duration::from_secs(3600);
     let one = direct.sign_part(&info, 1, hour).expect("sign part 1");
