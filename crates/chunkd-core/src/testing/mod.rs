@@ -16,6 +16,7 @@
 //! declaration cannot lie in either direction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod direct;
 pub mod engine;
 pub mod lock;
 pub mod state;
@@ -309,6 +310,35 @@ macro_rules! engine_suite {
                     whole_bodies_are_all_or_nothing,
                     another_owner_never_reaches_an_upload,
                     completing_bodies_settle_the_length,
+                ]
+                [$(#[$attr])*]
+            );
+        }
+    };
+}
+
+/// One test per [`direct`] scenario, for an engine over a store with direct parts.
+#[macro_export]
+macro_rules! direct_parts_suite {
+    ($factory:ident $(, #[$attr:meta])*) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                direct,
+                $factory,
+                [
+                    direct_upload_round_trips,
+                    a_part_put_again_replaces_the_first,
+                    wrong_etag_is_refused_and_the_parts_stay,
+                    gaps_and_missing_parts_are_refused,
+                    small_parts_before_the_last_are_refused,
+                    completing_again_is_harmless,
+                    another_owner_is_told_not_found,
+                    plain_uploads_have_no_direct_parts,
+                    max_size_is_enforced,
+                    declared_size_must_match_the_parts,
+                    appending_through_the_engine_is_not_supported,
+                    part_numbers_run_from_1_to_10000,
+                    terminated_uploads_take_no_more_parts,
                 ]
                 [$(#[$attr])*]
             );
