@@ -32,6 +32,9 @@ use serde_json::{Value, json};
 use crate::identity;
 use crate::public_url::PublicUrl;
 
+#[cfg(test)]
+mod tests;
+
 /// Settings of the browser-direct front end.
 #[derive(Clone, Debug)]
 pub struct Config {
