@@ -326,6 +326,15 @@ async fn bad_input_is_refused_in_the_companion_shape() {
         .await;
         assert_refused(&r, StatusCode::BAD_REQUEST, &format!("complete: {what}"));
     }
+    for (what, method, uri, body) in every_request(&up.upload_id, &up.key, &named) {
+        let uri = uri.replace(&format!("key={}", up.key), "");
+        let r = call(&site.app, method, &uri, &[ALICE, JSON], body).await;
+        assert_refused(
+            &r,
+            StatusCode::BAD_REQUEST,
+            &format!("{what} without a key"),
+        );
+    }
     // None of that disturbed the upload.
     let r = complete(&site, ALICE, &up, &named).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
