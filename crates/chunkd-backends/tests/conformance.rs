@@ -38,6 +38,6 @@ async fn fs_sqlite() -> Fixture<EngineParts> {
     Fixture::new(Arc::new(parts)).keeping(dir)
 }
 
-chunkd_core::data_store_suite!(fs);
+chunkd_core::data_store_suite!(fs, concat: yes, direct: no);
 chunkd_core::state_store_suite!(sqlite);
 chunkd_core::engine_suite!(fs_sqlite);

@@ -6,12 +6,20 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use chunkd_backends::s3::MIN_PART_SIZE;
 use chunkd_backends::{S3Config, S3Store, SqliteState, SyncPolicy};
+use chunkd_core::error::BoxError;
+use chunkd_core::memory::MemoryState;
+use chunkd_core::testing::direct::{Browser, DirectEngine};
 use chunkd_core::testing::engine::EngineParts;
 use chunkd_core::testing::{Fixture, body_of, pattern, sample_info};
 use chunkd_core::{DataStore, UploadId};
 use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -55,8 +63,39 @@ async fn s3_sqlite() -> Fixture<EngineParts> {
     Fixture::new(Arc::new(parts)).keeping(dir)
 }
 
-chunkd_core::data_store_suite!(s3, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+chunkd_core::data_store_suite!(s3, concat: yes, direct: yes, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
 chunkd_core::engine_suite!(s3_sqlite, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+chunkd_core::direct_parts_suite!(s3_direct, #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]);
+
+/// The browser's side of a direct upload: a plain PUT to the presigned URL.
+struct HttpBrowser(Client<HttpConnector, Full<Bytes>>);
+
+#[async_trait::async_trait]
+impl Browser for HttpBrowser {
+    async fn put(&self, url: &str, body: Bytes) -> Result<String, BoxError> {
+        let request = http::Request::put(url).body(Full::new(body))?;
+        let answer = self.0.request(request).await?;
+        let status = answer.status();
+        let etag = answer
+            .headers()
+            .get(http::header::ETAG)
+            .map(|v| v.to_str().map(str::to_owned));
+        let body = answer.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)).into());
+        }
+        Ok(etag.ok_or("no ETag in the answer")??)
+    }
+}
+
+async fn s3_direct() -> Fixture<DirectEngine> {
+    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    Fixture::new(Arc::new(DirectEngine {
+        store: Arc::new(fresh_store().await),
+        state: Arc::new(MemoryState::new()),
+        browser: Arc::new(HttpBrowser(client)),
+    }))
+}
 
 async fn read_all(
     store: &S3Store,

@@ -23,7 +23,7 @@ impl Uploads {
         self.0.store.direct().is_some()
     }
 
-    fn direct_store(&self) -> Result<&dyn DirectParts> {
+    pub(super) fn direct_store(&self) -> Result<&dyn DirectParts> {
         self.0.store.direct().ok_or(Error::NotSupported(
             "clients sending parts straight to the store",
         ))
@@ -156,4 +156,26 @@ fn matching_parts(named: &[(u16, String)], stored: &[Part]) -> Result<Vec<Part>>
                 ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use crate::memory::{MemoryState, MemoryStore};
+    use crate::{Error, NewUpload, Owner, Uploads};
+
+    #[tokio::test]
+    async fn direct_uploads_need_a_store_with_direct_parts() {
+        let uploads =
+            Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+        let new = NewUpload {
+            direct: true,
+            ..Default::default()
+        };
+        let r = uploads.for_owner(Owner::anonymous()).create(new).await;
+        assert!(matches!(r, Err(Error::NotSupported(_))), "{r:?}");
+    }
 }

@@ -231,6 +231,10 @@ impl Uploads {
     async fn create(&self, new: NewUpload, owner: &Owner) -> Result<UploadInfo> {
         let id = new.id.clone().unwrap_or_else(UploadId::generate);
         async {
+            if new.direct {
+                // An upload nobody could ever send a byte to.
+                self.direct_store()?;
+            }
             let length = match &new.concat {
                 ConcatKind::Final(parts) => Some(self.final_length(parts, owner).await?),
                 ConcatKind::None | ConcatKind::Partial => new.length,

@@ -9,13 +9,16 @@ use futures::StreamExt;
 use crate::body::ByteStream;
 use crate::error::{Error, Result};
 use crate::id::UploadId;
-use crate::store::{DataStore, Written};
+use crate::store::{DataStore, DirectParts, Written};
 use crate::upload::{StoreState, UploadInfo};
+
+use super::direct::Direct;
 
 /// Keeps upload bytes in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     files: Mutex<HashMap<UploadId, Vec<u8>>>,
+    pub(super) direct: Option<Direct>,
 }
 
 impl MemoryStore {
@@ -23,7 +26,20 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<UploadId, Vec<u8>>) -> T) -> Result<T> {
+    /// A store that also takes parts straight from clients ([`DirectParts`]), with S3's
+    /// rules scaled down: every part but the last at least `min_part_size` bytes. A test
+    /// plays the browser with [`MemoryStore::put_part`].
+    pub fn with_direct_parts(min_part_size: u64) -> Self {
+        MemoryStore {
+            files: Mutex::default(),
+            direct: Some(Direct::new(min_part_size)),
+        }
+    }
+
+    pub(super) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<UploadId, Vec<u8>>) -> T,
+    ) -> Result<T> {
         let mut files = self
             .files
             .lock()
@@ -45,9 +61,13 @@ impl DataStore for MemoryStore {
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(Vec::new());
-                Ok(StoreState::new())
+                Ok(())
             }
-        })?
+        })??;
+        match &self.direct {
+            Some(direct) if info.direct => direct.open(&info.id),
+            _ => Ok(StoreState::new()),
+        }
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
@@ -93,6 +113,13 @@ impl DataStore for MemoryStore {
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
         self.with(|f| f.remove(&info.id))?;
+        if let Some(direct) = &self.direct {
+            direct.close(&info.id)?;
+        }
         Ok(())
+    }
+
+    fn direct(&self) -> Option<&dyn DirectParts> {
+        self.direct.as_ref().map(|_| self as &dyn DirectParts)
     }
 }

@@ -5,10 +5,18 @@
 //!
 //! ```text
 //! async fn fs() -> Fixture<dyn DataStore> { ... }
-//! chunkd_core::data_store_suite!(fs);
+//! chunkd_core::data_store_suite!(fs, concat: yes, direct: no);
 //! ```
+//!
+//! A case for an optional capability returns an [`Outcome`], and the suite is told which
+//! capabilities the implementation has. Declared `yes`, the case must run: a skip fails
+//! the test. Declared `no`, the case is generated `#[ignore]`d with the reason (the
+//! report reads `fs::direct_parts_are_signed_per_part ... ignored, declared without
+//! direct parts`), and a companion test checks the capability is really absent, so the
+//! declaration cannot lie in either direction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod direct;
 pub mod engine;
 pub mod lock;
 pub mod state;
@@ -60,6 +68,17 @@ pub fn sample_info(length: Option<u64>) -> UploadInfo {
         direct: false,
         revision: 0,
     }
+}
+
+/// What a capability case did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// Every check ran.
+    Ran,
+    /// The implementation lacks the capability the case checks (or declined it for
+    /// this input); the reason says which.
+    Skipped(String),
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -120,10 +139,66 @@ macro_rules! __conformance_cases {
     };
 }
 
-/// One test per [`store`] case, in a module named after the factory.
+/// One test for a capability case, as the implementation's declaration says: `yes`
+/// runs it and fails on a skip; `no` ignores it with `$reason` and adds `$absent`, which
+/// fails if the capability is there after all.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __capability_case {
+    (yes, $suite:ident, $factory:ident, $case:ident, $accessor:ident, $absent:ident,
+        $what:literal, $reason:tt [$(#[$attr:meta])*]) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $case() {
+            let fixture = super::$factory().await;
+            if let $crate::testing::Outcome::Skipped(why) =
+                $crate::testing::$suite::$case(fixture.it.clone()).await
+            {
+                panic!(
+                    "{} is declared with {}, yet the case was skipped: {why}",
+                    stringify!($factory),
+                    $what
+                );
+            }
+        }
+    };
+    (no, $suite:ident, $factory:ident, $case:ident, $accessor:ident, $absent:ident,
+        $what:literal, $reason:tt [$(#[$attr:meta])*]) => {
+        // Without the factory's own attributes: one `ignore` is all a test may carry.
+        #[tokio::test]
+        #[ignore = $reason]
+        async fn $case() {
+            let fixture = super::$factory().await;
+            match $crate::testing::$suite::$case(fixture.it.clone()).await {
+                $crate::testing::Outcome::Skipped(why) => eprintln!("skipped: {why}"),
+                $crate::testing::Outcome::Ran => panic!(
+                    "{} is declared without {}, yet the case ran",
+                    stringify!($factory),
+                    $what
+                ),
+            }
+        }
+
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $absent() {
+            let fixture = super::$factory().await;
+            assert!(
+                fixture.it.$accessor().is_none(),
+                "{} is declared without {}, yet the store offers it",
+                stringify!($factory),
+                $what
+            );
+        }
+    };
+}
+
+/// One test per [`store`] case, in a module named after the factory. `concat` and
+/// `direct` declare (`yes` or `no`) whether the store has native concatenation
+/// ([`crate::Concat`]) and browser-direct parts ([`crate::DirectParts`]).
 #[macro_export]
 macro_rules! data_store_suite {
-    ($factory:ident $(, #[$attr:meta])*) => {
+    ($factory:ident, concat: $concat:ident, direct: $direct:ident $(, #[$attr:meta])*) => {
         mod $factory {
             $crate::__conformance_cases!(
                 store,
@@ -135,8 +210,29 @@ macro_rules! data_store_suite {
                     drops_bytes_past_recorded_offset,
                     read_range,
                     delete_is_idempotent,
-                    native_concat_joins_parts,
                 ]
+                [$(#[$attr])*]
+            );
+            $crate::__capability_case!(
+                $concat,
+                store,
+                $factory,
+                native_concat_joins_parts,
+                concat,
+                native_concat_is_really_absent,
+                "native concatenation",
+                "declared without native concatenation"
+                [$(#[$attr])*]
+            );
+            $crate::__capability_case!(
+                $direct,
+                store,
+                $factory,
+                direct_parts_are_signed_per_part,
+                direct,
+                direct_parts_are_really_absent,
+                "direct parts",
+                "declared without direct parts"
                 [$(#[$attr])*]
             );
         }
@@ -214,6 +310,35 @@ macro_rules! engine_suite {
                     whole_bodies_are_all_or_nothing,
                     another_owner_never_reaches_an_upload,
                     completing_bodies_settle_the_length,
+                ]
+                [$(#[$attr])*]
+            );
+        }
+    };
+}
+
+/// One test per [`direct`] scenario, for an engine over a store with direct parts.
+#[macro_export]
+macro_rules! direct_parts_suite {
+    ($factory:ident $(, #[$attr:meta])*) => {
+        mod $factory {
+            $crate::__conformance_cases!(
+                direct,
+                $factory,
+                [
+                    direct_upload_round_trips,
+                    a_part_put_again_replaces_the_first,
+                    wrong_etag_is_refused_and_the_parts_stay,
+                    gaps_and_missing_parts_are_refused,
+                    small_parts_before_the_last_are_refused,
+                    completing_again_is_harmless,
+                    another_owner_is_told_not_found,
+                    plain_uploads_have_no_direct_parts,
+                    max_size_is_enforced,
+                    declared_size_must_match_the_parts,
+                    appending_through_the_engine_is_not_supported,
+                    part_numbers_run_from_1_to_10000,
+                    terminated_uploads_take_no_more_parts,
                 ]
                 [$(#[$attr])*]
             );

@@ -1,8 +1,9 @@
 //! [`DataStore`] contract cases.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{body_of, broken_body, collect, pattern, sample_info};
+use super::{Outcome, body_of, broken_body, collect, pattern, sample_info};
 use crate::store::DataStore;
 use crate::upload::UploadInfo;
 
@@ -93,10 +94,13 @@ pub async fn delete_is_idempotent(store: Arc<dyn DataStore>) {
     store.delete(&never).await.expect("delete unwritten");
 }
 
-pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) {
+pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) -> Outcome {
     let Some(concat) = store.concat() else {
-        // Stores without the capability are concatenated by the engine (engine suite).
-        return;
+        // The engine streams the parts instead (engine suite).
+        return Outcome::Skipped(format!(
+            "{} store has no native concatenation",
+            store.name()
+        ));
     };
     // A first part of 5 MiB and more: large enough for S3 to copy it as a part.
     let a = pattern((5 << 20) + 10_000, 8);
@@ -104,12 +108,46 @@ pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) {
     let parts = [finished(&store, &a).await, finished(&store, &b).await];
     let mut target = created(&store, (a.len() + b.len()) as u64).await;
     let Some(joined) = concat.concat(&target, &parts).await.expect("concat") else {
-        // Declined for these sizes: the engine streams them (engine suite).
-        return;
+        return Outcome::Skipped(format!(
+            "{} store declined to join a 5 MiB part and a small one",
+            store.name()
+        ));
     };
     target.store = joined;
     target.offset = (a.len() + b.len()) as u64;
     target.store = store.finish(&target).await.expect("finish");
     let got = collect(store.read(&target, 0..target.offset).await.expect("read")).await;
     assert_eq!(got, [a, b].concat());
+    Outcome::Ran
+}
+
+/// The store side of browser-direct uploads; the whole flow, with a client putting the
+/// parts, is the [`super::direct`] suite.
+pub async fn direct_parts_are_signed_per_part(store: Arc<dyn DataStore>) -> Outcome {
+    let Some(direct) = store.direct() else {
+        return Outcome::Skipped(format!("{} store has no direct parts", store.name()));
+    };
+    assert!(direct.min_part_size() > 0);
+    let mut info = sample_info(None);
+    info.direct = true;
+    info.store = store.create(&info).await.expect("create");
+    let session = direct
+        .session(&info)
+        .expect("a direct upload has a session");
+    assert!(!session.is_empty());
+    let hour = Duration::from_secs(3600);
+    let one = direct.sign_part(&info, 1, hour).expect("sign part 1");
+    let two = direct.sign_part(&info, 2, hour).expect("sign part 2");
+    assert!(!one.is_empty());
+    assert_ne!(one, two, "a URL is for one part");
+    let mut other = sample_info(None);
+    other.direct = true;
+    other.store = store.create(&other).await.expect("create");
+    let elsewhere = direct.sign_part(&other, 1, hour).expect("sign");
+    assert_ne!(one, elsewhere, "a URL is for one upload");
+    assert!(direct.parts(&info).await.expect("parts").is_empty());
+    store.delete(&info).await.expect("delete");
+    store.delete(&info).await.expect("second delete");
+    store.delete(&other).await.expect("delete");
+    Outcome::Ran
 }

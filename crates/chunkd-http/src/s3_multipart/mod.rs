@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +32,9 @@ use serde_json::{Value, json};
 
 use crate::identity;
 use crate::public_url::PublicUrl;
+
+#[cfg(test)]
+mod tests;
 
 /// Settings of the browser-direct front end.
 #[derive(Clone, Debug)]
@@ -108,6 +112,14 @@ impl IntoResponse for Refusal {
 impl From<crate::refusal::Refusal> for Refusal {
     fn from(refusal: crate::refusal::Refusal) -> Self {
         Refusal(refusal.status, refusal.message)
+    }
+}
+
+/// A query string without `key` (or not one at all) is bad input like any other, in the
+/// same shape, rather than axum's plain-text answer.
+impl From<QueryRejection> for Refusal {
+    fn from(rejection: QueryRejection) -> Self {
+        Refusal(StatusCode::BAD_REQUEST, rejection.body_text())
     }
 }
 
@@ -207,9 +219,10 @@ fn part_number(s: &str) -> Result<u16, Refusal> {
 async fn sign_one(
     State(direct): State<Arc<Direct>>,
     Path((upload_id, part)): Path<(String, String)>,
-    Query(q): Query<KeyQuery>,
+    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
+    let Query(q) = q?;
     let caller = identity::caller(&direct.uploads, &req)?;
     let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let number = part_number(&part)?;
@@ -220,9 +233,10 @@ async fn sign_one(
 async fn sign_batch(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
+    let Query(q) = q?;
     let caller = identity::caller(&direct.uploads, &req)?;
     let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let numbers = q.part_numbers.unwrap_or_default();
@@ -248,9 +262,10 @@ async fn sign_batch(
 async fn list_parts(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
+    let Query(q) = q?;
     let caller = identity::caller(&direct.uploads, &req)?;
     let id = direct.upload(&upload_id, &q.key, &caller).await?;
     let parts = caller.direct_parts(&id).await?;
@@ -277,9 +292,10 @@ struct CompletePart {
 async fn complete(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
+    let Query(q) = q?;
     let origin = direct.public_url.of_request(&req);
     let caller = identity::caller(&direct.uploads, &req)?;
     let id = direct.upload(&upload_id, &q.key, &caller).await?;
@@ -306,9 +322,10 @@ async fn complete(
 async fn abort(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    Query(q): Query<KeyQuery>,
+    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
+    let Query(q) = q?;
     let caller = identity::caller(&direct.uploads, &req)?;
     let id = direct.upload(&upload_id, &q.key, &caller).await?;
     caller.terminate(&id).await?;
