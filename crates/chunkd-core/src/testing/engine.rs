@@ -10,13 +10,17 @@ use futures::StreamExt;
 use super::{body_of, broken_body, collect, pattern};
 use crate::body::ByteStream;
 use crate::checksum::{Checksum, ChecksumAlgorithm};
-use crate::engine::{BodyEnd, Caller, ExpectedChecksum, Limits, Uploads, WriteRequest};
+use crate::engine::{Caller, ExpectedChecksum, Limits, Uploads, WriteRequest};
 use crate::error::{Error, Result};
 use crate::id::UploadId;
 use crate::owner::Owner;
 use crate::state::StateStore;
 use crate::store::DataStore;
 use crate::upload::{ConcatKind, NewUpload, UploadInfo};
+
+pub use super::running::{
+    another_owner_never_reaches_an_upload, completing_bodies_settle_the_length, newest_request_wins,
+};
 
 /// The two stores an engine is built from.
 pub struct EngineParts {
@@ -32,13 +36,13 @@ fn engine(parts: &EngineParts, limits: Limits) -> Caller {
         .for_owner(Owner::anonymous())
 }
 
-fn default_engine(parts: &EngineParts) -> Caller {
+pub(super) fn default_engine(parts: &EngineParts) -> Caller {
     engine(parts, Limits::default())
 }
 
 /// A write whose stop by a newer request or by shutdown is an error, as most cases
 /// expect.
-async fn write(
+pub(super) async fn write(
     uploads: &Caller,
     id: &UploadId,
     req: WriteRequest,
@@ -47,21 +51,21 @@ async fn write(
     uploads.write(id, req, body).await?.stopped()
 }
 
-fn sized(length: u64) -> NewUpload {
+pub(super) fn sized(length: u64) -> NewUpload {
     NewUpload {
         length: Some(length),
         ..Default::default()
     }
 }
 
-fn at(offset: u64) -> WriteRequest {
+pub(super) fn at(offset: u64) -> WriteRequest {
     WriteRequest {
         offset,
         ..Default::default()
     }
 }
 
-async fn stored(uploads: &Caller, id: &UploadId) -> Vec<u8> {
+pub(super) async fn stored(uploads: &Caller, id: &UploadId) -> Vec<u8> {
     let (_, stream) = uploads.read(id, None).await.expect("read");
     collect(stream).await
 }
@@ -348,55 +352,6 @@ pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &fin.id).await, [a, b].concat());
 }
 
-pub async fn newest_request_wins(parts: Arc<EngineParts>) {
-    let uploads = default_engine(&parts);
-    let data = pattern(64_000, 22);
-    let id = uploads
-        .create(sized(data.len() as u64))
-        .await
-        .expect("create")
-        .id;
-    // A body that delivers 10 000 bytes, then stalls as a half-dead connection does.
-    let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
-    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..10_000])))
-        .expect("send");
-    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut taken_tx = Some(taken_tx);
-    let body = rx.inspect(move |_| {
-        if let Some(t) = taken_tx.take() {
-            let _ = t.send(());
-        }
-    });
-    let first = {
-        let uploads = uploads.clone();
-        let id = id.clone();
-        tokio::spawn(async move { uploads.write(&id, at(0), body.boxed()).await })
-    };
-    // Once the stalled request has consumed its bytes, a newer request asks for the
-    // upload: the stalled one must let go and keep them.
-    tokio::time::timeout(Duration::from_secs(10), taken_rx)
-        .await
-        .expect("writer never read its body")
-        .expect("body dropped");
-    let settled = tokio::time::timeout(Duration::from_secs(10), uploads.settled_info(&id))
-        .await
-        .expect("newer request was starved")
-        .expect("info");
-    let result = tokio::time::timeout(Duration::from_secs(10), first)
-        .await
-        .expect("older request never stopped")
-        .expect("join");
-    let outcome = result.expect("the interrupted write keeps what it has");
-    assert_eq!(outcome.end, BodyEnd::Interrupted);
-    assert_eq!(outcome.info.offset, 10_000);
-    assert_eq!(settled.offset, 10_000);
-    drop(tx);
-    write(&uploads, &id, at(10_000), body_of(&data[10_000..], 5000))
-        .await
-        .expect("resume");
-    assert_eq!(stored(&uploads, &id).await, data);
-}
-
 pub async fn terminate_removes_upload(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(10)).await.expect("create").id;
@@ -508,119 +463,4 @@ pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
         removed |= matches!(event, crate::hooks::Event::Terminated(_));
     }
     assert!(removed, "the cut-off upload is removed");
-}
-
-fn not_found<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::NotFound(_)))
-}
-
-pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
-    let engine = default_engine(&parts).engine().clone();
-    let alice = engine.for_owner(Owner::named("alice"));
-    let data = pattern(64_000, 25);
-    let id = alice
-        .create(sized(data.len() as u64))
-        .await
-        .expect("create")
-        .id;
-    // Alice's request delivers 10 000 bytes, then waits for more.
-    let (tx, rx) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
-    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[..10_000])))
-        .expect("send");
-    let (taken_tx, taken_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut taken_tx = Some(taken_tx);
-    let body = rx.inspect(move |_| {
-        if let Some(t) = taken_tx.take() {
-            let _ = t.send(());
-        }
-    });
-    let running = {
-        let alice = alice.clone();
-        let id = id.clone();
-        tokio::spawn(async move { alice.write(&id, at(0), body.boxed()).await })
-    };
-    tokio::time::timeout(Duration::from_secs(10), taken_rx)
-        .await
-        .expect("writer never read its body")
-        .expect("body dropped");
-
-    for stranger in [Owner::anonymous(), Owner::named("bob")] {
-        let other = engine.for_owner(stranger.clone());
-        let r = other.info(&id).await;
-        assert!(not_found(&r), "{stranger}: info {r:?}");
-        let r = other.settled_info(&id).await;
-        assert!(not_found(&r), "{stranger}: settled_info {r:?}");
-        let r = other.read(&id, None).await.map(|(info, _)| info);
-        assert!(not_found(&r), "{stranger}: read {r:?}");
-        let r = other.terminate(&id).await;
-        assert!(not_found(&r), "{stranger}: terminate {r:?}");
-        let r = other
-            .write(&id, at(10_000), body_of(b"x", 1))
-            .await
-            .map(|o| o.info);
-        assert!(not_found(&r), "{stranger}: write {r:?}");
-        let joined = NewUpload {
-            concat: ConcatKind::Final(vec![id.clone()]),
-            ..Default::default()
-        };
-        let r = other.create(joined).await;
-        assert!(
-            matches!(r, Err(Error::InvalidConcat(_))),
-            "{stranger}: concat {r:?}"
-        );
-    }
-    // None of that asked Alice's request to stop: the rest of her body still arrives.
-    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[10_000..])))
-        .expect("send");
-    drop(tx);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the write never ended")
-        .expect("join")
-        .expect("write");
-    assert_eq!(outcome.end, BodyEnd::Clean);
-    assert!(outcome.info.is_finished());
-    assert_eq!(stored(&alice, &id).await, data);
-}
-
-pub async fn completing_bodies_settle_the_length(parts: Arc<EngineParts>) {
-    let uploads = default_engine(&parts);
-    let data = pattern(20_000, 26);
-    let id = uploads
-        .create(NewUpload::default())
-        .await
-        .expect("create")
-        .id;
-    let first = uploads
-        .write(&id, at(0), body_of(&data[..5_000], 1000))
-        .await
-        .expect("write");
-    assert_eq!((first.end, first.info.length), (BodyEnd::Clean, None));
-    // A completing body cut off keeps what arrived and leaves the length open.
-    let completing = WriteRequest {
-        completes: true,
-        ..at(5_000)
-    };
-    let cut = uploads
-        .write(&id, completing.clone(), broken_body(&data[5_000..8_000]))
-        .await
-        .expect("write");
-    assert_eq!(cut.end, BodyEnd::Disconnected);
-    assert_eq!((cut.info.offset, cut.info.length), (8_000, None));
-    assert!(!cut.info.is_finished());
-    let done = uploads
-        .write(
-            &id,
-            WriteRequest {
-                offset: 8_000,
-                ..completing
-            },
-            body_of(&data[8_000..], 3000),
-        )
-        .await
-        .expect("write");
-    assert_eq!(done.end, BodyEnd::Clean);
-    assert!(done.info.is_finished());
-    assert_eq!(done.info.length, Some(20_000));
-    assert_eq!(stored(&uploads, &id).await, data);
 }

@@ -19,6 +19,7 @@
 pub mod direct;
 pub mod engine;
 pub mod lock;
+mod running;
 pub mod state;
 pub mod store;
 
