@@ -6,6 +6,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The metadata keys chunkd itself writes and reads; any other key is the client's.
+pub mod keys {
+    /// The file's name as the client gave it (cleaned of paths).
+    pub const FILENAME: &str = "filename";
+    /// The file's media type as the client gave it.
+    pub const FILETYPE: &str = "filetype";
+    /// Where in a dropped folder the file was (Resumable.js, Flow.js).
+    pub const RELATIVE_PATH: &str = "relativePath";
+    /// The form field that carried the file (form uploads).
+    pub const FIELD: &str = "field";
+}
+
 /// Key/value metadata as clients send it (tus `Upload-Metadata`, a form's filename, ...).
 /// Values are arbitrary bytes; keys are unique. Stored as base64 so any value round-trips.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -23,10 +23,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-/// The files a request finished, as the front end describes them.
+pub use crate::completed::CompletedFile;
+
+/// The files a request finished.
 #[derive(Clone, Debug)]
 pub struct Completed {
-    pub files: Vec<Value>,
+    pub files: Vec<CompletedFile>,
     pub answer: Answer,
 }
 
@@ -41,7 +43,7 @@ pub enum Answer {
 
 impl Completed {
     /// The application answers the client.
-    pub fn answered_by_application(files: Vec<Value>) -> Self {
+    pub fn answered_by_application(files: Vec<CompletedFile>) -> Self {
         Completed {
             files,
             answer: Answer::Application,
@@ -49,7 +51,7 @@ impl Completed {
     }
 
     /// The application is only told (protocols whose clients need their own answers).
-    pub fn notify(files: Vec<Value>) -> Self {
+    pub fn notify(files: Vec<CompletedFile>) -> Self {
         Completed {
             files,
             answer: Answer::Protocol,
@@ -199,6 +201,19 @@ mod tests {
         (format!("http://{addr}/received").parse().expect("uri"), rx)
     }
 
+    fn file(id: &str) -> CompletedFile {
+        CompletedFile {
+            id: id.to_owned(),
+            filename: None,
+            content_type: None,
+            size: 3,
+            md5: None,
+            sha256: None,
+            url: None,
+            field: None,
+        }
+    }
+
     fn uploads_router() -> Router {
         Router::new()
             .route(
@@ -206,9 +221,7 @@ mod tests {
                 post(|| async {
                     let mut r = (StatusCode::OK, "stored").into_response();
                     r.extensions_mut()
-                        .insert(Completed::answered_by_application(vec![
-                            json!({ "id": "abc", "size": 3 }),
-                        ]));
+                        .insert(Completed::answered_by_application(vec![file("abc")]));
                     r
                 }),
             )
@@ -217,7 +230,7 @@ mod tests {
                 post(|| async {
                     let mut r = StatusCode::NO_CONTENT.into_response();
                     r.extensions_mut()
-                        .insert(Completed::notify(vec![json!({ "id": "tus1" })]));
+                        .insert(Completed::notify(vec![file("tus1")]));
                     r
                 }),
             )

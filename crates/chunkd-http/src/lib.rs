@@ -15,6 +15,7 @@
 //! idle timeout, download paths, the signer) is not part of the format.
 
 mod body;
+pub mod completed;
 #[cfg(feature = "content-range")]
 pub mod content_range;
 mod cors;

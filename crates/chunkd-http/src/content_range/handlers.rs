@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Response};
+use chunkd_core::metadata::keys;
 use chunkd_core::{
     ByteStream, Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadId, UploadInfo,
     WriteRequest,
@@ -23,7 +24,7 @@ use super::header::ContentRange;
 use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
 };
-use crate::forward::Completed;
+use crate::forward::{Completed, CompletedFile};
 use crate::identity;
 use crate::{body, disposition, hex};
 
@@ -223,13 +224,7 @@ impl ContentRangeUploads {
         let mut res = self.record(headers, info);
         if info.is_finished() {
             let url = self.url(headers, &info.id);
-            let file = json!({
-                "id": info.id.as_str(),
-                "filename": info.metadata.text("filename"),
-                "content_type": info.metadata.text("filetype"),
-                "size": info.offset,
-                "url": format!("{url}/content"),
-            });
+            let file = CompletedFile::of(info, Some(format!("{url}/content")));
             res.extensions_mut()
                 .insert(Completed::answered_by_application(vec![file]));
         }
@@ -239,8 +234,8 @@ impl ContentRangeUploads {
     /// The upload's state in the shapes drf, django and blueimp clients read.
     fn record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
         let url = self.url(headers, &info.id);
-        let filename = info.metadata.text("filename").unwrap_or("");
-        let filetype = info.metadata.text("filetype").unwrap_or("");
+        let filename = info.metadata.text(keys::FILENAME).unwrap_or("");
+        let filetype = info.metadata.text(keys::FILETYPE).unwrap_or("");
         let body: Value = json!({
             "upload_id": info.id.as_str(),
             "id": info.id.as_str(),
@@ -357,10 +352,10 @@ impl ContentRangeUploads {
             None => {
                 let mut metadata = chunkd_core::Metadata::new();
                 if let Some(name) = &chunk.filename {
-                    metadata.insert("filename", name.as_str());
+                    metadata.insert(keys::FILENAME, name.as_str());
                 }
                 if let Some(t) = &chunk.filetype {
-                    metadata.insert("filetype", t.as_str());
+                    metadata.insert(keys::FILETYPE, t.as_str());
                 }
                 let new = NewUpload {
                     length: chunk.range.map(|r| r.total),
@@ -493,7 +488,7 @@ impl ContentRangeUploads {
             HeaderValue::from_static("nosniff"),
         );
         if let Ok(v) =
-            HeaderValue::from_str(&disposition::attachment(info.metadata.text("filename")))
+            HeaderValue::from_str(&disposition::attachment(info.metadata.text(keys::FILENAME)))
         {
             h.insert(header::CONTENT_DISPOSITION, v);
         }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
+use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -14,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::FormUploads;
 use super::progress::{Report, State as Progress, TrackError, valid_id};
 use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
-use crate::forward::Completed;
+use crate::forward::{Completed, CompletedFile};
 use crate::identity::{self, Owner};
 use crate::refusal::Refusal;
 use crate::{body, hex};
@@ -187,9 +188,9 @@ impl FormUploads {
                 .to_owned();
             let filename = safe_filename(&filename)?;
             let mut metadata = chunkd_core::Metadata::new();
-            metadata.insert("filename", filename.as_str());
-            metadata.insert("filetype", content_type.as_str());
-            metadata.insert("field", name.as_str());
+            metadata.insert(keys::FILENAME, filename.as_str());
+            metadata.insert(keys::FILETYPE, content_type.as_str());
+            metadata.insert(keys::FIELD, name.as_str());
             let new = NewUpload {
                 metadata,
                 ..Default::default()
@@ -221,15 +222,7 @@ impl FormUploads {
                     ));
                 }
             };
-            files.push(self.describe(
-                &headers,
-                &info,
-                &name,
-                &filename,
-                &content_type,
-                &md5,
-                &sha256,
-            ));
+            files.push(self.describe(&headers, &info, md5, sha256));
         }
         if files.is_empty() {
             return Err(Error::bad_request("the form has no file"));
@@ -241,31 +234,18 @@ impl FormUploads {
         Ok(res)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn describe(
         &self,
         headers: &HeaderMap,
         info: &UploadInfo,
-        field: &str,
-        filename: &str,
-        content_type: &str,
-        md5: &str,
-        sha256: &str,
-    ) -> Value {
+        md5: String,
+        sha256: String,
+    ) -> CompletedFile {
         let url = self
             .download_path
             .as_ref()
             .map(|p| format!("{}{p}/{}", self.public_url.origin(headers, None), info.id));
-        json!({
-            "id": info.id.as_str(),
-            "field": field,
-            "filename": filename,
-            "content_type": content_type,
-            "size": info.length.unwrap_or(info.offset),
-            "md5": md5,
-            "sha256": sha256,
-            "url": url,
-        })
+        CompletedFile::of(info, url).with_digests(md5, sha256)
     }
 
     fn progress(&self, req: &Request) -> Result<Response, Error> {

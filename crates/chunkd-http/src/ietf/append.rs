@@ -17,7 +17,7 @@ use super::handlers::{Answer, set, upload_resumption_supported};
 use super::problem::{Kind, Problem};
 use super::version::{INTEROP_HEADER, Interop};
 use crate::body;
-use crate::forward::Completed;
+use crate::forward::{Completed, CompletedFile};
 use crate::interim::Interim;
 
 /// What a completing response reports besides the upload itself.
@@ -197,14 +197,8 @@ impl Ietf {
             .download_path
             .as_ref()
             .map(|p| format!("{}{p}/{}", c.origin, info.id));
-        let file = serde_json::json!({
-            "id": info.id.as_str(),
-            "size": info.offset,
-            "filename": info.metadata.text("filename"),
-            "content_type": info.metadata.text("filetype"),
-            "url": url,
-        });
-        *response.body_mut() = Body::from(file.to_string());
+        let file = CompletedFile::of(info, url);
+        *response.body_mut() = Body::from(serde_json::to_string(&file).unwrap_or_default());
         set(&mut response, "content-type", "application/json");
         if let Some(location) = c.location {
             set(&mut response, "location", location);

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::ExpectedChecksum;
+use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, Checksum, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
@@ -250,10 +251,10 @@ impl Ietf {
         let filename = disposition::clean_filename(disposition::filename(headers))
             .map_err(Problem::bad_request)?;
         if let Some(name) = filename {
-            metadata.insert("filename", name);
+            metadata.insert(keys::FILENAME, name);
         }
         if let Some(media_type) = representation_type(headers) {
-            metadata.insert("filetype", media_type);
+            metadata.insert(keys::FILETYPE, media_type);
         }
         if let Some(digest) = Digest::from_headers(headers, "repr-digest")? {
             metadata.insert(REPR_DIGEST_KEY, digest.field());

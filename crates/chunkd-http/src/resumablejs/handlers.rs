@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use chunkd_core::metadata::keys;
 use chunkd_core::{
     ByteStream, Caller, ConcatKind, Error as CoreError, NewUpload, UploadId, UploadInfo,
     WriteRequest,
@@ -22,7 +23,7 @@ use super::{Chunks, Dialect};
 use crate::form_data::{
     MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
 };
-use crate::forward::Completed;
+use crate::forward::{Completed, CompletedFile};
 use crate::identity;
 use crate::refusal::Refusal;
 
@@ -176,9 +177,11 @@ fn complete(info: &UploadInfo, p: &ChunkParams) -> Response {
         "relative_path": p.relative_path,
         "size": info.length.unwrap_or(info.offset),
     });
-    let mut res = (StatusCode::OK, Json(body.clone())).into_response();
+    let mut res = (StatusCode::OK, Json(body)).into_response();
     res.extensions_mut()
-        .insert(Completed::answered_by_application(vec![body]));
+        .insert(Completed::answered_by_application(vec![CompletedFile::of(
+            info, None,
+        )]));
     res
 }
 
@@ -383,12 +386,12 @@ impl Chunks {
             }
         }
         let mut metadata = chunkd_core::Metadata::new();
-        metadata.insert("filename", p.filename.as_str());
+        metadata.insert(keys::FILENAME, p.filename.as_str());
         if let Some(path) = &p.relative_path {
-            metadata.insert("relativePath", path.as_str());
+            metadata.insert(keys::RELATIVE_PATH, path.as_str());
         }
         if let Some(t) = &p.file_type {
-            metadata.insert("filetype", t.as_str());
+            metadata.insert(keys::FILETYPE, t.as_str());
         }
         let new = NewUpload {
             id: Some(file.clone()),

@@ -25,11 +25,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, Metadata, NewUpload, UploadId, Uploads};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::forward::{Completed, CompletedFile};
 use crate::identity;
 use crate::public_url::PublicUrl;
 
@@ -152,18 +154,20 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
     let filename = crate::disposition::clean_filename(body.filename)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.into()))?;
     if let Some(name) = filename {
-        metadata.insert("filename", name);
+        metadata.insert(keys::FILENAME, name);
     }
     if let Some(t) = body
         .content_type
         .filter(|t| crate::disposition::is_media_type(t))
     {
-        metadata.insert("filetype", t);
+        metadata.insert(keys::FILETYPE, t);
     }
     for (k, v) in body.metadata {
         // Plain strings only, under names that cannot clash with ours.
-        if let (Value::String(v), true) = (v, k.len() <= 64 && k != "filename" && k != "filetype")
-            && !metadata.try_insert(k, v)
+        if let (Value::String(v), true) = (
+            v,
+            k.len() <= 64 && k != keys::FILENAME && k != keys::FILETYPE,
+        ) && !metadata.try_insert(k, v)
         {
             return Err(Refusal(StatusCode::BAD_REQUEST, "invalid metadata".into()));
         }
@@ -310,13 +314,18 @@ async fn complete(
         .download_path
         .as_ref()
         .map(|p| format!("{origin}{p}/{}", info.id));
-    Ok(Json(json!({
+    let mut response = Json(json!({
         "location": location,
         "key": info.id.as_str(),
         "id": info.id.as_str(),
         "size": info.offset,
     }))
-    .into_response())
+    .into_response();
+    // The uploader reads `location` from this answer: the application is only told.
+    response
+        .extensions_mut()
+        .insert(Completed::notify(vec![CompletedFile::of(&info, location)]));
+    Ok(response)
 }
 
 async fn abort(

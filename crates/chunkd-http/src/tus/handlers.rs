@@ -6,13 +6,14 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::{ExpectedChecksum, TrailerSlot};
+use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, ConcatKind, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
-use crate::forward::Completed;
+use crate::forward::{Completed, CompletedFile};
 use crate::identity;
 use crate::{body, disposition, range};
 
@@ -185,13 +186,7 @@ impl Tus {
     /// Marks a response that finished an upload, so forward mode can tell the application.
     fn mark_completed(&self, response: &mut Response, origin: &str, info: &UploadInfo) {
         if info.is_finished() {
-            let file = serde_json::json!({
-                "id": info.id.as_str(),
-                "filename": info.metadata.text("filename"),
-                "content_type": info.metadata.text("filetype"),
-                "size": info.offset,
-                "url": self.upload_url(origin, &info.id),
-            });
+            let file = CompletedFile::of(info, Some(self.upload_url(origin, &info.id)));
             response
                 .extensions_mut()
                 .insert(Completed::notify(vec![file]));
@@ -457,7 +452,7 @@ impl Tus {
         set(
             &mut response,
             "content-disposition",
-            disposition::attachment(info.metadata.text("filename")),
+            disposition::attachment(info.metadata.text(keys::FILENAME)),
         );
         if status == StatusCode::PARTIAL_CONTENT {
             set(
@@ -484,7 +479,7 @@ fn announces_checksum_trailer(headers: &HeaderMap) -> bool {
 /// download is always an attachment with `nosniff`, so a type cannot turn into a page.
 fn content_type(info: &UploadInfo) -> String {
     info.metadata
-        .text("filetype")
+        .text(keys::FILETYPE)
         .filter(|t| disposition::is_media_type(t))
         .unwrap_or("application/octet-stream")
         .to_owned()
