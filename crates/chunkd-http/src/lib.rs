@@ -20,6 +20,7 @@ pub mod completed;
 pub mod content_range;
 mod cors;
 pub mod disposition;
+pub mod download;
 pub mod form;
 mod form_data;
 pub mod forward;

@@ -31,7 +31,9 @@ pub fn parse(header: Option<&str>, length: u64) -> Ranged {
     };
     match (start.trim(), end.trim()) {
         ("", suffix) => match digits(suffix) {
+            // Nothing to serve a suffix of: RFC 9110 §14.1.1 calls that unsatisfiable.
             Some(0) => Ranged::Unsatisfiable,
+            Some(_) if length == 0 => Ranged::Unsatisfiable,
             Some(n) => Ranged::Part(length.saturating_sub(n)..length),
             None => Ranged::Full,
         },
@@ -73,9 +75,20 @@ mod tests {
         assert_eq!(parse(None, 1000), Ranged::Full);
     }
 
+    #[test]
+    fn an_empty_representation_has_no_part() {
+        for h in ["bytes=-5", "bytes=0-", "bytes=0-0", "bytes=-1"] {
+            assert_eq!(parse(Some(h), 0), Ranged::Unsatisfiable, "{h}");
+        }
+        assert_eq!(parse(None, 0), Ranged::Full);
+    }
+
     proptest! {
         #[test]
-        fn parts_always_lie_within_the_representation(h in "bytes=[0-9-]{0,24}", len in 0u64..u64::MAX) {
+        fn parts_always_lie_within_the_representation(
+            h in "bytes=[0-9-]{0,24}",
+            len in prop_oneof![0u64..4, 0u64..u64::MAX],
+        ) {
             if let Ranged::Part(r) = parse(Some(&h), len) {
                 prop_assert!(r.start < r.end);
                 prop_assert!(r.end <= len);

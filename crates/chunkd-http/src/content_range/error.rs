@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use chunkd_core::Error as CoreError;
-use http::StatusCode;
+use http::{StatusCode, header};
+
+use crate::download;
 use serde_json::{Value, json};
 
 use crate::refusal::{Kind, Refusal};
@@ -12,21 +14,36 @@ use crate::refusal::{Kind, Refusal};
 /// A refusal: a status and a Django-style JSON body (`{"detail": ...}`).
 #[derive(Debug)]
 pub struct Error {
-    pub(super) status: StatusCode,
-    pub(super) body: Value,
+    status: StatusCode,
+    body: Value,
+    /// `Content-Range: bytes */length` for 416.
+    unsatisfied_length: Option<u64>,
+}
+
+impl Error {
+    pub(super) fn new(status: StatusCode, body: Value) -> Self {
+        Error {
+            status,
+            body,
+            unsatisfied_length: None,
+        }
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(length) = self.unsatisfied_length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_RANGE, download::unsatisfied_range(length));
+        }
+        response
     }
 }
 
 pub(super) fn detail(status: StatusCode, message: impl ToString) -> Error {
-    Error {
-        status,
-        body: json!({ "detail": message.to_string() }),
-    }
+    Error::new(status, json!({ "detail": message.to_string() }))
 }
 
 pub(super) fn bad_request(message: impl ToString) -> Error {
@@ -40,6 +57,10 @@ impl From<Refusal> for Error {
             Kind::Expired => detail(StatusCode::GONE, "Upload has expired"),
             // drf-chunked-upload answers a wrong offset with 400 and the right offset.
             Kind::OffsetMismatch { expected, provided } => offsets_do_not_match(expected, provided),
+            Kind::RangeNotSatisfiable { length } => Error {
+                unsatisfied_length: Some(length),
+                ..detail(refusal.status, refusal.message)
+            },
             _ => detail(refusal.status, refusal.message),
         }
     }
@@ -62,8 +83,5 @@ pub(super) fn offsets_do_not_match(expected: u64, provided: u64) -> Error {
         "expected_offset": expected,
         "provided_offset": provided,
     });
-    Error {
-        status: StatusCode::BAD_REQUEST,
-        body,
-    }
+    Error::new(StatusCode::BAD_REQUEST, body)
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
@@ -26,7 +25,7 @@ use crate::form_data::{
 };
 use crate::forward::{Completed, CompletedFile};
 use crate::identity;
-use crate::{body, disposition, hex};
+use crate::{body, disposition, download, hex};
 
 type Answer = Result<Response, Error>;
 
@@ -207,7 +206,15 @@ pub(super) async fn content(
         return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
     };
     let answer = match identity::caller(&this.uploads, &req) {
-        Ok(caller) => this.download(&id, &caller).await,
+        Ok(caller) => {
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok());
+            download::respond(&caller, &id, range)
+                .await
+                .map_err(Error::from)
+        }
         Err(refusal) => Err(refusal.into()),
     };
     answer.unwrap_or_else(IntoResponse::into_response)
@@ -391,10 +398,7 @@ impl ContentRangeUploads {
                 "offset": info.offset,
                 "upload_id": info.id.as_str(),
             });
-            return Err(Error {
-                status: StatusCode::BAD_REQUEST,
-                body,
-            });
+            return Err(Error::new(StatusCode::BAD_REQUEST, body));
         }
         Ok(info)
     }
@@ -472,27 +476,6 @@ impl ContentRangeUploads {
     async fn delete(&self, id: &UploadId, caller: &Caller) -> Answer {
         caller.terminate(id).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
-    }
-
-    async fn download(&self, id: &UploadId, caller: &Caller) -> Answer {
-        let (info, stream) = caller.read(id, None).await?;
-        let mut res = Response::new(Body::from_stream(stream));
-        let h = res.headers_mut();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.offset));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        h.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
-        if let Ok(v) =
-            HeaderValue::from_str(&disposition::attachment(info.metadata.text(keys::FILENAME)))
-        {
-            h.insert(header::CONTENT_DISPOSITION, v);
-        }
-        Ok(res)
     }
 }
 

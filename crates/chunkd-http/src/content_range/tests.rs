@@ -248,6 +248,46 @@ async fn one_shot_upload_with_md5() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// A download answers as tus's does (one responder): ranges, a safe attachment name.
+#[tokio::test]
+async fn content_is_served_whole_or_by_range() {
+    let app = app();
+    let (status, ok, _) = send(&app, "POST", "/chunked/", None, form(&[], Some(DATA))).await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    let content = format!("/chunked/{}/content", ok["id"].as_str().unwrap());
+    let get = |range: Option<&'static str>| {
+        let mut req = Request::builder().uri(content.clone());
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        app.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    let whole = get(None).await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(
+        whole.headers()["content-disposition"],
+        "attachment; filename=\"a.txt\"; filename*=UTF-8''a.txt"
+    );
+    assert_eq!(
+        &whole.into_body().collect().await.unwrap().to_bytes()[..],
+        DATA
+    );
+    let part = get(Some("bytes=6-12")).await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()["content-range"], "bytes 6-12/20");
+    assert_eq!(
+        &part.into_body().collect().await.unwrap().to_bytes()[..],
+        &DATA[6..13]
+    );
+    let beyond = get(Some("bytes=20-")).await.unwrap();
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(beyond.headers()["content-range"], "bytes */20");
+    let body = beyond.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["detail"].is_string(), "{body}");
+}
+
 #[tokio::test]
 async fn bad_requests_get_a_clear_4xx() {
     let app = app();

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use super::{TUS_RESUMABLE, TUS_VERSION};
+use crate::download;
 use crate::refusal::{Kind, Refusal};
 
 /// A tus error response.
@@ -93,10 +94,8 @@ impl IntoResponse for Error {
         if let Some(offset) = self.offset {
             headers.insert("upload-offset", HeaderValue::from(offset));
         }
-        if let Some(length) = self.length
-            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{length}"))
-        {
-            headers.insert(header::CONTENT_RANGE, v);
+        if let Some(length) = self.length {
+            headers.insert(header::CONTENT_RANGE, download::unsatisfied_range(length));
         }
         response
     }

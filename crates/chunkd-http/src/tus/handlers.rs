@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::{ExpectedChecksum, TrailerSlot};
-use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, ConcatKind, NewUpload, UploadId, UploadInfo, WriteRequest};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
@@ -15,7 +14,7 @@ use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
 use crate::forward::{Completed, CompletedFile};
 use crate::identity;
-use crate::{body, disposition, range};
+use crate::{body, download};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
@@ -429,38 +428,11 @@ impl Tus {
     }
 
     async fn download(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
-        let info = caller.info(id).await?;
-        let length = info.length.unwrap_or(info.offset);
-        let (status, span) = match range::parse(text(req.headers(), header::RANGE.as_str()), length)
-        {
-            range::Ranged::Full => (StatusCode::OK, 0..length),
-            range::Ranged::Part(r) => (StatusCode::PARTIAL_CONTENT, r),
-            range::Ranged::Unsatisfiable => {
-                return Err(chunkd_core::Error::RangeNotSatisfiable { length }.into());
-            }
-        };
-        let (info, stream) = caller.read(id, Some(span.clone())).await?;
-        let mut response = Response::new(Body::from_stream(stream));
-        *response.status_mut() = status;
+        let range = text(req.headers(), header::RANGE.as_str());
+        let mut response = download::respond(caller, id, range).await?;
         response
             .headers_mut()
             .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
-        set(&mut response, "content-length", span.end - span.start);
-        set(&mut response, "accept-ranges", "bytes");
-        set(&mut response, "x-content-type-options", "nosniff");
-        set(&mut response, "content-type", content_type(&info));
-        set(
-            &mut response,
-            "content-disposition",
-            disposition::attachment(info.metadata.text(keys::FILENAME)),
-        );
-        if status == StatusCode::PARTIAL_CONTENT {
-            set(
-                &mut response,
-                "content-range",
-                format!("bytes {}-{}/{length}", span.start, span.end - 1),
-            );
-        }
         Ok(response)
     }
 }
@@ -473,14 +445,4 @@ fn announces_checksum_trailer(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|name| name.trim().eq_ignore_ascii_case("upload-checksum"))
-}
-
-/// The client's `filetype` if it is a well-formed media type, else octet-stream. The
-/// download is always an attachment with `nosniff`, so a type cannot turn into a page.
-fn content_type(info: &UploadInfo) -> String {
-    info.metadata
-        .text(keys::FILETYPE)
-        .filter(|t| disposition::is_media_type(t))
-        .unwrap_or("application/octet-stream")
-        .to_owned()
 }

@@ -455,6 +455,30 @@ async fn upload_then_download_with_ranges() {
     assert_eq!(bad.header("content-range"), Some("bytes */10"));
 }
 
+/// An empty upload has no byte to serve a range of: 416, never a part ending at
+/// `u64::MAX` (or an overflow panic).
+#[tokio::test]
+async fn a_range_of_an_empty_upload_is_unsatisfiable() {
+    let app = app();
+    let r = call(
+        &app,
+        "POST",
+        "/files/",
+        &[TUS, ("upload-length", "0")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let path = r.location_path();
+    for range in ["bytes=-5", "bytes=0-"] {
+        let got = call(&app, "GET", &path, &[("range", range)], Body::empty()).await;
+        assert_eq!(got.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(got.header("content-range"), Some("bytes */0"), "{range}");
+    }
+    let whole = call(&app, "GET", &path, &[], Body::empty()).await;
+    assert_eq!((whole.status, whole.body.len()), (StatusCode::OK, 0));
+}
+
 #[tokio::test]
 async fn download_names_file_safely() {
     let app = app();
