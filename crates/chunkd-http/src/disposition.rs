@@ -43,22 +43,25 @@ pub fn filename(headers: &HeaderMap) -> Option<String> {
     Some(percent_decode_str(name).decode_utf8_lossy().into_owned())
 }
 
-/// A client's file name made safe to keep: the last path component, 1 to 255
-/// printable characters; `Ok(None)` when nothing is left.
+/// What a kept file name must be, for refusals.
+pub const FILENAME_RULE: &str = "filename must be 1 to 255 printable characters";
+
+/// The one cleaner of client file names, for every front end: the last path component
+/// (browsers may send a path), 1 to 255 bytes, no control characters anywhere;
+/// `Ok(None)` when no name is left (absent, empty, `.` or `..`).
 pub fn clean_filename(name: Option<String>) -> Result<Option<String>, &'static str> {
-    match name {
-        None => Ok(None),
-        Some(n) if n.is_empty() => Ok(None),
-        Some(n) if n.len() > 255 || n.chars().any(char::is_control) => {
-            Err("filename must be 1 to 255 printable characters")
-        }
-        // Only the last path component is a file name (browsers may send a path).
-        Some(n) => Ok(n
-            .rsplit(['/', '\\'])
-            .next()
-            .map(str::to_owned)
-            .filter(|n| !n.is_empty() && n != "..")),
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    // A path is at most PATH_MAX long; beyond that it is not a name a browser sends.
+    if name.len() > 4096 || name.chars().any(char::is_control) {
+        return Err(FILENAME_RULE);
     }
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    if base.len() > 255 {
+        return Err(FILENAME_RULE);
+    }
+    Ok((!matches!(base, "" | "." | "..")).then(|| base.to_owned()))
 }
 
 /// Whether `s` is a well-formed `type/subtype` (RFC 6838 restricted names), the only
@@ -120,6 +123,24 @@ mod tests {
         assert_eq!(attachment(Some("")), "attachment");
         assert_eq!(attachment(Some("..")), "attachment");
         assert_eq!(attachment(None), "attachment");
+    }
+
+    #[test]
+    fn cleans_names_to_their_last_component() {
+        let clean = |n: &str| clean_filename(Some(n.to_owned()));
+        assert_eq!(clean("C:\\docs\\a.txt"), Ok(Some("a.txt".into())));
+        assert_eq!(clean("../../etc/passwd"), Ok(Some("passwd".into())));
+        for nothing in ["", ".", "..", "dir/", "a/.."] {
+            assert_eq!(clean(nothing), Ok(None), "{nothing:?}");
+        }
+        assert_eq!(
+            clean(&format!("{}/b", "d".repeat(300))),
+            Ok(Some("b".into()))
+        );
+        assert_eq!(clean(&"n".repeat(256)), Err(FILENAME_RULE));
+        assert_eq!(clean("a\0b"), Err(FILENAME_RULE));
+        assert_eq!(clean("dir\n/b"), Err(FILENAME_RULE));
+        assert_eq!(clean_filename(None), Ok(None));
     }
 
     #[test]

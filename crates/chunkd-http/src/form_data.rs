@@ -1,5 +1,5 @@
-//! Form bodies shared by the front ends: recognising multipart, decoding urlencoded
-//! pairs, and streaming a multipart file part to the engine without buffering it.
+//! Form bodies shared by the front ends: recognising multipart, bounding text fields,
+//! and streaming a multipart file part to the engine without buffering it.
 
 use axum::extract::multipart::Field;
 use chunkd_core::ByteStream;
@@ -11,22 +11,6 @@ pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("multipart/form-data"))
-}
-
-/// `application/x-www-form-urlencoded` pairs (also the query string's syntax).
-pub(crate) fn urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 /// Form fields other than files are small; a larger one is not a parameter.
@@ -59,21 +43,4 @@ pub(crate) fn field_stream(field: Field<'_>) -> ByteStream<'_> {
         }
     })
     .boxed()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_pairs() {
-        assert_eq!(
-            urlencoded_pairs("a=1&b=x+y%2Fz&&c"),
-            vec![
-                ("a".into(), "1".into()),
-                ("b".into(), "x y/z".into()),
-                ("c".into(), String::new())
-            ]
-        );
-    }
 }

@@ -32,6 +32,7 @@ pub mod interim;
 #[cfg(test)]
 mod ownership_tests;
 pub mod public_url;
+pub mod query;
 pub mod range;
 pub mod refusal;
 #[cfg(feature = "resumablejs")]

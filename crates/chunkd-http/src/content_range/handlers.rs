@@ -20,12 +20,10 @@ use serde_json::{Value, json};
 use super::ContentRangeUploads;
 use super::error::{Error, bad_request, detail, engine_error, offsets_do_not_match};
 use super::header::ContentRange;
-use crate::form_data::{
-    MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
-};
+use crate::form_data::{MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::{Completed, CompletedFile};
 use crate::identity;
-use crate::{body, disposition, download, hex};
+use crate::{body, disposition, download, hex, query};
 
 type Answer = Result<Response, Error>;
 
@@ -90,7 +88,7 @@ async fn read_fields(req: Request) -> Result<HashMap<String, String>, Error> {
         .await
         .map_err(|_| bad_request("form too large"))?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad_request("form is not text"))?;
-    Ok(urlencoded_pairs(text).into_iter().collect())
+    Ok(query::pairs(text).into_iter().collect())
 }
 
 async fn read_text_field(

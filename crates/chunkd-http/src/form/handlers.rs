@@ -18,7 +18,7 @@ use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::{Completed, CompletedFile};
 use crate::identity::{self, Owner};
 use crate::refusal::Refusal;
-use crate::{body, hex};
+use crate::{body, disposition, hex, query};
 
 /// A refusal with a JSON `{"error": ...}` body.
 #[derive(Debug)]
@@ -58,18 +58,6 @@ impl From<CoreError> for Error {
     }
 }
 
-fn query_value(req_query: Option<&str>, name: &str) -> Option<String> {
-    req_query?
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| {
-            percent_encoding::percent_decode_str(v)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-}
-
 /// The progress id: the `X-Progress-ID` header first, then the query argument.
 fn progress_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, Error> {
     let id = headers
@@ -80,7 +68,7 @@ fn progress_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
                 .map_err(|_| Error::bad_request("invalid X-Progress-ID"))
         })
         .transpose()?
-        .or_else(|| query_value(query, "X-Progress-ID"));
+        .or_else(|| query::value(query, "X-Progress-ID"));
     match id {
         Some(id) if !valid_id(&id) => Err(Error::bad_request(
             "X-Progress-ID must be 1 to 64 letters, digits, - or _",
@@ -186,7 +174,9 @@ impl FormUploads {
                 .content_type()
                 .unwrap_or("application/octet-stream")
                 .to_owned();
-            let filename = safe_filename(&filename)?;
+            let filename = disposition::clean_filename(Some(filename))
+                .map_err(Error::bad_request)?
+                .ok_or_else(|| Error::bad_request(disposition::FILENAME_RULE))?;
             let mut metadata = chunkd_core::Metadata::new();
             metadata.insert(keys::FILENAME, filename.as_str());
             metadata.insert(keys::FILETYPE, content_type.as_str());
@@ -286,7 +276,7 @@ impl FormUploads {
             }
             Report::Error { status } => json!({ "state": "error", "status": status }),
         };
-        let callback = query_value(req.uri().query(), "callback").filter(|c| {
+        let callback = query::value(req.uri().query(), "callback").filter(|c| {
             !c.is_empty()
                 && c.len() <= 64
                 && c.bytes()
@@ -308,20 +298,4 @@ impl FormUploads {
         );
         Ok(res)
     }
-}
-
-/// The last path component of a client's file name, printable and at most 255 bytes.
-fn safe_filename(name: &str) -> Result<String, Error> {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    if base.is_empty()
-        || base == "."
-        || base == ".."
-        || base.len() > 255
-        || base.chars().any(char::is_control)
-    {
-        return Err(Error::bad_request(
-            "file name must be 1 to 255 printable characters",
-        ));
-    }
-    Ok(base.to_owned())
 }

@@ -20,12 +20,10 @@ use sha2::{Digest, Sha256};
 use super::params::ChunkParams;
 use super::uploader::Uploader;
 use super::{Chunks, Dialect};
-use crate::form_data::{
-    MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text, urlencoded_pairs,
-};
+use crate::form_data::{MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::{Completed, CompletedFile};
-use crate::identity;
 use crate::refusal::Refusal;
+use crate::{identity, query};
 
 type Answer = Result<Response, Response>;
 
@@ -112,7 +110,7 @@ fn query_values(req: &Request) -> HashMap<String, String> {
     req.uri()
         .query()
         .map(|q| {
-            urlencoded_pairs(q)
+            query::pairs(q)
                 .into_iter()
                 .collect::<HashMap<String, String>>()
         })
@@ -132,7 +130,7 @@ async fn request_values(req: Request) -> Result<HashMap<String, String>, Respons
             .await
             .map_err(|_| bad_request("form too large"))?;
         let text = std::str::from_utf8(&body).map_err(|_| bad_request("form is not text"))?;
-        values.extend(urlencoded_pairs(text));
+        values.extend(query::pairs(text));
     }
     Ok(values)
 }

@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chunkd_core::metadata::keys;
@@ -32,8 +31,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::forward::{Completed, CompletedFile};
-use crate::identity;
 use crate::public_url::PublicUrl;
+use crate::{identity, query};
 
 #[cfg(test)]
 mod tests;
@@ -117,14 +116,6 @@ impl From<crate::refusal::Refusal> for Refusal {
     }
 }
 
-/// A query string without `key` (or not one at all) is bad input like any other, in the
-/// same shape, rather than axum's plain-text answer.
-impl From<QueryRejection> for Refusal {
-    fn from(rejection: QueryRejection) -> Self {
-        Refusal(StatusCode::BAD_REQUEST, rejection.body_text())
-    }
-}
-
 impl From<chunkd_core::Error> for Refusal {
     fn from(e: chunkd_core::Error) -> Self {
         crate::refusal::Refusal::from(e).into()
@@ -184,30 +175,36 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
     Ok(Json(json!({ "uploadId": upload_id, "key": info.id.as_str() })).into_response())
 }
 
-#[derive(Deserialize)]
-struct KeyQuery {
-    key: String,
-    #[serde(rename = "partNumbers")]
-    part_numbers: Option<String>,
-}
-
 impl Direct {
-    /// The caller and the upload named by `key`, if `upload_id` is its S3 upload and
-    /// the caller may see it (the engine decides that).
-    async fn upload(
-        &self,
-        upload_id: &str,
-        key: &str,
-        caller: &Caller,
-    ) -> Result<UploadId, Refusal> {
-        let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
-        let id: UploadId = key.parse().map_err(|_| not_found())?;
-        let info = caller.info(&id).await?;
-        let matches = self.uploads.direct_session(&info).as_deref() == Some(upload_id);
-        if !matches || !info.direct {
-            return Err(not_found());
+    /// The caller, and the upload the query's `key` names if `upload_id` is its S3
+    /// upload and the caller may see it (the engine decides that).
+    ///
+    /// What the request says is read before the future starts, so the future does not
+    /// borrow the request (whose body is not `Sync`) across an await.
+    fn target<'a>(
+        &'a self,
+        upload_id: &'a str,
+        req: &Request,
+    ) -> impl Future<Output = Result<(Caller, UploadId), Refusal>> + Send + 'a {
+        let named = query::value(req.uri().query(), "key")
+            .ok_or_else(|| {
+                Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "the query must name the upload's key".into(),
+                )
+            })
+            .and_then(|key| Ok((key, identity::caller(&self.uploads, req)?)));
+        async move {
+            let (key, caller) = named?;
+            let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
+            let id: UploadId = key.parse().map_err(|_| not_found())?;
+            let info = caller.info(&id).await?;
+            let matches = self.uploads.direct_session(&info).as_deref() == Some(upload_id);
+            if !matches || !info.direct {
+                return Err(not_found());
+            }
+            Ok((caller, id))
         }
-        Ok(id)
     }
 }
 
@@ -223,12 +220,9 @@ fn part_number(s: &str) -> Result<u16, Refusal> {
 async fn sign_one(
     State(direct): State<Arc<Direct>>,
     Path((upload_id, part)): Path<(String, String)>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
-    let Query(q) = q?;
-    let caller = identity::caller(&direct.uploads, &req)?;
-    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    let (caller, id) = direct.target(&upload_id, &req).await?;
     let number = part_number(&part)?;
     let url = caller.sign_part(&id, number, direct.validity).await?;
     Ok(Json(json!({ "url": url, "expires": direct.validity.as_secs() })).into_response())
@@ -237,13 +231,10 @@ async fn sign_one(
 async fn sign_batch(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
-    let Query(q) = q?;
-    let caller = identity::caller(&direct.uploads, &req)?;
-    let id = direct.upload(&upload_id, &q.key, &caller).await?;
-    let numbers = q.part_numbers.unwrap_or_default();
+    let (caller, id) = direct.target(&upload_id, &req).await?;
+    let numbers = query::value(req.uri().query(), "partNumbers").unwrap_or_default();
     let numbers: Vec<u16> = numbers
         .split(',')
         .filter(|s| !s.is_empty())
@@ -266,12 +257,9 @@ async fn sign_batch(
 async fn list_parts(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
-    let Query(q) = q?;
-    let caller = identity::caller(&direct.uploads, &req)?;
-    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    let (caller, id) = direct.target(&upload_id, &req).await?;
     let parts = caller.direct_parts(&id).await?;
     let parts: Vec<Value> = parts
         .iter()
@@ -296,13 +284,10 @@ struct CompletePart {
 async fn complete(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
-    let Query(q) = q?;
     let origin = direct.public_url.of_request(&req);
-    let caller = identity::caller(&direct.uploads, &req)?;
-    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    let (caller, id) = direct.target(&upload_id, &req).await?;
     let body = axum::body::to_bytes(req.into_body(), 2 << 20)
         .await
         .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
@@ -331,12 +316,9 @@ async fn complete(
 async fn abort(
     State(direct): State<Arc<Direct>>,
     Path(upload_id): Path<String>,
-    q: Result<Query<KeyQuery>, QueryRejection>,
     req: Request,
 ) -> Answer {
-    let Query(q) = q?;
-    let caller = identity::caller(&direct.uploads, &req)?;
-    let id = direct.upload(&upload_id, &q.key, &caller).await?;
+    let (caller, id) = direct.target(&upload_id, &req).await?;
     caller.terminate(&id).await?;
     Ok(Json(json!({})).into_response())
 }
