@@ -28,7 +28,12 @@ struct Identified(Result<Owner, IdentityError>);
 /// Who a request acts for: anonymous when no identity layer ran, a refusal (rendered by
 /// the front end in its protocol's terms) when identification failed.
 pub fn owner_of(req: &Request) -> Result<Owner, Refusal> {
-    match req.extensions().get::<Identified>() {
+    owner_in(req.extensions())
+}
+
+/// [`owner_of`] for extractors, which see a request's parts.
+pub(crate) fn owner_in(extensions: &http::Extensions) -> Result<Owner, Refusal> {
+    match extensions.get::<Identified>() {
         None => Ok(Owner::anonymous()),
         Some(Identified(found)) => found.clone().map_err(Refusal::from),
     }

@@ -37,6 +37,8 @@ pub mod range;
 pub mod refusal;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
+#[cfg(any(feature = "tus", feature = "ietf", feature = "content-range"))]
+mod routing;
 pub mod s3_multipart;
 #[cfg(all(
     test,

@@ -91,6 +91,11 @@ impl Refusal {
         }
     }
 
+    /// No such upload, or not one the caller may see (the two are never told apart).
+    pub fn not_found() -> Self {
+        Refusal::new(StatusCode::NOT_FOUND, Kind::NotFound, "upload not found")
+    }
+
     fn at(mut self, offset: u64) -> Self {
         self.offset = Some(offset);
         self
@@ -102,9 +107,7 @@ impl From<chunkd_core::Error> for Refusal {
         use chunkd_core::Error as E;
         let message = err.to_string();
         let refusal = match err {
-            E::NotFound(_) => {
-                Refusal::new(StatusCode::NOT_FOUND, Kind::NotFound, "upload not found")
-            }
+            E::NotFound(_) => Refusal::not_found(),
             E::Expired(_) => Refusal::new(StatusCode::GONE, Kind::Expired, "upload expired"),
             E::OffsetMismatch { expected, got } => Refusal::new(
                 StatusCode::CONFLICT,

@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
 use chunkd_core::{
     ByteStream, Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadId, UploadInfo,
-    WriteRequest,
+    Uploads, WriteRequest,
 };
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::ContentRangeUploads;
@@ -23,6 +24,8 @@ use super::header::ContentRange;
 use crate::form_data::{MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::{Completed, CompletedFile};
 use crate::identity;
+use crate::refusal::Refusal;
+use crate::routing::{FrontEnd, Target};
 use crate::{body, disposition, download, hex, query};
 
 type Answer = Result<Response, Error>;
@@ -135,87 +138,76 @@ struct Chunk {
     filetype: Option<String>,
 }
 
-pub(super) async fn collection(
-    State(this): State<Arc<ContentRangeUploads>>,
-    req: Request,
-) -> Response {
-    match *req.method() {
-        Method::POST | Method::PUT => this
-            .receive(req, None)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-        _ => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST, PUT")],
-        )
-            .into_response(),
+impl FrontEnd for ContentRangeUploads {
+    fn uploads(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    fn refuse(&self, _request: &Parts, refusal: Refusal) -> Response {
+        Error::from(refusal).into_response()
     }
 }
 
-pub(super) async fn resource(
-    State(this): State<Arc<ContentRangeUploads>>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let Ok(id) = id.parse::<UploadId>() else {
-        return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
-    };
-    let caller = match identity::caller(&this.uploads, &req) {
-        Ok(caller) => caller,
-        Err(refusal) => return Error::from(refusal).into_response(),
-    };
-    let headers = req.headers().clone();
-    let answer = match *req.method() {
-        Method::GET => this.state(&id, &caller, &headers).await,
-        Method::PUT => this.receive(req, Some(id)).await,
-        Method::POST if req.headers().contains_key(header::CONTENT_RANGE) => {
-            this.receive(req, Some(id)).await
-        }
-        Method::POST => this.complete_upload(Some(id), req).await,
-        Method::DELETE => this.delete(&id, &caller).await,
-        _ => Ok((
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, PUT, POST, DELETE")],
-        )
-            .into_response()),
-    };
-    answer.unwrap_or_else(IntoResponse::into_response)
+/// A method the route lacks (axum adds `Allow`).
+pub(super) async fn not_allowed() -> Response {
+    StatusCode::METHOD_NOT_ALLOWED.into_response()
 }
 
-pub(super) async fn complete(
+/// `POST` or `PUT` on `{path}`: the first chunk, a later one naming its `upload_id`
+/// field, or a whole file.
+pub(super) async fn receive_new(
     State(this): State<Arc<ContentRangeUploads>>,
     req: Request,
-) -> Response {
-    match *req.method() {
-        Method::POST => this
-            .complete_upload(None, req)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-        _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response(),
+) -> Answer {
+    this.receive(req, None).await
+}
+
+/// `PUT {path}/{id}` or `POST` with `Content-Range`: a chunk of that upload (drf).
+pub(super) async fn receive_chunk(
+    State(this): State<Arc<ContentRangeUploads>>,
+    Target { id, .. }: Target,
+    req: Request,
+) -> Answer {
+    this.receive(req, Some(id)).await
+}
+
+/// `POST {path}/{id}`: a chunk when it has `Content-Range`, else completion (drf).
+pub(super) async fn chunk_or_complete(
+    State(this): State<Arc<ContentRangeUploads>>,
+    Target { id, .. }: Target,
+    req: Request,
+) -> Answer {
+    if req.headers().contains_key(header::CONTENT_RANGE) {
+        this.receive(req, Some(id)).await
+    } else {
+        this.complete_upload(Some(id), req).await
     }
 }
 
-pub(super) async fn content(
+/// `POST {path}/complete` with an `upload_id` field (django).
+pub(super) async fn complete(State(this): State<Arc<ContentRangeUploads>>, req: Request) -> Answer {
+    this.complete_upload(None, req).await
+}
+
+/// `GET {path}/{id}`: where the upload stands.
+pub(super) async fn state(
     State(this): State<Arc<ContentRangeUploads>>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let Ok(id) = id.parse::<UploadId>() else {
-        return detail(StatusCode::NOT_FOUND, "Not found.").into_response();
-    };
-    let answer = match identity::caller(&this.uploads, &req) {
-        Ok(caller) => {
-            let range = req
-                .headers()
-                .get(header::RANGE)
-                .and_then(|v| v.to_str().ok());
-            download::respond(&caller, &id, range)
-                .await
-                .map_err(Error::from)
-        }
-        Err(refusal) => Err(refusal.into()),
-    };
-    answer.unwrap_or_else(IntoResponse::into_response)
+    Target { caller, id }: Target,
+    headers: HeaderMap,
+) -> Answer {
+    this.state(&id, &caller, &headers).await
+}
+
+/// `DELETE {path}/{id}`.
+pub(super) async fn delete(Target { caller, id }: Target) -> Answer {
+    caller.terminate(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET {path}/{id}/content`: the finished file.
+pub(super) async fn content(Target { caller, id }: Target, headers: HeaderMap) -> Answer {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    Ok(download::respond(&caller, &id, range).await?)
 }
 
 impl ContentRangeUploads {
@@ -469,11 +461,6 @@ impl ContentRangeUploads {
     async fn state(&self, id: &UploadId, caller: &Caller, headers: &HeaderMap) -> Answer {
         let info = caller.settled_info(id).await?;
         Ok(self.record(headers, &info))
-    }
-
-    async fn delete(&self, id: &UploadId, caller: &Caller) -> Answer {
-        caller.terminate(id).await?;
-        Ok(StatusCode::NO_CONTENT.into_response())
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::any;
+use axum::routing::{get, post};
 use chunkd_core::Uploads;
 
 pub use error::Error;
@@ -71,12 +71,26 @@ where
         public_url: config.public_url,
         idle_timeout: config.idle_timeout,
     });
+    let collection = post(handlers::receive_new)
+        .put(handlers::receive_new)
+        .fallback(handlers::not_allowed);
+    let upload = get(handlers::state)
+        .put(handlers::receive_chunk)
+        .post(handlers::chunk_or_complete)
+        .delete(handlers::delete)
+        .fallback(handlers::not_allowed);
     Router::new()
-        .route(&path, any(handlers::collection))
-        .route(&format!("{path}/"), any(handlers::collection))
-        .route(&format!("{path}/complete"), any(handlers::complete))
-        .route(&format!("{path}/{{id}}"), any(handlers::resource))
-        .route(&format!("{path}/{{id}}/content"), any(handlers::content))
+        .route(&path, collection.clone())
+        .route(&format!("{path}/"), collection)
+        .route(
+            &format!("{path}/complete"),
+            post(handlers::complete).fallback(handlers::not_allowed),
+        )
+        .route(&format!("{path}/{{id}}"), upload)
+        .route(
+            &format!("{path}/{{id}}/content"),
+            get(handlers::content).fallback(handlers::not_allowed),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

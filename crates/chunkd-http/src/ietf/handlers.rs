@@ -4,12 +4,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::ExpectedChecksum;
 use chunkd_core::metadata::keys;
-use chunkd_core::{Caller, Checksum, Metadata, NewUpload, UploadId, UploadInfo, WriteRequest};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use chunkd_core::{
+    Caller, Checksum, Metadata, NewUpload, UploadId, UploadInfo, Uploads, WriteRequest,
+};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::Ietf;
 use super::append::Completion;
@@ -18,57 +21,84 @@ use super::fields;
 use super::problem::Problem;
 use super::version::{INTEROP_HEADER, Interop, Unsupported};
 use crate::disposition;
-use crate::identity;
 use crate::interim::Interim;
+use crate::refusal::Refusal;
+use crate::routing::{Acting, FrontEnd, Target};
 
 const PARTIAL_UPLOAD: &str = "application/partial-upload";
 
 pub(super) type Answer = Result<Response, Problem>;
 
-/// `{path}` and `{path}/`: discovery and creation.
-pub(super) async fn collection(State(ietf): State<Arc<Ietf>>, req: Request) -> Response {
-    let interop = match Interop::of(req.headers()) {
-        Ok(interop) => interop,
-        Err(unsupported) => return ietf.unsupported(unsupported),
-    };
-    let answer = match *req.method() {
-        Method::OPTIONS => Ok(ietf.options(interop)),
-        Method::POST | Method::PUT => match identity::caller(&ietf.uploads, &req) {
-            Ok(caller) => ietf.create(interop, &caller, req).await,
-            Err(refusal) => Err(refusal.into()),
-        },
-        _ => Ok(ietf.method_not_allowed(interop, "OPTIONS, POST, PUT")),
-    };
+/// The announced interop version, which every answer speaks; an unsupported one is
+/// refused before anything else is looked at.
+impl FromRequestParts<Arc<Ietf>> for Interop {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ietf: &Arc<Ietf>) -> Result<Self, Response> {
+        Interop::of(&parts.headers).map_err(|unsupported| ietf.unsupported(unsupported))
+    }
+}
+
+impl FrontEnd for Ietf {
+    fn uploads(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    fn refuse(&self, request: &Parts, refusal: Refusal) -> Response {
+        let interop = Interop::of(&request.headers).unwrap_or_default();
+        self.answer(interop, Err(refusal.into()))
+    }
+}
+
+/// Discovery, asked without identity.
+pub(super) async fn options(State(ietf): State<Arc<Ietf>>, interop: Interop) -> Response {
+    ietf.options(interop)
+}
+
+/// A method the route lacks (axum adds `Allow`).
+pub(super) async fn not_allowed(State(ietf): State<Arc<Ietf>>, interop: Interop) -> Response {
+    ietf.reply(StatusCode::METHOD_NOT_ALLOWED, interop)
+}
+
+/// `POST` or `PUT` on `{path}`: a new upload, with as much of its content as is sent.
+pub(super) async fn create(
+    State(ietf): State<Arc<Ietf>>,
+    interop: Interop,
+    Acting(caller): Acting,
+    req: Request,
+) -> Response {
+    let answer = ietf.create(interop, &caller, req).await;
     ietf.answer(interop, answer)
 }
 
-/// `{path}/{id}`: one upload resource.
-pub(super) async fn resource(
+/// `HEAD` (or `GET`) on an upload: its offset.
+pub(super) async fn offset(
     State(ietf): State<Arc<Ietf>>,
-    Path(id): Path<String>,
+    interop: Interop,
+    Target { caller, id }: Target,
+) -> Response {
+    let answer = ietf.offset(interop, &caller, &id).await;
+    ietf.answer(interop, answer)
+}
+
+/// `PATCH`: an append.
+pub(super) async fn patch(
+    State(ietf): State<Arc<Ietf>>,
+    interop: Interop,
+    Target { caller, id }: Target,
     req: Request,
 ) -> Response {
-    let interop = match Interop::of(req.headers()) {
-        Ok(interop) => interop,
-        Err(unsupported) => return ietf.unsupported(unsupported),
-    };
-    if req.method() == Method::OPTIONS {
-        return ietf.options(interop);
-    }
-    // An id we could never have issued is simply unknown, whatever it contains.
-    let Ok(id) = id.parse::<UploadId>() else {
-        return ietf.answer(interop, Err(Problem::not_found()));
-    };
-    let caller = match identity::caller(&ietf.uploads, &req) {
-        Ok(caller) => caller,
-        Err(refusal) => return ietf.answer(interop, Err(refusal.into())),
-    };
-    let answer = match *req.method() {
-        Method::HEAD | Method::GET => ietf.offset(interop, &caller, &id).await,
-        Method::PATCH => ietf.patch(interop, &caller, &id, req).await,
-        Method::DELETE => ietf.delete(interop, &caller, &id).await,
-        _ => Ok(ietf.method_not_allowed(interop, "OPTIONS, HEAD, GET, PATCH, DELETE")),
-    };
+    let answer = ietf.patch(interop, &caller, &id, req).await;
+    ietf.answer(interop, answer)
+}
+
+/// `DELETE`: the upload is cancelled.
+pub(super) async fn delete(
+    State(ietf): State<Arc<Ietf>>,
+    interop: Interop,
+    Target { caller, id }: Target,
+) -> Response {
+    let answer = ietf.delete(interop, &caller, &id).await;
     ietf.answer(interop, answer)
 }
 
@@ -207,12 +237,6 @@ impl Ietf {
             supported.end()
         ))
         .render(Interop::default(), "min-size=0")
-    }
-
-    fn method_not_allowed(&self, interop: Interop, allow: &'static str) -> Response {
-        let mut response = self.reply(StatusCode::METHOD_NOT_ALLOWED, interop);
-        set(&mut response, "allow", allow);
-        response
     }
 
     fn options(&self, interop: Interop) -> Response {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{head, post};
 use chunkd_core::Uploads;
 
 use crate::public_url::PublicUrl;
@@ -89,10 +89,19 @@ where
             .download_path
             .map(|p| format!("/{}", p.trim_matches('/'))),
     });
-    let collection = any(handlers::collection);
+    let collection = post(handlers::create)
+        .put(handlers::create)
+        .options(handlers::options)
+        .fallback(handlers::not_allowed);
+    let upload = head(handlers::offset)
+        .get(handlers::offset)
+        .patch(handlers::patch)
+        .delete(handlers::delete)
+        .options(handlers::options)
+        .fallback(handlers::not_allowed);
     let mut router = Router::new()
         .route(&format!("{path}/"), collection.clone())
-        .route(&format!("{path}/{{id}}"), any(handlers::resource));
+        .route(&format!("{path}/{{id}}"), upload);
     if !path.is_empty() {
         router = router.route(&path, collection);
     }

@@ -3,78 +3,22 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::engine::{ExpectedChecksum, TrailerSlot};
-use chunkd_core::{Caller, ConcatKind, NewUpload, UploadId, UploadInfo, WriteRequest};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use chunkd_core::{ConcatKind, NewUpload, UploadId, UploadInfo, WriteRequest};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::error::Error;
 use super::headers::{self, ChecksumError, UploadConcat};
 use super::{TUS_RESUMABLE, TUS_VERSION, Tus};
 use crate::forward::{Completed, CompletedFile};
-use crate::identity;
+use crate::routing::{Acting, Target};
 use crate::{body, download};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
 type Answer = Result<Response, Error>;
-
-/// `{path}` and `{path}/`: discovery and creation.
-pub(super) async fn collection(State(tus): State<Arc<Tus>>, req: Request) -> Response {
-    let answer = match effective_method(&req) {
-        Method::OPTIONS => Ok(tus.options()),
-        Method::POST => match identity::caller(&tus.uploads, &req) {
-            Ok(caller) => tus.create(&caller, req).await,
-            Err(refusal) => Err(refusal.into()),
-        },
-        _ => Ok(method_not_allowed("OPTIONS, POST")),
-    };
-    answer.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `{path}/{id}`: one upload.
-pub(super) async fn resource(
-    State(tus): State<Arc<Tus>>,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let method = effective_method(&req);
-    if method == Method::OPTIONS {
-        return tus.options();
-    }
-    // An id we could never have issued is simply unknown, whatever it contains.
-    let Ok(id) = id.parse::<UploadId>() else {
-        return Error::not_found().into_response();
-    };
-    let caller = match identity::caller(&tus.uploads, &req) {
-        Ok(caller) => caller,
-        Err(refusal) => return Error::from(refusal).into_response(),
-    };
-    let answer = match method {
-        Method::HEAD => tus.head(&caller, &id, req).await,
-        Method::PATCH => tus.patch(&caller, &id, req).await,
-        Method::DELETE => tus.delete(&caller, &id, req).await,
-        Method::GET => tus.download(&caller, &id, req).await,
-        _ => Ok(method_not_allowed("OPTIONS, HEAD, PATCH, DELETE, GET")),
-    };
-    answer.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `X-HTTP-Method-Override` on a POST replaces the method (clients on stacks that cannot
-/// send PATCH or DELETE).
-fn effective_method(req: &Request) -> Method {
-    if req.method() == Method::POST
-        && let Some(m) = req
-            .headers()
-            .get("x-http-method-override")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
-    {
-        return m;
-    }
-    req.method().clone()
-}
 
 fn reply(status: StatusCode) -> Response {
     let mut response = status.into_response();
@@ -84,12 +28,9 @@ fn reply(status: StatusCode) -> Response {
     response
 }
 
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = reply(StatusCode::METHOD_NOT_ALLOWED);
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+/// A method the route lacks (axum adds `Allow`).
+pub(super) async fn not_allowed() -> Response {
+    reply(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -167,16 +108,18 @@ impl Tus {
             .ok()
     }
 
-    fn options(&self) -> Response {
+    /// Discovery: what this server supports, asked without identity.
+    pub(super) async fn options(State(tus): State<Arc<Tus>>) -> Response {
+        let tus = &*tus;
         let mut response = reply(StatusCode::NO_CONTENT);
         set(&mut response, "tus-version", TUS_VERSION);
-        set(&mut response, "tus-extension", &self.extensions);
+        set(&mut response, "tus-extension", &tus.extensions);
         set(
             &mut response,
             "tus-checksum-algorithm",
-            &self.checksum_algorithms,
+            &tus.checksum_algorithms,
         );
-        if let Some(max) = self.uploads.capabilities().max_size {
+        if let Some(max) = tus.uploads.capabilities().max_size {
             set(&mut response, "tus-max-size", max);
         }
         response
@@ -198,7 +141,11 @@ impl Tus {
         }
     }
 
-    async fn create(&self, caller: &Caller, req: Request) -> Answer {
+    pub(super) async fn create(
+        State(tus): State<Arc<Tus>>,
+        Acting(caller): Acting,
+        req: Request,
+    ) -> Answer {
         let headers = req.headers();
         check_version(headers, true)?;
         let concat = match header_str(headers, "upload-concat", "ERR_INVALID_CONCAT")? {
@@ -264,7 +211,7 @@ impl Tus {
             Some(UploadConcat::Partial) => ConcatKind::Partial,
             Some(UploadConcat::Final(urls)) => ConcatKind::Final(
                 urls.iter()
-                    .map(|u| self.id_from_url(u))
+                    .map(|u| tus.id_from_url(u))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| {
                         Error::bad_request(
@@ -275,11 +222,11 @@ impl Tus {
             ),
         };
         let write = if with_data {
-            Some(self.write_request(headers, 0)?)
+            Some(tus.write_request(headers, 0)?)
         } else {
             None
         };
-        let origin = self.origin(&req);
+        let origin = tus.origin(&req);
         let new = NewUpload {
             length,
             metadata,
@@ -288,20 +235,16 @@ impl Tus {
         };
         let mut info = caller.create(new).await?;
         if let Some((write, slot)) = write {
-            let stream = self.body_stream(req.into_body(), slot);
+            let stream = tus.body_stream(req.into_body(), slot);
             // The upload exists and keeps what arrived, however the body ended: the
             // client learns where it stands.
             info = caller.write(&info.id, write, stream).await?.info;
         }
         let mut response = reply(StatusCode::CREATED);
-        set(
-            &mut response,
-            "location",
-            self.upload_url(&origin, &info.id),
-        );
+        set(&mut response, "location", tus.upload_url(&origin, &info.id));
         set(&mut response, "upload-offset", info.offset);
-        self.set_expiry(&mut response, &info);
-        self.mark_completed(&mut response, &origin, &info);
+        tus.set_expiry(&mut response, &info);
+        tus.mark_completed(&mut response, &origin, &info);
         Ok(response)
     }
 
@@ -359,10 +302,14 @@ impl Tus {
         })
     }
 
-    async fn head(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
+    pub(super) async fn head(
+        State(tus): State<Arc<Tus>>,
+        Target { caller, id }: Target,
+        req: Request,
+    ) -> Answer {
         check_version(req.headers(), false)?;
-        let info = caller.settled_info(id).await?;
-        let origin = self.origin(&req);
+        let info = caller.settled_info(&id).await?;
+        let origin = tus.origin(&req);
         let mut response = reply(StatusCode::OK);
         set(&mut response, "cache-control", "no-store");
         let waiting_final = info.is_final() && !info.is_finished();
@@ -384,7 +331,7 @@ impl Tus {
             ConcatKind::None => {}
             ConcatKind::Partial => set(&mut response, "upload-concat", "partial"),
             ConcatKind::Final(parts) => {
-                let urls: Vec<String> = parts.iter().map(|p| self.upload_url(&origin, p)).collect();
+                let urls: Vec<String> = parts.iter().map(|p| tus.upload_url(&origin, p)).collect();
                 set(
                     &mut response,
                     "upload-concat",
@@ -392,11 +339,15 @@ impl Tus {
                 );
             }
         }
-        self.set_expiry(&mut response, &info);
+        tus.set_expiry(&mut response, &info);
         Ok(response)
     }
 
-    async fn patch(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
+    pub(super) async fn patch(
+        State(tus): State<Arc<Tus>>,
+        Target { caller, id }: Target,
+        req: Request,
+    ) -> Answer {
         let headers = req.headers();
         check_version(headers, true)?;
         if !has_offset_stream(headers) {
@@ -409,27 +360,27 @@ impl Tus {
         let offset = number(headers, "upload-offset", "ERR_INVALID_OFFSET")?
             .ok_or_else(|| Error::bad_request("ERR_INVALID_OFFSET", "missing Upload-Offset"))?;
         let declare_length = number(headers, "upload-length", "ERR_INVALID_UPLOAD_LENGTH")?;
-        let (mut write, slot) = self.write_request(headers, offset)?;
+        let (mut write, slot) = tus.write_request(headers, offset)?;
         write.declare_length = declare_length;
-        let origin = self.origin(&req);
-        let stream = self.body_stream(req.into_body(), slot);
-        let info = caller.write(id, write, stream).await?.stopped()?;
+        let origin = tus.origin(&req);
+        let stream = tus.body_stream(req.into_body(), slot);
+        let info = caller.write(&id, write, stream).await?.stopped()?;
         let mut response = reply(StatusCode::NO_CONTENT);
         set(&mut response, "upload-offset", info.offset);
-        self.set_expiry(&mut response, &info);
-        self.mark_completed(&mut response, &origin, &info);
+        tus.set_expiry(&mut response, &info);
+        tus.mark_completed(&mut response, &origin, &info);
         Ok(response)
     }
 
-    async fn delete(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
+    pub(super) async fn delete(Target { caller, id }: Target, req: Request) -> Answer {
         check_version(req.headers(), true)?;
-        caller.terminate(id).await?;
+        caller.terminate(&id).await?;
         Ok(reply(StatusCode::NO_CONTENT))
     }
 
-    async fn download(&self, caller: &Caller, id: &UploadId, req: Request) -> Answer {
+    pub(super) async fn download(Target { caller, id }: Target, req: Request) -> Answer {
         let range = text(req.headers(), header::RANGE.as_str());
-        let mut response = download::respond(caller, id, range).await?;
+        let mut response = download::respond(&caller, &id, range).await?;
         response
             .headers_mut()
             .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));

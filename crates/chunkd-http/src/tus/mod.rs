@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{head, post};
 use chunkd_core::Uploads;
 
 pub use error::Error;
 
 use crate::public_url::PublicUrl;
+use crate::refusal::Refusal;
+use crate::routing::{self, FrontEnd};
 
 pub(crate) const TUS_RESUMABLE: &str = "tus-resumable";
 pub(crate) const TUS_VERSION: &str = "1.0.0";
@@ -56,6 +58,20 @@ pub(crate) struct Tus {
     checksum_algorithms: String,
 }
 
+impl FrontEnd for Tus {
+    fn uploads(&self) -> &Uploads {
+        &self.uploads
+    }
+
+    fn refuse(
+        &self,
+        _request: &http::request::Parts,
+        refusal: Refusal,
+    ) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(Error::from(refusal))
+    }
+}
+
 /// The tus endpoints: `{path}` and `{path}/` (discovery, creation) and `{path}/{id}`.
 pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
@@ -91,12 +107,21 @@ where
         extensions: extensions.join(","),
         checksum_algorithms,
     });
-    let collection = any(handlers::collection);
-    let mut router = Router::new()
-        .route(&format!("{path}/"), collection.clone())
-        .route(&format!("{path}/{{id}}"), any(handlers::resource));
+    let collection = post(Tus::create)
+        .options(Tus::options)
+        .fallback(handlers::not_allowed);
+    let upload = head(Tus::head)
+        .patch(Tus::patch)
+        .delete(Tus::delete)
+        .get(Tus::download)
+        .options(Tus::options)
+        .fallback(handlers::not_allowed);
+    let mut router = Router::new();
+    router =
+        routing::with_method_override(router, &format!("{path}/"), collection.clone(), tus.clone());
+    router = routing::with_method_override(router, &format!("{path}/{{id}}"), upload, tus.clone());
     if !path.is_empty() {
-        router = router.route(&path, collection);
+        router = routing::with_method_override(router, &path, collection, tus);
     }
-    router.with_state(tus)
+    router
 }
