@@ -97,7 +97,13 @@ async fn override_method(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-#[cfg(all(test, feature = "tus", feature = "ietf", feature = "content-range"))]
+#[cfg(all(
+    test,
+    feature = "tus",
+    feature = "ietf",
+    feature = "content-range",
+    feature = "resumablejs"
+))]
 mod tests {
     use std::sync::Arc;
 
@@ -115,7 +121,15 @@ mod tests {
         Router::new()
             .merge(crate::tus::router(uploads.clone(), Default::default()))
             .merge(crate::ietf::router(uploads.clone(), Default::default()))
-            .merge(crate::content_range::router(uploads, Default::default()))
+            .merge(crate::content_range::router(
+                uploads.clone(),
+                Default::default(),
+            ))
+            .merge(crate::resumablejs::router(
+                uploads.clone(),
+                Default::default(),
+            ))
+            .merge(crate::form::router(uploads, Default::default()))
     }
 
     /// Each route's method router answers a method it lacks with 405 in the protocol's
@@ -131,6 +145,10 @@ mod tests {
             ("/chunked/x", "PATCH", "DELETE", None),
             ("/chunked/complete", "GET", "POST", None),
             (&format!("/chunked/{id}/content"), "DELETE", "GET", None),
+            ("/resumable", "PATCH", "POST", None),
+            ("/flow/status", "POST", "GET", None),
+            ("/upload", "GET", "POST", None),
+            ("/progress", "POST", "DELETE", None),
         ];
         for (uri, method, allowed, protocol_header) in cases {
             let r = call(&app, method, uri, &[], Body::empty()).await;

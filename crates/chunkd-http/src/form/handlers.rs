@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
 use futures::StreamExt;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use super::FormUploads;
@@ -77,18 +77,33 @@ fn progress_id(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
     }
 }
 
-pub(super) async fn upload(State(form): State<Arc<FormUploads>>, req: Request) -> Response {
-    if req.method() != Method::POST {
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
-    }
-    form.upload(req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+/// `POST {upload_path}`: the form's files, stored as they stream in.
+pub(super) async fn upload(
+    State(form): State<Arc<FormUploads>>,
+    req: Request,
+) -> Result<Response, Error> {
+    form.upload(req).await
 }
 
-pub(super) async fn progress(State(form): State<Arc<FormUploads>>, req: Request) -> Response {
+/// `GET {progress_path}`: how far the upload with this progress id has come.
+pub(super) async fn progress(
+    State(form): State<Arc<FormUploads>>,
+    req: Request,
+) -> Result<Response, Error> {
     form.progress(&req)
-        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `DELETE {progress_path}`: forget a finished upload's progress.
+pub(super) async fn clear_progress(
+    State(form): State<Arc<FormUploads>>,
+    req: Request,
+) -> Result<Response, Error> {
+    form.clear_progress(&req)
+}
+
+/// A method the route lacks (axum adds `Allow`).
+pub(super) async fn not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
 }
 
 impl FormUploads {
@@ -238,34 +253,32 @@ impl FormUploads {
         CompletedFile::of(info, url).with_digests(md5, sha256)
     }
 
-    fn progress(&self, req: &Request) -> Result<Response, Error> {
+    /// The owner and the progress id a progress request names.
+    fn progress_of(&self, req: &Request) -> Result<(Owner, String), Error> {
         let owner = identity::owner_of(req)?;
         let id = self
             .checked_progress_id(req, &owner)?
             .ok_or_else(|| Error::bad_request("missing X-Progress-ID"))?;
-        match *req.method() {
-            Method::GET | Method::HEAD => {}
-            Method::DELETE => {
-                return match self.tracker.clear(owner.as_deref(), &id) {
-                    Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
-                    Ok(false) => Err(Error::new(
-                        StatusCode::NOT_FOUND,
-                        "no finished upload with this X-Progress-ID",
-                    )),
-                    Err(TrackError::Busy) => Err(Error::new(
-                        StatusCode::CONFLICT,
-                        "the upload is still running",
-                    )),
-                };
-            }
-            _ => {
-                return Ok((
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    [(header::ALLOW, "GET, HEAD, DELETE")],
-                )
-                    .into_response());
-            }
+        Ok((owner, id))
+    }
+
+    fn clear_progress(&self, req: &Request) -> Result<Response, Error> {
+        let (owner, id) = self.progress_of(req)?;
+        match self.tracker.clear(owner.as_deref(), &id) {
+            Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+            Ok(false) => Err(Error::new(
+                StatusCode::NOT_FOUND,
+                "no finished upload with this X-Progress-ID",
+            )),
+            Err(TrackError::Busy) => Err(Error::new(
+                StatusCode::CONFLICT,
+                "the upload is still running",
+            )),
         }
+    }
+
+    fn progress(&self, req: &Request) -> Result<Response, Error> {
+        let (owner, id) = self.progress_of(req)?;
         let body = match self.tracker.report(owner.as_deref(), &id) {
             Report::Starting => json!({ "state": "starting" }),
             Report::Uploading { received, size } => {

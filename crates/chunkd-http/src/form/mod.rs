@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::any;
+use axum::routing::{get, post};
 use chunkd_core::Uploads;
 
 use crate::public_url::PublicUrl;
@@ -78,8 +78,16 @@ where
         signer: config.signer,
     });
     Router::new()
-        .route(&config.upload_path, any(handlers::upload))
-        .route(&config.progress_path, any(handlers::progress))
+        .route(
+            &config.upload_path,
+            post(handlers::upload).fallback(handlers::not_allowed),
+        )
+        .route(
+            &config.progress_path,
+            get(handlers::progress)
+                .delete(handlers::clear_progress)
+                .fallback(handlers::not_allowed),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -13,7 +13,7 @@ use chunkd_core::{
     WriteRequest,
 };
 use futures::StreamExt;
-use http::{Method, StatusCode, header};
+use http::{StatusCode, header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -61,32 +61,41 @@ impl Scope {
     }
 }
 
-pub(super) async fn handle(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
+/// What a request of either library asks for; the router picks it by path and method.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Step {
+    /// `GET {path}`: is this chunk stored (the libraries' test request)?
+    Test,
+    /// `POST` or `PUT {path}`: a chunk.
+    Upload,
+    /// `DELETE {path}`: drop a file's chunks.
+    Cleanup,
+    /// `GET {path}/status`: which chunks are stored (python-resumable's check_status).
+    Status,
+}
+
+pub(super) async fn handle(
+    chunks: Arc<Chunks>,
+    dialect: Dialect,
+    step: Step,
+    req: Request,
+) -> Response {
     let scope = match Scope::of(&chunks, &req) {
         Ok(scope) => scope,
         Err(refusal) => return refused(refusal),
     };
-    let answer = match *req.method() {
-        Method::GET => chunks.test(&scope, dialect, req).await,
-        Method::POST | Method::PUT => chunks.upload(&scope, dialect, req).await,
-        Method::DELETE => chunks.cleanup(&scope, dialect, req).await,
-        _ => Ok((
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET, POST, PUT, DELETE")],
-        )
-            .into_response()),
+    let answer = match step {
+        Step::Test => chunks.test(&scope, dialect, req).await,
+        Step::Upload => chunks.upload(&scope, dialect, req).await,
+        Step::Cleanup => chunks.cleanup(&scope, dialect, req).await,
+        Step::Status => chunks.status(&scope, dialect, req).await,
     };
     scope.answer(answer)
 }
 
-/// `{path}/status`: which chunks of a file are stored, python-resumable's check_status.
-pub(super) async fn status(chunks: Arc<Chunks>, dialect: Dialect, req: Request) -> Response {
-    let scope = match Scope::of(&chunks, &req) {
-        Ok(scope) => scope,
-        Err(refusal) => return refused(refusal),
-    };
-    let answer = chunks.status(&scope, dialect, req).await;
-    scope.answer(answer)
+/// A method the route lacks (axum adds `Allow`).
+pub(super) async fn not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
 }
 
 fn bad_request(message: impl ToString) -> Response {

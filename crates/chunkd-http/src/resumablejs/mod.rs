@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::any;
+use axum::routing::get;
 use chunkd_core::Uploads;
+use handlers::Step;
 
 /// Which library's parameter names and status rules to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,16 +99,18 @@ where
         uploaders: uploader::Uploaders::new(config.uploader_key.clone()),
         idle_timeout: config.idle_timeout,
     });
+    let on = |dialect: Dialect, step: Step| {
+        let chunks = chunks.clone();
+        move |req: axum::extract::Request| handlers::handle(chunks.clone(), dialect, step, req)
+    };
     let route = |dialect: Dialect| {
-        let chunks = chunks.clone();
-        any(move |req: axum::extract::Request| handlers::handle(chunks.clone(), dialect, req))
+        get(on(dialect, Step::Test))
+            .post(on(dialect, Step::Upload))
+            .put(on(dialect, Step::Upload))
+            .delete(on(dialect, Step::Cleanup))
+            .fallback(handlers::not_allowed)
     };
-    let status = |dialect: Dialect| {
-        let chunks = chunks.clone();
-        axum::routing::get(move |req: axum::extract::Request| {
-            handlers::status(chunks.clone(), dialect, req)
-        })
-    };
+    let status = |dialect: Dialect| get(on(dialect, Step::Status)).fallback(handlers::not_allowed);
     Router::new()
         .route(&config.resumable_path, route(Dialect::Resumable))
         .route(
