@@ -36,18 +36,7 @@ fn app() -> (Router, Uploads) {
             ..Limits::default()
         })
         .build();
-    let router = Router::new()
-        .merge(crate::tus::router(uploads.clone(), Default::default()))
-        .merge(crate::ietf::router(uploads.clone(), Default::default()))
-        .merge(crate::content_range::router(
-            uploads.clone(),
-            Default::default(),
-        ))
-        .merge(crate::resumablejs::router(
-            uploads.clone(),
-            Default::default(),
-        ))
-        .merge(crate::form::router(uploads.clone(), Default::default()));
+    let router = crate::test_support::every_front_end(&uploads);
     let config = identity::Config {
         source: Source::TrustedHeader(HeaderName::from_static("x-user")),
         required: false,

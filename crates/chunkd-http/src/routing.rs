@@ -118,18 +118,7 @@ mod tests {
     fn app() -> Router {
         let uploads =
             Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
-        Router::new()
-            .merge(crate::tus::router(uploads.clone(), Default::default()))
-            .merge(crate::ietf::router(uploads.clone(), Default::default()))
-            .merge(crate::content_range::router(
-                uploads.clone(),
-                Default::default(),
-            ))
-            .merge(crate::resumablejs::router(
-                uploads.clone(),
-                Default::default(),
-            ))
-            .merge(crate::form::router(uploads, Default::default()))
+        crate::test_support::every_front_end(&uploads)
     }
 
     /// Each route's method router answers a method it lacks with 405 in the protocol's

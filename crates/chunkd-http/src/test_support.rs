@@ -57,3 +57,26 @@ pub(crate) async fn call(
         body,
     }
 }
+
+/// Every front end but browser-direct (which needs a direct store), with default
+/// settings, on one engine.
+#[cfg(all(
+    feature = "tus",
+    feature = "ietf",
+    feature = "content-range",
+    feature = "resumablejs"
+))]
+pub(crate) fn every_front_end(uploads: &chunkd_core::Uploads) -> Router {
+    Router::new()
+        .merge(crate::tus::router(uploads.clone(), Default::default()))
+        .merge(crate::ietf::router(uploads.clone(), Default::default()))
+        .merge(crate::content_range::router(
+            uploads.clone(),
+            Default::default(),
+        ))
+        .merge(crate::resumablejs::router(
+            uploads.clone(),
+            Default::default(),
+        ))
+        .merge(crate::form::router(uploads.clone(), Default::default()))
+}
