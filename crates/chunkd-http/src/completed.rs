@@ -10,11 +10,17 @@ use serde::Serialize;
 /// which compute them on the way through).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CompletedFile {
+    /// chunkd's upload id.
     pub id: String,
+    /// The client's file name, cleaned.
     pub filename: Option<String>,
+    /// The media type the client gave.
     pub content_type: Option<String>,
+    /// Bytes stored.
     pub size: u64,
+    /// Hex MD5 of the bytes, where computed on the way through.
     pub md5: Option<String>,
+    /// Hex SHA-256 of the bytes, where computed on the way through.
     pub sha256: Option<String>,
     /// Where the application (or the client) can download it.
     pub url: Option<String>,
@@ -39,6 +45,7 @@ impl CompletedFile {
         }
     }
 
+    /// The same file with the digests computed while it streamed in.
     pub fn with_digests(mut self, md5: String, sha256: String) -> Self {
         self.md5 = Some(md5);
         self.sha256 = Some(sha256);

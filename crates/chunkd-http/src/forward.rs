@@ -28,7 +28,9 @@ pub use crate::completed::CompletedFile;
 /// The files a request finished.
 #[derive(Clone, Debug)]
 pub struct Completed {
+    /// Each file the request finished.
     pub files: Vec<CompletedFile>,
+    /// Who answers the client.
     pub answer: Answer,
 }
 

@@ -1,5 +1,6 @@
 //! Lowercase hex, the way digests and derived ids are spelled on the wire.
 
+/// Lower-case hex, two digits a byte.
 pub fn encode(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);

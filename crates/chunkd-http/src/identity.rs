@@ -69,15 +69,19 @@ impl std::fmt::Debug for Source {
 /// How requests are identified.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Where the identity comes from.
     pub source: Source,
     /// Refuse (403) requests without a valid identity.
     pub required: bool,
 }
 
+/// Why a request could not be identified.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
+    /// No identity where one is required.
     #[error("authentication required")]
     Missing,
+    /// An identity was sent but is not acceptable (the reason says why).
     #[error("invalid identity: {0}")]
     Invalid(&'static str),
 }
@@ -85,6 +89,7 @@ pub enum IdentityError {
 const MAX_IDENTITY: usize = 255;
 
 impl Config {
+    /// Who `headers` identify: anonymous when nothing is sent and none is required.
     pub fn identify(&self, headers: &HeaderMap) -> Result<Owner, IdentityError> {
         let identity = match &self.source {
             Source::None => None,

@@ -14,6 +14,8 @@
 //! humantime strings (`"15m"`), and what a binary supplies itself (the public URL, the
 //! idle timeout, download paths, the signer) is not part of the format.
 
+#![warn(missing_docs)]
+
 mod body;
 pub mod completed;
 #[cfg(feature = "content-range")]

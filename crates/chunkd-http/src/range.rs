@@ -13,6 +13,7 @@ pub enum Ranged {
     Unsatisfiable,
 }
 
+/// What to serve for a request's `Range` value (when sent) against `length` bytes.
 pub fn parse(header: Option<&str>, length: u64) -> Ranged {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ranged::Full;

@@ -9,30 +9,51 @@ use crate::identity::IdentityError;
 /// What went wrong, in protocol-neutral terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// No such upload, or not the caller's.
     NotFound,
+    /// Past its expiry.
     Expired,
+    /// The request's offset is not where the upload stands.
     OffsetMismatch {
+        /// Where the upload stands.
         expected: u64,
+        /// Where the request said it does.
         provided: u64,
     },
+    /// More bytes than the upload's declared length.
     LengthExceeded,
+    /// Larger than the server takes.
     TooLarge,
+    /// A length that is invalid or contradicts the record.
     InvalidLength,
+    /// The body ended before the bytes the request promised.
     IncompleteBody,
+    /// The bytes do not match the checksum sent.
     ChecksumMismatch,
+    /// A checksum was announced but never arrived.
     ChecksumMissing,
+    /// Another request holds the upload and would not let go.
     Locked,
+    /// A final (concatenated) upload takes no writes.
     FinalUpload,
+    /// The upload is not finished (it cannot be read or joined yet).
     NotFinished,
+    /// A concatenation request that cannot be honoured.
     InvalidConcat,
+    /// A part named in a concatenation or completion is not usable.
     InvalidPart,
+    /// A `Range` outside the file.
     RangeNotSatisfiable {
+        /// The file's length, for `Content-Range: bytes */length`.
         length: u64,
     },
     /// A hook said no.
     Rejected,
+    /// A newer request on the upload took over (newest wins).
     Interrupted,
+    /// The server is shutting down.
     ShuttingDown,
+    /// The store cannot do what was asked.
     NotSupported,
     /// The request carries no valid identity where one is needed.
     Unidentified,
@@ -75,9 +96,13 @@ impl Kind {
 /// upload stands at where that helps a client resume.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// The status, before any protocol re-spells it.
     pub status: StatusCode,
+    /// What went wrong.
     pub kind: Kind,
+    /// Safe to show to the client.
     pub message: String,
+    /// Where the upload stands, when that helps the client resume.
     pub offset: Option<u64>,
 }
 

@@ -33,15 +33,19 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// Why an identifier is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidId {
+    /// Not of the shape this signer issues.
     #[error("malformed identifier")]
     Malformed,
+    /// The tag does not match.
     #[error("identifier not issued here, altered, or issued to someone else")]
     BadSignature,
 }
 
 impl Signer {
+    /// A signer with `key`; instances that share a key accept each other's ids.
     pub fn new(key: impl Into<Vec<u8>>) -> Self {
         Signer {
             key: Arc::new(key.into()),
@@ -65,6 +69,7 @@ impl Signer {
         format!("{random}-{}", hex::encode(&self.tag(owner, &random)))
     }
 
+    /// Whether `id` was issued by this key to `owner`.
     pub fn verify(&self, owner: Option<&str>, id: &str) -> Result<(), InvalidId> {
         let (random, tag) = id.split_once('-').ok_or(InvalidId::Malformed)?;
         let is_hex = |s: &str| {

@@ -3,15 +3,19 @@
 
 use std::ops::Range;
 
+/// A parsed request `Content-Range`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContentRange {
+    /// First byte of the chunk.
     pub start: u64,
     /// Inclusive.
     pub end: u64,
+    /// The whole file's length.
     pub total: u64,
 }
 
 impl ContentRange {
+    /// `None` unless the value is exactly `bytes S-E/T` with `S <= E < T`.
     pub fn parse(header: &str) -> Option<Self> {
         let rest = header.strip_prefix("bytes ")?;
         let (span, total) = rest.split_once('/')?;
@@ -35,6 +39,7 @@ impl ContentRange {
         self.end - self.start + 1
     }
 
+    /// The chunk's bytes as a half-open range.
     pub fn bytes(&self) -> Range<u64> {
         self.start..self.end + 1
     }

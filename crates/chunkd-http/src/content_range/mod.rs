@@ -36,6 +36,7 @@ use crate::public_url::PublicUrl;
 pub struct Config {
     /// Where uploads are started; an upload's resources live below it.
     pub path: String,
+    /// How the public origin of answers' URLs is found (proxies, a fixed base).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
@@ -60,6 +61,7 @@ pub(crate) struct ContentRangeUploads {
     idle_timeout: Duration,
 }
 
+/// The Content-Range endpoints below `config.path`.
 pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,

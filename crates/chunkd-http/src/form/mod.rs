@@ -4,7 +4,7 @@
 //! can be watched at the progress endpoint while its body arrives.
 
 mod handlers;
-pub mod progress;
+mod progress;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +31,7 @@ pub struct Config {
     /// Where stored files can be downloaded by id (e.g. the tus mount, `/files`).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub download_path: Option<String>,
+    /// How the public origin of answers' URLs is found (proxies, a fixed base).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
@@ -63,6 +64,7 @@ pub(crate) struct FormUploads {
     signer: Option<Signer>,
 }
 
+/// The form upload and progress endpoints.
 pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,

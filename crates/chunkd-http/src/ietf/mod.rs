@@ -36,6 +36,7 @@ pub use version::SUPPORTED as SUPPORTED_INTEROP_VERSIONS;
 pub struct Config {
     /// Where uploads are created; upload resources live below it.
     pub path: String,
+    /// How the public origin of answers' URLs is found (proxies, a fixed base).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.

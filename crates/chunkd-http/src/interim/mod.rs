@@ -33,10 +33,13 @@ impl std::fmt::Debug for Interim {
     }
 }
 
+/// Why an interim response could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum InterimError {
+    /// Only 1xx statuses (other than 101) are interim.
     #[error("{0} is not an interim status")]
     NotInterim(StatusCode),
+    /// The client's connection is closed.
     #[error("the connection is gone: {0}")]
     Connection(#[from] std::io::Error),
 }

@@ -14,20 +14,30 @@ pub struct ChunkParams {
     pub chunk_size: u64,
     /// Bytes in this chunk.
     pub current_size: u64,
+    /// The whole file's size.
     pub total_size: u64,
+    /// How many chunks the file is split into.
     pub total_chunks: u64,
+    /// The client's id for the file (size and name, by default).
     pub identifier: String,
+    /// The file's name, a plain name without a path.
     pub filename: String,
+    /// The file's path inside a dropped folder.
     pub relative_path: Option<String>,
+    /// The media type the browser gave.
     pub file_type: Option<String>,
 }
 
+/// Why a chunk's parameters are refused (400).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
+    /// A required parameter is absent.
     #[error("missing parameter {0}")]
     Missing(String),
+    /// A number parameter is not one.
     #[error("parameter {0} must be a non-negative integer")]
     NotANumber(String),
+    /// The parameters contradict each other or break a rule.
     #[error("{0}")]
     Invalid(&'static str),
 }

@@ -47,6 +47,7 @@ pub struct Config {
     /// How long a part URL stays valid.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub part_url_validity: Duration,
+    /// How the public origin of answers' URLs is found (proxies, a fixed base).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// Where finished uploads can be downloaded (the tus path).

@@ -21,6 +21,7 @@ pub struct Error {
 }
 
 impl Error {
+    /// A refusal with tusd's error `code` (`ERR_...`).
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Error {
             status,
@@ -31,10 +32,12 @@ impl Error {
         }
     }
 
+    /// A 400 with `code`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// `404 ERR_UPLOAD_NOT_FOUND`.
     pub fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -43,6 +46,7 @@ impl Error {
         )
     }
 
+    /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         self.status
     }

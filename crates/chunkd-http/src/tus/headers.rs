@@ -12,12 +12,16 @@ pub fn parse_u64(value: &str) -> Option<u64> {
     value.parse().ok()
 }
 
+/// Why an `Upload-Metadata` header is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MetadataError {
+    /// A pair that is not `key` or `key base64value`, or a bad key.
     #[error("malformed Upload-Metadata pair")]
     Malformed,
+    /// A value that is not base64.
     #[error("Upload-Metadata value is not valid base64")]
     Base64,
+    /// A key given twice.
     #[error("duplicate Upload-Metadata key")]
     DuplicateKey,
 }
@@ -51,6 +55,7 @@ fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 1024 && key.bytes().all(|b| b.is_ascii_graphic() && b != b',')
 }
 
+/// Metadata as an `Upload-Metadata` value (keys without value stand alone).
 pub fn encode_metadata(metadata: &Metadata) -> String {
     metadata
         .iter()
@@ -65,11 +70,13 @@ pub fn encode_metadata(metadata: &Metadata) -> String {
 /// `Upload-Concat` as sent on creation.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UploadConcat<'a> {
+    /// A part of an upload to be concatenated later.
     Partial,
     /// The listed upload URLs, absolute or relative, in order.
     Final(Vec<&'a str>),
 }
 
+/// `partial` or `final;<url> <url>...`; `None` for anything else.
 pub fn parse_concat(header: &str) -> Option<UploadConcat<'_>> {
     let header = header.trim();
     if header == "partial" {
@@ -82,10 +89,13 @@ pub fn parse_concat(header: &str) -> Option<UploadConcat<'_>> {
     Some(UploadConcat::Final(urls))
 }
 
+/// Why an `Upload-Checksum` header is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChecksumError {
+    /// An algorithm this server does not compute (tus: 400).
     #[error("unsupported checksum algorithm")]
     UnknownAlgorithm,
+    /// Not `<algorithm> <base64 digest>`.
     #[error("malformed Upload-Checksum")]
     Malformed,
 }

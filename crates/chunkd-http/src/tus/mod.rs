@@ -31,6 +31,7 @@ pub(crate) const TUS_VERSION: &str = "1.0.0";
 pub struct Config {
     /// Where the creation endpoint is mounted; uploads live below it.
     pub path: String,
+    /// How the public origin of answers' URLs is found (proxies, a fixed base).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub public_url: PublicUrl,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
