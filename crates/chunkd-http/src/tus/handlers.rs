@@ -61,17 +61,23 @@ fn number(headers: &HeaderMap, name: &str, code: &'static str) -> Result<Option<
     }
 }
 
-/// Every request but the discovery and read-only ones must speak our version.
-fn check_version(headers: &HeaderMap, required: bool) -> Result<(), Error> {
+/// Every tus request but OPTIONS must speak our version (downloads are not tus: a
+/// browser fetches them).
+fn check_version(headers: &HeaderMap) -> Result<(), Error> {
     match text(headers, TUS_RESUMABLE) {
         Some(v) if v.trim() == TUS_VERSION => Ok(()),
-        None if !required => Ok(()),
         _ => Err(Error::new(
             StatusCode::PRECONDITION_FAILED,
             "ERR_UNSUPPORTED_VERSION",
             "unsupported version: send Tus-Resumable: 1.0.0",
         )),
     }
+}
+
+/// Whether a request says it carries a body (a non-zero length, or chunked).
+fn has_body(headers: &HeaderMap) -> bool {
+    let length = text(headers, header::CONTENT_LENGTH.as_str()).map(str::trim);
+    headers.contains_key(header::TRANSFER_ENCODING) || length.is_some_and(|l| l != "0")
 }
 
 fn has_offset_stream(headers: &HeaderMap) -> bool {
@@ -111,7 +117,8 @@ impl Tus {
     /// Discovery: what this server supports, asked without identity.
     pub(super) async fn options(State(tus): State<Arc<Tus>>) -> Response {
         let tus = &*tus;
-        let mut response = reply(StatusCode::NO_CONTENT);
+        // 200, as tusd answers and conformance tools expect (the text allows 204 too).
+        let mut response = reply(StatusCode::OK);
         set(&mut response, "tus-version", TUS_VERSION);
         set(&mut response, "tus-extension", &tus.extensions);
         set(
@@ -147,7 +154,7 @@ impl Tus {
         req: Request,
     ) -> Answer {
         let headers = req.headers();
-        check_version(headers, true)?;
+        check_version(headers)?;
         let concat = match header_str(headers, "upload-concat", "ERR_INVALID_CONCAT")? {
             None => None,
             Some(v) => Some(headers::parse_concat(v).ok_or_else(|| {
@@ -197,6 +204,13 @@ impl Tus {
                 .map_err(|e| Error::bad_request("ERR_INVALID_METADATA", e.to_string()))?,
         };
         let with_data = has_offset_stream(headers);
+        if !with_data && has_body(headers) && headers.contains_key(header::CONTENT_TYPE) {
+            return Err(Error::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "ERR_INVALID_CONTENT_TYPE",
+                "creation with upload takes Content-Type: application/offset+octet-stream",
+            ));
+        }
         if is_final && with_data {
             return Err(chunkd_core::Error::FinalUpload.into());
         }
@@ -307,7 +321,7 @@ impl Tus {
         Target { caller, id }: Target,
         req: Request,
     ) -> Answer {
-        check_version(req.headers(), false)?;
+        check_version(req.headers())?;
         let info = caller.settled_info(&id).await?;
         let origin = tus.origin(&req);
         let mut response = reply(StatusCode::OK);
@@ -349,7 +363,7 @@ impl Tus {
         req: Request,
     ) -> Answer {
         let headers = req.headers();
-        check_version(headers, true)?;
+        check_version(headers)?;
         if !has_offset_stream(headers) {
             return Err(Error::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -373,7 +387,7 @@ impl Tus {
     }
 
     pub(super) async fn delete(Target { caller, id }: Target, req: Request) -> Answer {
-        check_version(req.headers(), true)?;
+        check_version(req.headers())?;
         caller.terminate(&id).await?;
         Ok(reply(StatusCode::NO_CONTENT))
     }
