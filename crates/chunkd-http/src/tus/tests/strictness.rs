@@ -5,7 +5,7 @@ use axum::body::Body;
 use base64::Engine as _;
 use http::StatusCode;
 
-use super::{OCTETS, TUS, app, call, create, patch};
+use super::{Headers, OCTETS, TUS, app, call, create, patch};
 
 /// "The Tus-Resumable header MUST be included in every request and response except for
 /// OPTIONS requests": a HEAD without it is 412 and names the version spoken.
@@ -14,7 +14,7 @@ async fn a_request_without_tus_resumable_is_412_with_tus_version() {
     let app = app();
     let path = create(&app, 4).await;
     let offset = [("upload-offset", "0")];
-    let cases: [(&str, &str, &[(&str, &str)]); 4] = [
+    let cases: [(&str, &str, Headers); 4] = [
         ("HEAD", path.as_str(), &[]),
         ("PATCH", path.as_str(), &[OCTETS, offset[0]]),
         ("DELETE", path.as_str(), &[]),
