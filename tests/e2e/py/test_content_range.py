@@ -79,3 +79,34 @@ def test_one_shot_post_with_md5(chunkd):
     r = requests.post(base(chunkd), files={"file": ("one.bin", data)}, data={"md5": hashlib.md5(data).hexdigest()})
     assert r.status_code == 200 and r.json()["status"] == "complete", r.text
     assert sha256(chunkd.stored(r.json()["url"])) == sha256(data)
+
+
+def test_refused_chunks_leave_a_pooled_connection_usable(chunkd):
+    """A stale chunk is refused before its body is read; a Session that reuses its
+    connection must still get every next answer (it used to fail now and then with
+    "connection closed without response")."""
+    data = os.urandom(2 * CHUNK)
+    session = requests.Session()
+    first = session.put(
+        base(chunkd),
+        files={"file": ("a.bin", data[:CHUNK])},
+        headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"},
+    )
+    assert first.status_code == 200, first.text
+    url = first.json()["url"]
+    for _ in range(20):
+        stale = session.put(
+            url,
+            files={"file": ("a.bin", data[:CHUNK])},
+            headers={"Content-Range": f"bytes 0-{CHUNK - 1}/{len(data)}"},
+        )
+        assert stale.status_code == 400, stale.text
+        assert stale.json()["offset"] == CHUNK
+        assert session.get(url).json()["offset"] == CHUNK
+    rest = session.put(
+        url,
+        files={"file": ("a.bin", data[CHUNK:])},
+        headers={"Content-Range": f"bytes {CHUNK}-{len(data) - 1}/{len(data)}"},
+    )
+    assert rest.status_code == 200, rest.text
+    assert sha256(chunkd.stored(url)) == sha256(data)

@@ -8,6 +8,7 @@
 //! handle and simply get no interim responses.
 
 mod io;
+mod leftover;
 mod serve;
 #[cfg(test)]
 mod tests;

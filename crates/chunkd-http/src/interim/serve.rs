@@ -16,6 +16,7 @@ use tower::ServiceExt as _;
 
 use super::Interim;
 use super::io::InterimIo;
+use super::leftover;
 
 /// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown` completes, then stops
 /// accepting and waits for open connections to finish their current requests.
@@ -51,7 +52,18 @@ where
             // Who is on the other end, as axum's `ConnectInfo` extractor reads it.
             req.extensions_mut().insert(ConnectInfo(peer));
             let app = app.clone();
-            async move { app.oneshot(req.map(Body::new)).await }
+            async move {
+                if req.version() > Version::HTTP_11 {
+                    return app.oneshot(req.map(Body::new)).await;
+                }
+                let (parts, body) = req.into_parts();
+                let (body, leftover) = leftover::track(body);
+                let mut response = app
+                    .oneshot(Request::from_parts(parts, Body::new(body)))
+                    .await?;
+                leftover.settle(&mut response).await;
+                Ok(response)
+            }
         });
         let connection = builder
             .serve_connection(TokioIo::new(io), service)

@@ -67,6 +67,11 @@ async fn big(_: Request) -> Body {
     Body::from(vec![b'x'; BIG])
 }
 
+/// A refusal made from the headers alone, as a tus 409 or a drf 400 is.
+async fn refuses_unread(_: http::HeaderMap) -> StatusCode {
+    StatusCode::CONFLICT
+}
+
 struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -78,7 +83,9 @@ impl Server {
         let app = Router::new()
             .route("/interim", post(announce_then_count))
             .route("/refuse", get(refuses_final_status))
-            .route("/big", get(big));
+            .route("/big", get(big))
+            .route("/unread", post(refuses_unread))
+            .route("/ok", get(|| async { "ok" }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -324,4 +331,46 @@ async fn interim_never_lands_inside_unflushed_output() {
         "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello\
          HTTP/1.1 104 Upload Resumption Supported\r\nlocation: /u/2\r\n\r\n"
     );
+}
+
+/// A refusal answered before a small body was read leaves the connection usable: a
+/// pooled client's next request on it is answered.
+#[tokio::test]
+async fn a_refused_small_body_is_drained_and_the_connection_kept() {
+    let server = Server::start().await;
+    let mut client = server.connect().await;
+    let body = vec![b'b'; 100_000];
+    let mut request = format!(
+        "POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    client.send(&request).await;
+    let refused = client.head().await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.header("connection"), None, "{refused:?}");
+    client.body(&refused).await;
+    client.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let next = client.head().await;
+    assert_eq!(next.status, 200);
+    assert_eq!(client.body(&next).await, b"ok");
+    server.stop().await;
+}
+
+/// A body too large to drain is not read: the answer says `Connection: close`, so no
+/// client sends another request on a connection about to close.
+#[tokio::test]
+async fn a_refused_large_body_answers_connection_close() {
+    let server = Server::start().await;
+    let mut client = server.connect().await;
+    let sent = super::leftover::DRAIN_LIMIT as usize + 50_000;
+    let mut request =
+        b"POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n".to_vec();
+    request.extend_from_slice(&vec![b'b'; sent]);
+    client.send(&request).await;
+    let refused = client.head().await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.header("connection"), Some("close"), "{refused:?}");
+    server.stop().await;
 }
