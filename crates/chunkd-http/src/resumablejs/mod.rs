@@ -48,6 +48,11 @@ pub struct Config {
     pub resumable_path: String,
     /// Target for Flow.js.
     pub flow_path: String,
+    /// The most chunks one file may have: the status, cleanup and assembly requests
+    /// look at each, so the client must not choose how many (at 1 MiB chunks, the
+    /// libraries' default, the default allows files of 10 GiB; larger ones need larger
+    /// chunks or a higher setting).
+    pub max_chunks: u64,
     /// A chunk body that sends nothing for this long is ended; what arrived is kept.
     #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
@@ -62,6 +67,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("resumable_path", &self.resumable_path)
             .field("flow_path", &self.flow_path)
+            .field("max_chunks", &self.max_chunks)
             .field("idle_timeout", &self.idle_timeout)
             .field(
                 "uploader_key",
@@ -76,6 +82,7 @@ impl Default for Config {
         Config {
             resumable_path: "/resumable".to_owned(),
             flow_path: "/flow".to_owned(),
+            max_chunks: 10_000,
             uploader_key: None,
             idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
         }
@@ -84,6 +91,7 @@ impl Default for Config {
 
 pub(crate) struct Chunks {
     uploads: Uploads,
+    max_chunks: u64,
     uploaders: uploader::Uploaders,
     idle_timeout: Duration,
 }
@@ -96,6 +104,7 @@ where
 {
     let chunks = Arc::new(Chunks {
         uploads,
+        max_chunks: config.max_chunks,
         uploaders: uploader::Uploaders::new(config.uploader_key.clone()),
         idle_timeout: config.idle_timeout,
     });

@@ -225,3 +225,42 @@ async fn status_and_cleanup_as_python_resumable_offers_them() {
     let (_, body) = send(&app, "GET", &format!("/resumable/status?{file}"), b"").await;
     assert!(body.contains("\"chunks\":[]"), "{body}");
 }
+
+/// A file of more chunks than `max_chunks` is refused before any chunk is looked at, on
+/// every request that names it: a client-chosen count must not set the server's work
+/// (10^18 one-byte chunks used to loop one core for as long as it took).
+#[tokio::test]
+async fn a_file_of_too_many_chunks_is_refused_up_front() {
+    let uploads =
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+    let config = Config {
+        max_chunks: 100,
+        ..Config::default()
+    };
+    let app = router(uploads, config);
+    let huge = "resumableChunkSize=1&resumableTotalSize=1000000000000000000\
+                &resumableTotalChunks=1000000000000000000\
+                &resumableIdentifier=x&resumableFilename=x.bin";
+    let chunk = format!("{huge}&resumableChunkNumber=1&resumableCurrentChunkSize=1");
+    let over = "resumableChunkSize=1&resumableTotalSize=101&resumableTotalChunks=101\
+                &resumableIdentifier=y&resumableFilename=y.bin";
+    let cases = [
+        ("GET", format!("/resumable/status?{huge}")),
+        ("DELETE", format!("/resumable?{huge}")),
+        ("GET", format!("/resumable?{chunk}")),
+        ("POST", format!("/resumable?{chunk}")),
+        ("GET", format!("/resumable/status?{over}")),
+    ];
+    for (method, uri) in cases {
+        let (status, body) = send(&app, method, &uri, b"x").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+        assert!(
+            body.contains("at most 100 chunks"),
+            "{method} {uri}: {body}"
+        );
+    }
+    let fits = "resumableChunkSize=1&resumableTotalSize=100&resumableTotalChunks=100\
+                &resumableIdentifier=z&resumableFilename=z.bin";
+    let (status, _) = send(&app, "GET", &format!("/resumable/status?{fits}"), b"").await;
+    assert_eq!(status, StatusCode::OK);
+}
