@@ -17,7 +17,7 @@ use http::{StatusCode, header};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::params::{ChunkParams, ParamError};
+use super::params::ChunkParams;
 use super::uploader::Uploader;
 use super::{Chunks, Dialect};
 use crate::form_data::{MAX_FIELD, MAX_FIELDS, field_stream, is_multipart, read_text};
@@ -221,7 +221,9 @@ impl Chunks {
     async fn test(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
         let caller = &scope.caller;
         let values = request_values(req).await?;
-        let params = self.params(ChunkParams::parse(dialect, &values))?;
+        let params = ChunkParams::parse(dialect, &values)
+            .and_then(|p| p.within(self.max_chunks))
+            .map_err(bad_request)?;
         let key = file_key(dialect, scope, &params);
         if let Ok(info) = caller.info(&file_id(&key)).await
             && info.is_finished()
@@ -237,24 +239,11 @@ impl Chunks {
         }
     }
 
-    /// Parsed parameters within this server's bounds, or the libraries' 400.
-    fn params(&self, parsed: Result<ChunkParams, ParamError>) -> Result<ChunkParams, Response> {
-        let params = parsed.map_err(bad_request)?;
-        if params.total_chunks > self.max_chunks {
-            return Err(bad_request(format!(
-                "a file may have at most {} chunks: send larger chunks",
-                self.max_chunks
-            )));
-        }
-        Ok(params)
-    }
-
     async fn status(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
         let caller = &scope.caller;
-        let params = self.params(ChunkParams::parse_file(
-            dialect,
-            &request_values(req).await?,
-        ))?;
+        let params = ChunkParams::parse_file(dialect, &request_values(req).await?)
+            .and_then(|p| p.within(self.max_chunks))
+            .map_err(bad_request)?;
         let key = file_key(dialect, scope, &params);
         if let Some(file) = self.finished_file(caller, &file_id(&key)).await? {
             let body = json!({ "complete": true, "id": file.id.as_str(), "total_chunks": params.total_chunks });
@@ -276,10 +265,9 @@ impl Chunks {
     /// Removes the stored chunks of an unfinished file (python-resumable's cleanup).
     async fn cleanup(&self, scope: &Scope, dialect: Dialect, req: Request) -> Answer {
         let caller = &scope.caller;
-        let params = self.params(ChunkParams::parse_file(
-            dialect,
-            &request_values(req).await?,
-        ))?;
+        let params = ChunkParams::parse_file(dialect, &request_values(req).await?)
+            .and_then(|p| p.within(self.max_chunks))
+            .map_err(bad_request)?;
         let key = file_key(dialect, scope, &params);
         let mut removed = 0;
         for n in 1..=params.total_chunks {
@@ -296,7 +284,9 @@ impl Chunks {
         let mut values = query_values(&req);
         let multipart = is_multipart(req.headers());
         if !multipart {
-            let params = self.params(ChunkParams::parse(dialect, &values))?;
+            let params = ChunkParams::parse(dialect, &values)
+                .and_then(|p| p.within(self.max_chunks))
+                .map_err(bad_request)?;
             let body = crate::body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             return self.store_chunk(scope, dialect, &params, body).await;
         }
@@ -312,7 +302,9 @@ impl Chunks {
             let name = field.name().unwrap_or_default().to_owned();
             if name == "file" {
                 // Parameters come before the file in both libraries' forms.
-                let params = self.params(ChunkParams::parse(dialect, &values))?;
+                let params = ChunkParams::parse(dialect, &values)
+                    .and_then(|p| p.within(self.max_chunks))
+                    .map_err(bad_request)?;
                 let body = field_stream(field);
                 return self.store_chunk(scope, dialect, &params, body).await;
             }

@@ -40,6 +40,9 @@ pub enum ParamError {
     /// The parameters contradict each other or break a rule.
     #[error("{0}")]
     Invalid(&'static str),
+    /// More chunks than the server takes for one file (the bound).
+    #[error("a file may have at most {0} chunks: send larger chunks")]
+    TooManyChunks(u64),
 }
 
 const MAX_IDENTIFIER: usize = 255;
@@ -170,6 +173,14 @@ impl ChunkParams {
             ));
         }
         Ok(())
+    }
+
+    /// These parameters, if the file has at most `max` chunks.
+    pub fn within(self, max: u64) -> Result<Self, ParamError> {
+        if self.total_chunks > max {
+            return Err(ParamError::TooManyChunks(max));
+        }
+        Ok(self)
     }
 
     /// Where this chunk starts in the file.
