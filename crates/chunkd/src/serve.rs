@@ -50,7 +50,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     // chunkd's own accept loop: it lets handlers send 104 interim responses.
-    let served = tokio::spawn(chunkd_http::interim::serve(listener, app, draining));
+    let served = tokio::spawn(chunkd_http::interim::serve_with(
+        listener,
+        app,
+        config.connections,
+        draining,
+    ));
     stop.clone().wait().await;
     match tokio::time::timeout(config.shutdown_timeout, served).await {
         Ok(result) => result??,

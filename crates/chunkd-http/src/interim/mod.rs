@@ -20,7 +20,7 @@ use axum::extract::Request;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
-pub use serve::serve;
+pub use serve::{ConnectionLimits, serve, serve_with};
 
 /// Sends interim responses for the request it came with.
 #[derive(Clone)]

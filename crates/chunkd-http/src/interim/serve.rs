@@ -1,6 +1,8 @@
 //! The accept loop: hyper over each connection's shared socket, with graceful shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -8,15 +10,38 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
 use super::Interim;
 use super::io::InterimIo;
 use super::leftover;
+
+/// What one client may hold of the server, whatever it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+pub struct ConnectionLimits {
+    /// A connection must finish a request's headers this soon after it starts sending
+    /// them (or after the previous response, when idle); else it is closed.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
+}
 
 /// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown` completes, then stops
 /// accepting and waits for open connections to finish their current requests.
@@ -24,10 +49,36 @@ pub async fn serve<F>(listener: TcpListener, app: Router, shutdown: F) -> std::i
 where
     F: Future<Output = ()> + Send,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    serve_with(listener, app, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with<F>(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: F,
+) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // A free slot first: at the limit, new connections wait in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -42,40 +93,64 @@ where
         };
         // Responses and interim responses are written whole; don't hold them back.
         let _ = stream.set_nodelay(true);
-        let (io, sink) = InterimIo::new(stream);
-        let interim = Interim { sink };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            if req.version() == Version::HTTP_11 {
-                req.extensions_mut().insert(interim.clone());
-            }
-            // Who is on the other end, as axum's `ConnectInfo` extractor reads it.
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let app = app.clone();
-            async move {
-                if req.version() > Version::HTTP_11 {
-                    return app.oneshot(req.map(Body::new)).await;
-                }
-                let (parts, body) = req.into_parts();
-                let (body, leftover) = leftover::track(body);
-                let mut response = app
-                    .oneshot(Request::from_parts(parts, Body::new(body)))
-                    .await?;
-                leftover.settle(&mut response).await;
-                Ok(response)
-            }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (app, builder, watcher) = (app.clone(), builder.clone(), graceful.watcher());
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            // hyper's header timeout starts once it reads a request, and telling HTTP/1.1
+            // from h2c waits for the first bytes: a silent client is bounded here.
+            // (`readable` may report a fresh socket ready; `peek` waits for a byte.)
+            let mut first = [0];
+            let first_byte = tokio::time::timeout(header_read_timeout, stream.peek(&mut first));
+            if !matches!(first_byte.await, Ok(Ok(1))) {
+                return;
+            }
+            let (io, sink) = InterimIo::new(stream);
+            let service = request_service(app, Interim { sink }, peer);
+            let connection = builder
+                .serve_connection(TokioIo::new(io), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// What hyper calls for each request of one connection: the request gets its interim
+/// handle (HTTP/1.1) and peer address, and what the handler leaves of an HTTP/1.x body
+/// is settled (see [`leftover`]).
+fn request_service(
+    app: Router,
+    interim: Interim,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = http::Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        if req.version() == Version::HTTP_11 {
+            req.extensions_mut().insert(interim.clone());
+        }
+        // Who is on the other end, as axum's `ConnectInfo` extractor reads it.
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let app = app.clone();
+        async move {
+            if req.version() > Version::HTTP_11 {
+                return app.oneshot(req.map(Body::new)).await;
+            }
+            let (parts, body) = req.into_parts();
+            let (body, leftover) = leftover::track(body);
+            let mut response = app
+                .oneshot(Request::from_parts(parts, Body::new(body)))
+                .await?;
+            leftover.settle(&mut response).await;
+            Ok(response)
+        }
+    })
 }

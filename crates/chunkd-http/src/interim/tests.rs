@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use tokio::sync::oneshot;
 
-use super::{Interim, InterimError, serve};
+use super::{Interim, InterimError};
 
 fn location(value: &'static str) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -80,6 +80,10 @@ struct Server {
 
 impl Server {
     async fn start() -> Server {
+        Server::start_with(super::ConnectionLimits::default()).await
+    }
+
+    async fn start_with(limits: super::ConnectionLimits) -> Server {
         let app = Router::new()
             .route("/interim", post(announce_then_count))
             .route("/refuse", get(refuses_final_status))
@@ -89,7 +93,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, app, async move {
+        let task = tokio::spawn(super::serve_with(listener, app, limits, async move {
             let _ = stopped.await;
         }));
         Server {
@@ -372,5 +376,67 @@ async fn a_refused_large_body_answers_connection_close() {
     let refused = client.head().await;
     assert_eq!(refused.status, 409);
     assert_eq!(refused.header("connection"), Some("close"), "{refused:?}");
+    server.stop().await;
+}
+
+/// A connection that never finishes its headers, or never sends a byte, is closed after
+/// the header read timeout instead of being held forever.
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    let limits = super::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = Server::start_with(limits).await;
+    for sent in [&b"POST /interim HTTP/1.1\r\nHost: x\r\nX-Slow"[..], b""] {
+        let mut client = server.connect().await;
+        client.send(sent).await;
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        // Bounded: a server that never closes fails the test instead of hanging it.
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            client.stream.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "still open after {sent:?}");
+        eprintln!(
+            "closed {:?} after sending {} bytes",
+            started.elapsed(),
+            sent.len()
+        );
+    }
+    server.stop().await;
+}
+
+/// At the connection limit, a new connection waits until one closes, then is served.
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_slot() {
+    let limits = super::ConnectionLimits {
+        max_connections: 1,
+        ..Default::default()
+    };
+    let server = Server::start_with(limits).await;
+    let mut first = server.connect().await;
+    first.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let head = first.head().await;
+    assert_eq!(first.body(&head).await, b"ok");
+    let mut second = server.connect().await;
+    second.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // The first connection is still open (keep-alive), so the second is not served yet
+    // (a wait that can only fail when the limit is broken, never when it holds); the
+    // first one's next request still is.
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), second.head()).await;
+    assert!(early.is_err(), "served past the limit: {early:?}");
+    first
+        .send(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let head = first.head().await;
+    assert_eq!(first.body(&head).await, b"ok");
+    let head = second.head().await;
+    assert_eq!(
+        (head.status, second.body(&head).await),
+        (200, b"ok".to_vec())
+    );
     server.stop().await;
 }

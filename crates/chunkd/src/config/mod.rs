@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chunkd_backends::{PgConfig, S3Config, SyncPolicy};
 use chunkd_core::Limits;
+use chunkd_http::interim::ConnectionLimits;
 use chunkd_http::{PublicUrl, content_range, form, ietf, resumablejs, s3_multipart, tus};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -56,6 +57,8 @@ pub struct Config {
     /// How long shutdown waits for in-flight requests after asking them to stop.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// What one client may hold: header read timeout, connections served at once.
+    pub connections: ConnectionLimits,
     /// Where upload bytes live: `fs` (`<data_dir>/files`) or `s3` (see `[s3]`).
     pub store: StoreBackend,
     pub s3: S3Config,
@@ -148,6 +151,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             public_url: PublicUrl::default(),
             log: LogConfig::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
