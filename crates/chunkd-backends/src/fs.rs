@@ -186,6 +186,7 @@ impl FsStore {
         Ok(FsStore { root, sync })
     }
 
+    /// The directory upload files are kept in.
     pub fn root(&self) -> &Path {
         &self.root
     }

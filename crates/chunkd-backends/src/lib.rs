@@ -12,6 +12,8 @@
 //! With the `serde` feature, [`S3Config`] and [`PgConfig`] read from and write to any
 //! serde format; keys left out keep their defaults and durations are humantime strings.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "fs")]
 pub mod fs;
 #[cfg(feature = "postgres")]

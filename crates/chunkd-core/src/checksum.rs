@@ -7,17 +7,24 @@ use md5::Md5;
 use sha1::{Digest as _, Sha1};
 use sha2::{Sha256, Sha512};
 
+/// A digest algorithm a body's checksum can be computed with (tus `Upload-Checksum`,
+/// the IETF draft's `Content-Digest`, the digests of form uploads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChecksumAlgorithm {
+    /// MD5, 16 bytes; not collision-resistant, still what many clients send.
     Md5,
+    /// SHA-1, 20 bytes; the one algorithm the tus checksum extension requires.
     Sha1,
+    /// SHA-256, 32 bytes.
     Sha256,
+    /// SHA-512, 64 bytes.
     Sha512,
     /// CRC-32 (IEEE), digest as 4 big-endian bytes.
     Crc32,
 }
 
 impl ChecksumAlgorithm {
+    /// Every supported algorithm.
     pub const ALL: [ChecksumAlgorithm; 5] = [
         ChecksumAlgorithm::Md5,
         ChecksumAlgorithm::Sha1,
@@ -26,6 +33,7 @@ impl ChecksumAlgorithm {
         ChecksumAlgorithm::Crc32,
     ];
 
+    /// The lowercase name protocols use for it (`sha1`), as [`FromStr`] accepts it.
     pub fn name(self) -> &'static str {
         match self {
             ChecksumAlgorithm::Md5 => "md5",
@@ -36,6 +44,8 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// How many bytes its digest has, so a malformed checksum is refused before any
+    /// hashing.
     pub fn digest_len(self) -> usize {
         match self {
             ChecksumAlgorithm::Md5 => 16,
@@ -46,6 +56,7 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// A fresh incremental hasher for this algorithm.
     pub fn hasher(self) -> Hasher {
         match self {
             ChecksumAlgorithm::Md5 => Hasher::Md5(Md5::new()),
@@ -57,6 +68,7 @@ impl ChecksumAlgorithm {
     }
 }
 
+/// A checksum algorithm name that is not one of [`ChecksumAlgorithm::ALL`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown checksum algorithm")]
 pub struct UnknownAlgorithm;
@@ -80,21 +92,29 @@ impl fmt::Display for ChecksumAlgorithm {
 /// An expected digest of some bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checksum {
+    /// How `digest` was computed.
     pub algorithm: ChecksumAlgorithm,
+    /// The raw digest bytes (not hex or base64), [`ChecksumAlgorithm::digest_len`] long.
     pub digest: Vec<u8>,
 }
 
 /// Incremental hasher for any supported algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// Computing MD5.
     Md5(Md5),
+    /// Computing SHA-1.
     Sha1(Sha1),
+    /// Computing SHA-256.
     Sha256(Sha256),
+    /// Computing SHA-512.
     Sha512(Sha512),
+    /// Computing CRC-32.
     Crc32(crc32fast::Hasher),
 }
 
 impl Hasher {
+    /// Feeds the next bytes.
     pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Md5(h) => h.update(data),
@@ -105,6 +125,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything fed, in the raw form [`Checksum::digest`] holds.
     pub fn finalize(self) -> Vec<u8> {
         match self {
             Hasher::Md5(h) => h.finalize().to_vec(),

@@ -14,6 +14,7 @@ pub const MAX_ID_LEN: usize = 64;
 #[serde(try_from = "String", into = "String")]
 pub struct UploadId(String);
 
+/// A string that is not a valid [`UploadId`] (empty, too long, or other characters).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid upload id")]
 pub struct InvalidId;
@@ -34,6 +35,7 @@ impl UploadId {
         UploadId(s)
     }
 
+    /// The identifier as text, as it appears in URLs and file names.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -4,6 +4,8 @@
 //! [`DataStore`] and records upload state in a [`StateStore`], serialising writers with a
 //! [`Locker`]. Nothing here knows about HTTP, a cloud SDK or a database driver.
 
+#![warn(missing_docs)]
+
 pub mod body;
 pub mod checksum;
 pub mod engine;

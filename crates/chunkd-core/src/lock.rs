@@ -26,6 +26,8 @@ use crate::id::UploadId;
 /// - Dropping the lease releases it.
 #[async_trait]
 pub trait Locker: fmt::Debug + Send + Sync + 'static {
+    /// Waits at most `timeout` for the exclusive lease on upload `id`, signalling its
+    /// current holder to let go.
     async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease>;
 
     /// The lease if nobody holds it, without asking anyone to let go. `Ok(None)` when it

@@ -24,6 +24,7 @@ pub mod keys {
 pub struct Metadata(BTreeMap<String, Vec<u8>>);
 
 impl Metadata {
+    /// No metadata.
     pub fn new() -> Self {
         Self::default()
     }
@@ -39,10 +40,12 @@ impl Metadata {
         }
     }
 
+    /// Sets `key` to `value`, replacing any earlier value.
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.0.insert(key.into(), value.into());
     }
 
+    /// The raw value of `key`.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.0.get(key).map(Vec::as_slice)
     }
@@ -52,14 +55,17 @@ impl Metadata {
         self.get(key).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// Every pair, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
     }
 
+    /// Whether there are no pairs at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// How many pairs there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }

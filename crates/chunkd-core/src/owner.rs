@@ -23,10 +23,12 @@ impl Owner {
         Owner(owner)
     }
 
+    /// The name, `None` when anonymous.
     pub fn as_deref(&self) -> Option<&str> {
         self.0.as_deref()
     }
 
+    /// Whether this is [`Owner::anonymous`].
     pub fn is_anonymous(&self) -> bool {
         self.0.is_none()
     }

@@ -26,10 +26,16 @@ use crate::upload::UploadInfo;
 ///   before `now`, at most `limit` of them.
 #[async_trait]
 pub trait StateStore: fmt::Debug + Send + Sync + 'static {
+    /// A short name for logs and errors (`sqlite`, `memory`, `postgres`).
     fn name(&self) -> &'static str;
+    /// Saves a new record.
     async fn insert(&self, info: &UploadInfo) -> Result<()>;
+    /// The current record of upload `id`.
     async fn get(&self, id: &UploadId) -> Result<UploadInfo>;
+    /// Replaces the record if nobody changed it since `info` was read; the stored record.
     async fn update(&self, info: &UploadInfo) -> Result<UploadInfo>;
+    /// Removes the record (only at `revision`, when given).
     async fn remove(&self, id: &UploadId, revision: Option<u64>) -> Result<()>;
+    /// Up to `limit` open uploads that expired by `now`, for the collector to purge.
     async fn expired(&self, now: SystemTime, limit: usize) -> Result<Vec<UploadId>>;
 }

@@ -68,8 +68,11 @@ pub trait DataStore: fmt::Debug + Send + Sync + 'static {
 /// One part a client stored directly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Part {
+    /// Its part number, from 1.
     pub number: u16,
+    /// The tag the store gave it, which completion quotes back.
     pub etag: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 

@@ -22,6 +22,7 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ConcatKind {
+    /// A plain upload.
     #[default]
     None,
     /// A piece meant to be concatenated into a final upload.
@@ -37,21 +38,27 @@ pub type StoreState = BTreeMap<String, String>;
 /// The record a [`crate::StateStore`] persists for every upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadInfo {
+    /// Its identifier, unique within the state store.
     pub id: UploadId,
     /// Total size, once known (tus deferred length leaves it open).
     pub length: Option<u64>,
     /// Bytes durably stored so far.
     pub offset: u64,
+    /// What the client said about the file (name, type, its own keys).
     pub metadata: Metadata,
+    /// Whether it still takes bytes or is finished.
     pub status: Status,
+    /// Whether it is a plain upload, a part of a concatenation or the concatenation.
     #[serde(default)]
     pub concat: ConcatKind,
     /// The identity that created the upload, when the front end knows one.
     #[serde(default)]
     pub owner: Option<String>,
+    /// When it was created.
     pub created_at: SystemTime,
     /// Unfinished uploads are purged after this instant.
     pub expires_at: Option<SystemTime>,
+    /// The data store's own bookkeeping for it (see [`StoreState`]).
     #[serde(default)]
     pub store: StoreState,
     /// Final uploads waiting for this partial to finish (tus concatenation-unfinished).
@@ -66,14 +73,17 @@ pub struct UploadInfo {
 }
 
 impl UploadInfo {
+    /// Whether every byte is stored and it is readable.
     pub fn is_finished(&self) -> bool {
         self.status == Status::Finished
     }
 
+    /// Whether it is the concatenation of partial uploads.
     pub fn is_final(&self) -> bool {
         matches!(self.concat, ConcatKind::Final(_))
     }
 
+    /// Whether it is unfinished and its expiry is at or before `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.status == Status::Open && self.expires_at.is_some_and(|t| t <= now)
     }
@@ -86,7 +96,9 @@ pub struct NewUpload {
     /// A caller-chosen id (derived from the client's own file key, say); creation fails
     /// with `AlreadyExists` if it is taken. `None` generates a random one.
     pub id: Option<UploadId>,
+    /// The total size, when known at creation (left open for a deferred length).
     pub length: Option<u64>,
+    /// What the client says about the file.
     pub metadata: Metadata,
     /// A final upload concatenates the listed uploads, in order; unfinished ones are
     /// allowed, and the final upload finishes when the last of them does. Its length is

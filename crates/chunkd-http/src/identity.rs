@@ -205,6 +205,14 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
     }))
 }
 
+/// Says who `req` acts for, for an application that authenticates requests itself (its
+/// own sessions, in its own middleware) instead of through [`identify`]. An `Err` makes
+/// the front ends refuse the request in their protocol's terms. Where both run, the one
+/// nearer the routes decides.
+pub fn set_identity(req: &mut Request, found: Result<Owner, IdentityError>) {
+    req.extensions_mut().insert(Identified(found));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +287,17 @@ mod tests {
         assert_eq!(config.identify(&h), Ok(Owner::named("carol")));
         h.insert("x-user", "x".repeat(300).parse().expect("value"));
         assert!(config.identify(&h).is_err());
+    }
+
+    #[test]
+    fn an_application_sets_the_identity_itself() {
+        let mut req = Request::new(axum::body::Body::empty());
+        assert_eq!(owner_of(&req).ok(), Some(Owner::anonymous()));
+        set_identity(&mut req, Ok(Owner::named("dana")));
+        assert_eq!(owner_of(&req).ok(), Some(Owner::named("dana")));
+        set_identity(&mut req, Err(IdentityError::Missing));
+        let refusal = owner_of(&req).expect_err("an unidentified request is refused");
+        assert_eq!(refusal.status, http::StatusCode::FORBIDDEN);
     }
 
     proptest::proptest! {

@@ -45,9 +45,13 @@ const PARTS_BYTES: &str = "s3.parts_bytes";
 pub struct S3Config {
     /// `https://host:port` of the service (or `http://`).
     pub endpoint: String,
+    /// The bucket upload objects are kept in (see `create_bucket`).
     pub bucket: String,
+    /// The region requests are signed for (`us-east-1` for most S3-compatible services).
     pub region: String,
+    /// The access key id requests are signed with.
     pub access_key: String,
+    /// The secret key requests are signed with.
     pub secret_key: String,
     /// Objects are named `<prefix><upload id>`.
     pub prefix: String,
@@ -212,6 +216,7 @@ impl S3Store {
         })
     }
 
+    /// The bucket's name.
     pub fn bucket(&self) -> &str {
         self.bucket.name()
     }

@@ -24,6 +24,7 @@ impl Caller {
         Caller { uploads, owner }
     }
 
+    /// The identity this caller acts for.
     pub fn owner(&self) -> &Owner {
         &self.owner
     }

@@ -57,7 +57,9 @@ impl Default for Limits {
 pub struct Capabilities {
     /// Unfinished uploads expire.
     pub expiration: bool,
+    /// Algorithms a client may name for a body's checksum.
     pub checksum_algorithms: &'static [ChecksumAlgorithm],
+    /// Largest upload accepted ([`Limits::max_size`]), for protocols that announce it.
     pub max_size: Option<u64>,
 }
 
@@ -86,6 +88,7 @@ impl std::fmt::Debug for Uploads {
     }
 }
 
+/// Assembles an [`Uploads`] engine from its seams; see [`Uploads::builder`].
 pub struct UploadsBuilder {
     store: Arc<dyn DataStore>,
     state: Arc<dyn StateStore>,
@@ -95,21 +98,26 @@ pub struct UploadsBuilder {
 }
 
 impl UploadsBuilder {
+    /// Serialises writers with `locker` instead of an in-process lock; several instances
+    /// sharing one state store need a shared locker.
     pub fn locker(mut self, locker: Arc<dyn Locker>) -> Self {
         self.locker = Some(locker);
         self
     }
 
+    /// Lets `hooks` accept or refuse creation, finishing and termination.
     pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = hooks;
         self
     }
 
+    /// Applies `limits` instead of [`Limits::default`].
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
+    /// The engine, ready to be shared by every front end (clones share everything).
     pub fn build(self) -> Uploads {
         let capabilities = Capabilities {
             expiration: self.limits.expire_after.is_some(),
@@ -133,6 +141,8 @@ impl UploadsBuilder {
 }
 
 impl Uploads {
+    /// Starts an engine keeping bytes in `store` and records in `state`, with no hooks,
+    /// default limits and an in-process locker until the builder says otherwise.
     pub fn builder(store: Arc<dyn DataStore>, state: Arc<dyn StateStore>) -> UploadsBuilder {
         UploadsBuilder {
             store,
@@ -150,10 +160,12 @@ impl Uploads {
         Caller::new(self.clone(), owner)
     }
 
+    /// What this engine can do, for front ends to advertise.
     pub fn capabilities(&self) -> &Capabilities {
         &self.0.capabilities
     }
 
+    /// The limits every upload is held to.
     pub fn limits(&self) -> &Limits {
         &self.0.limits
     }

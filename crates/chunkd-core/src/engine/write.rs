@@ -54,7 +54,9 @@ pub enum BodyEnd {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct WriteOutcome {
+    /// The upload record after the write.
     pub info: UploadInfo,
+    /// Whether the body arrived whole or why it stopped early.
     pub end: BodyEnd,
 }
 

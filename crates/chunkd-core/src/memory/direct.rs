@@ -54,14 +54,19 @@ struct StoredPart {
 /// Why [`MemoryStore::put_part`] refused a PUT, as S3 would refuse it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PutRefused {
+    /// The URL does not name an upload and part of this store.
     #[error("not a part URL of this store")]
     Malformed,
+    /// The multipart session does not exist (any more).
     #[error("no such upload: never created, completed or deleted")]
     NoSuchUpload,
+    /// The signature does not match the URL.
     #[error("the signature does not match the URL")]
     Forged,
+    /// The signature's validity has run out.
     #[error("the URL has expired")]
     Expired,
+    /// A panic elsewhere poisoned the store's lock.
     #[error("the memory store's lock is poisoned")]
     Poisoned,
 }

@@ -45,6 +45,7 @@ impl Drop for Held {
 }
 
 impl MemoryLocker {
+    /// An empty locker; its locks hold within this process only.
     pub fn new() -> Self {
         Self::default()
     }

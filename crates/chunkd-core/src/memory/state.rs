@@ -16,6 +16,7 @@ pub struct MemoryState {
 }
 
 impl MemoryState {
+    /// An empty state store, lost when the process exits.
     pub fn new() -> Self {
         Self::default()
     }

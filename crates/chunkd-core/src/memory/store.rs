@@ -22,6 +22,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store without browser-direct parts, lost when the process exits.
     pub fn new() -> Self {
         Self::default()
     }

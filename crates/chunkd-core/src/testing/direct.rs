@@ -23,8 +23,11 @@ use crate::upload::NewUpload;
 
 /// An engine's two stores (the data store with direct parts) and the client side.
 pub struct DirectEngine {
+    /// The data store under test; it must offer [`DirectParts`].
     pub store: Arc<dyn DataStore>,
+    /// Where the engine keeps records.
     pub state: Arc<dyn StateStore>,
+    /// Puts parts to the URLs the store signs, as a browser would.
     pub browser: Arc<dyn Browser>,
 }
 
@@ -125,6 +128,8 @@ fn unquote(etag: &str) -> &str {
     etag.trim_matches('"')
 }
 
+/// Parts put to signed URLs are listed with their sizes and tags, and completing joins
+/// them into the upload.
 pub async fn direct_upload_round_trips(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 41);
@@ -146,6 +151,7 @@ pub async fn direct_upload_round_trips(parts: Arc<DirectEngine>) {
     assert_eq!(stored(&alice, &id).await, data);
 }
 
+/// A part number put twice keeps the second body.
 pub async fn a_part_put_again_replaces_the_first(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 42);
@@ -156,6 +162,8 @@ pub async fn a_part_put_again_replaces_the_first(parts: Arc<DirectEngine>) {
     assert_eq!(stored(&alice, &id).await, chunks.concat());
 }
 
+/// Completing with a wrong tag is `InvalidPart` (where tags are listed), and the parts
+/// stay for a correct completion.
 pub async fn wrong_etag_is_refused_and_the_parts_stay(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 43);
@@ -186,6 +194,8 @@ pub async fn wrong_etag_is_refused_and_the_parts_stay(parts: Arc<DirectEngine>) 
     assert_eq!(stored(&alice, &id).await, chunks.concat());
 }
 
+/// Completing with a gap, a part never put or no parts is `InvalidPart`; the order parts
+/// are named in does not matter.
 pub async fn gaps_and_missing_parts_are_refused(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 44);
@@ -211,6 +221,7 @@ pub async fn gaps_and_missing_parts_are_refused(parts: Arc<DirectEngine>) {
     assert_eq!(stored(&alice, &id).await, chunks.concat());
 }
 
+/// A part below the store's minimum size before the last is `InvalidPart`.
 pub async fn small_parts_before_the_last_are_refused(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let min = min_part(&parts);
@@ -221,6 +232,8 @@ pub async fn small_parts_before_the_last_are_refused(parts: Arc<DirectEngine>) {
     assert!(matches!(r, Err(Error::InvalidPart(_))), "{r:?}");
 }
 
+/// Completing twice gives the same finished upload, which has no parts left to list or
+/// sign.
 pub async fn completing_again_is_harmless(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 47);
@@ -241,6 +254,7 @@ fn not_found<T: std::fmt::Debug>(what: &str, r: Result<T>) {
     assert!(matches!(r, Err(Error::NotFound(_))), "{what}: {r:?}");
 }
 
+/// Another identity cannot sign, list, complete or terminate: `NotFound`.
 pub async fn another_owner_is_told_not_found(parts: Arc<DirectEngine>) {
     let engine = engine(&parts, Limits::default());
     let alice = engine.for_owner(Owner::named("alice"));
@@ -267,6 +281,7 @@ pub async fn another_owner_is_told_not_found(parts: Arc<DirectEngine>) {
     assert_eq!(stored(&alice, &id).await, chunks.concat());
 }
 
+/// An upload created without `direct` has no parts to sign, list or complete.
 pub async fn plain_uploads_have_no_direct_parts(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let new = NewUpload {
@@ -282,6 +297,8 @@ pub async fn plain_uploads_have_no_direct_parts(parts: Arc<DirectEngine>) {
     );
 }
 
+/// The size limit holds at creation, when signing a part that would start past it, and
+/// at completion, which then removes the upload.
 pub async fn max_size_is_enforced(parts: Arc<DirectEngine>) {
     let min = min_part(&parts);
     let max = (min + min / 2) as u64;
@@ -317,6 +334,7 @@ pub async fn max_size_is_enforced(parts: Arc<DirectEngine>) {
     not_found("nothing of it is kept", alice.info(&id).await);
 }
 
+/// Parts adding up to another size than declared are `InvalidLength`.
 pub async fn declared_size_must_match_the_parts(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let chunks = three_parts(&parts, 51);
@@ -327,6 +345,7 @@ pub async fn declared_size_must_match_the_parts(parts: Arc<DirectEngine>) {
     assert!(matches!(r, Err(Error::InvalidLength(_))), "{r:?}");
 }
 
+/// A direct upload takes no bytes through the engine: `NotSupported`.
 pub async fn appending_through_the_engine_is_not_supported(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let id = create(&alice, Some(100)).await;
@@ -338,6 +357,7 @@ pub async fn appending_through_the_engine_is_not_supported(parts: Arc<DirectEngi
     assert_eq!(alice.info(&id).await.expect("info").offset, 0);
 }
 
+/// Part numbers outside 1..=10000 are `InvalidPart`, as in S3.
 pub async fn part_numbers_run_from_1_to_10000(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let id = create(&alice, None).await;
@@ -354,6 +374,7 @@ pub async fn part_numbers_run_from_1_to_10000(parts: Arc<DirectEngine>) {
         .expect("the last part number");
 }
 
+/// After termination, a PUT to an already signed URL is refused.
 pub async fn terminated_uploads_take_no_more_parts(parts: Arc<DirectEngine>) {
     let alice = alice(&parts);
     let id = create(&alice, None).await;

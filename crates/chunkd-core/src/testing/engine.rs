@@ -24,7 +24,9 @@ pub use super::running::{
 
 /// The two stores an engine is built from.
 pub struct EngineParts {
+    /// Where the engine keeps bytes.
     pub store: Arc<dyn DataStore>,
+    /// Where the engine keeps records.
     pub state: Arc<dyn StateStore>,
 }
 
@@ -79,6 +81,7 @@ fn digest(algorithm: ChecksumAlgorithm, data: &[u8]) -> Checksum {
     }
 }
 
+/// An upload sent in one write finishes and reads back whole.
 pub async fn single_request_upload(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(300_000, 11);
@@ -93,6 +96,7 @@ pub async fn single_request_upload(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &info.id).await, data);
 }
 
+/// An upload sent in several writes, each at the last one's offset, reads back whole.
 pub async fn chunked_upload(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(250_000, 12);
@@ -112,6 +116,7 @@ pub async fn chunked_upload(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// A body cut off midway keeps every byte before the cut, and the upload resumes there.
 pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(100_000, 13);
@@ -134,6 +139,7 @@ pub async fn interrupted_body_keeps_received_bytes(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// A write at the wrong offset is `OffsetMismatch` and changes nothing.
 pub async fn offset_mismatch_is_rejected(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(100)).await.expect("create").id;
@@ -154,6 +160,8 @@ pub async fn offset_mismatch_is_rejected(parts: Arc<EngineParts>) {
     assert_eq!(uploads.info(&id).await.expect("info").offset, 10);
 }
 
+/// A body past the declared length is `LengthExceeded`, announced or found while reading,
+/// and keeps nothing.
 pub async fn length_exceeded_keeps_nothing(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(100)).await.expect("create").id;
@@ -181,6 +189,7 @@ pub async fn length_exceeded_keeps_nothing(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// A body failing its checksum (in every algorithm) keeps nothing; a matching one is kept.
 pub async fn checksum_mismatch_discards_chunk(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(20_000, 15);
@@ -221,6 +230,7 @@ pub async fn checksum_mismatch_discards_chunk(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// A checksum arriving after the body is checked as one sent before it.
 pub async fn trailer_checksum_is_verified(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(9_000, 16);
@@ -262,6 +272,8 @@ pub async fn trailer_checksum_is_verified(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// An upload created without a length takes bytes, refuses a length below its offset, and
+/// finishes when the length is declared and reached.
 pub async fn deferred_length(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(30_000, 17);
@@ -293,6 +305,7 @@ pub async fn deferred_length(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// An empty upload is finished and readable as soon as it is created.
 pub async fn zero_length_finishes_at_creation(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let info = uploads.create(sized(0)).await.expect("create");
@@ -315,6 +328,8 @@ async fn partial(uploads: &Caller, data: &[u8], written: bool) -> UploadId {
     id
 }
 
+/// A final upload of finished parts (one listed twice) is their bytes in order, and takes
+/// no writes.
 pub async fn concatenation_of_finished_parts(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let (a, b) = (pattern(70_000, 18), pattern(12_345, 19));
@@ -331,6 +346,7 @@ pub async fn concatenation_of_finished_parts(parts: Arc<EngineParts>) {
     assert!(matches!(err, Err(Error::FinalUpload)));
 }
 
+/// A final upload of an unfinished part is unreadable until that part finishes.
 pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let (a, b) = (pattern(5_000, 20), pattern(6_000, 21));
@@ -352,6 +368,7 @@ pub async fn concatenation_waits_for_unfinished_parts(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &fin.id).await, [a, b].concat());
 }
 
+/// Termination removes an upload; terminating it again is `NotFound`.
 pub async fn terminate_removes_upload(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = uploads.create(sized(10)).await.expect("create").id;
@@ -366,6 +383,7 @@ pub async fn terminate_removes_upload(parts: Arc<EngineParts>) {
     ));
 }
 
+/// Expired uploads are `Expired`, then purged; fresh and finished ones stay.
 pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     let short = engine(
         &parts,
@@ -389,6 +407,7 @@ pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     assert!(long.info(&done).await.is_ok());
 }
 
+/// A long body is committed every `checkpoint_bytes`, with a progress event each time.
 pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
     let uploads = engine(
         &parts,
@@ -420,6 +439,8 @@ pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &id).await, data);
 }
 
+/// A client-chosen id is used, and choosing it again is `AlreadyExists` without touching
+/// the first upload.
 pub async fn chosen_ids_are_unique(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let id = UploadId::generate();
@@ -443,6 +464,7 @@ pub async fn chosen_ids_are_unique(parts: Arc<EngineParts>) {
     );
 }
 
+/// A whole-body upload finishes with the body's length, or, cut off, is removed.
 pub async fn whole_bodies_are_all_or_nothing(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(30_000, 24);

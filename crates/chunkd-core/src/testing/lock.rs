@@ -9,6 +9,8 @@ use crate::lock::Locker;
 
 const LONG: Duration = Duration::from_secs(10);
 
+/// A second request for a held lock signals the holder, and gets the lease once it is
+/// dropped.
 pub async fn second_request_signals_holder_and_gets_lease(locker: Arc<dyn Locker>) {
     let id = UploadId::generate();
     let mut first = locker.lock(&id, LONG).await.expect("first lock");
@@ -28,6 +30,7 @@ pub async fn second_request_signals_holder_and_gets_lease(locker: Arc<dyn Locker
     assert!(second.is_ok());
 }
 
+/// A lock held for longer than the waiter's timeout is `Locked`.
 pub async fn lock_times_out_while_held(locker: Arc<dyn Locker>) {
     let id = UploadId::generate();
     let _held = locker.lock(&id, LONG).await.expect("lock");
@@ -35,6 +38,7 @@ pub async fn lock_times_out_while_held(locker: Arc<dyn Locker>) {
     assert!(matches!(err, Err(Error::Locked)));
 }
 
+/// Dropping a lease frees the lock.
 pub async fn dropping_lease_releases(locker: Arc<dyn Locker>) {
     let id = UploadId::generate();
     drop(locker.lock(&id, LONG).await.expect("lock"));
@@ -42,6 +46,7 @@ pub async fn dropping_lease_releases(locker: Arc<dyn Locker>) {
     assert!(again.is_ok());
 }
 
+/// Holding one upload's lock does not block another's.
 pub async fn locks_are_per_upload(locker: Arc<dyn Locker>) {
     let _a = locker.lock(&UploadId::generate(), LONG).await.expect("a");
     let b = locker
@@ -50,6 +55,7 @@ pub async fn locks_are_per_upload(locker: Arc<dyn Locker>) {
     assert!(b.is_ok());
 }
 
+/// `try_lock` on a held lock gets nothing and leaves the holder alone.
 pub async fn try_lock_never_signals_the_holder(locker: Arc<dyn Locker>) {
     let id = UploadId::generate();
     let mut held = locker.lock(&id, LONG).await.expect("lock");

@@ -37,15 +37,19 @@ use crate::upload::{ConcatKind, Status, UploadInfo};
 
 /// An implementation under test plus whatever must live as long as it (a temp dir).
 pub struct Fixture<T: ?Sized> {
+    /// The implementation the cases run against.
     pub it: Arc<T>,
+    /// Dropped with the fixture, after the cases are done with `it` (a temp dir, a server).
     pub keep: Option<Box<dyn Any + Send>>,
 }
 
 impl<T: ?Sized> Fixture<T> {
+    /// A fixture that needs nothing kept alive.
     pub fn new(it: Arc<T>) -> Self {
         Fixture { it, keep: None }
     }
 
+    /// Keeps `keep` alive as long as the fixture.
     pub fn keeping(mut self, keep: impl Any + Send) -> Self {
         self.keep = Some(Box::new(keep));
         self

@@ -54,6 +54,7 @@ fn stalled_write(
     (tx, running, taken)
 }
 
+/// A newer request on an upload stops the running one, which keeps what it received.
 pub async fn newest_request_wins(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(64_000, 22);
@@ -89,6 +90,8 @@ fn not_found<T>(r: &Result<T>) -> bool {
     matches!(r, Err(Error::NotFound(_)))
 }
 
+/// Another identity (anonymous or named) finds nothing of a running upload by any call,
+/// and does not disturb it.
 pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
     let engine = default_engine(&parts).engine().clone();
     let alice = engine.for_owner(Owner::named("alice"));
@@ -141,6 +144,8 @@ pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
     assert_eq!(stored(&alice, &id).await, data);
 }
 
+/// A body marked as completing sets the length when it ends cleanly; cut off, it keeps
+/// what arrived and leaves the length open.
 pub async fn completing_bodies_settle_the_length(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let data = pattern(20_000, 26);

@@ -9,6 +9,7 @@ use crate::id::UploadId;
 use crate::state::StateStore;
 use crate::upload::Status;
 
+/// A record comes back as inserted, binary metadata and store bookkeeping included.
 pub async fn insert_then_get_round_trips(state: Arc<dyn StateStore>) {
     let mut info = sample_info(Some(42));
     info.metadata.insert("filename", "a b.txt");
@@ -22,6 +23,7 @@ pub async fn insert_then_get_round_trips(state: Arc<dyn StateStore>) {
     assert_eq!((got.length, got.offset, got.revision), (Some(42), 0, 0));
 }
 
+/// Inserting a known id is `AlreadyExists`.
 pub async fn insert_twice_is_already_exists(state: Arc<dyn StateStore>) {
     let info = sample_info(None);
     state.insert(&info).await.expect("insert");
@@ -31,11 +33,14 @@ pub async fn insert_twice_is_already_exists(state: Arc<dyn StateStore>) {
     ));
 }
 
+/// An unknown id is `NotFound`.
 pub async fn get_unknown_is_not_found(state: Arc<dyn StateStore>) {
     let id = UploadId::generate();
     assert!(matches!(state.get(&id).await, Err(Error::NotFound(_))));
 }
 
+/// An update bumps the revision; a stale revision is `Conflict` and changes nothing; a
+/// missing record is `NotFound`.
 pub async fn update_is_compare_and_swap(state: Arc<dyn StateStore>) {
     let mut info = sample_info(Some(10));
     state.insert(&info).await.expect("insert");
@@ -54,6 +59,8 @@ pub async fn update_is_compare_and_swap(state: Arc<dyn StateStore>) {
     ));
 }
 
+/// Removing at a stale revision is `Conflict`; at the current one it removes, and again
+/// it still succeeds.
 pub async fn remove_is_idempotent_and_conditional(state: Arc<dyn StateStore>) {
     let info = sample_info(Some(1));
     state.insert(&info).await.expect("insert");
@@ -70,6 +77,8 @@ pub async fn remove_is_idempotent_and_conditional(state: Arc<dyn StateStore>) {
     assert!(matches!(state.get(&info.id).await, Err(Error::NotFound(_))));
 }
 
+/// Only open uploads past their expiry are listed: not fresh, never-expiring or finished
+/// ones.
 pub async fn expired_lists_only_expired_open_uploads(state: Arc<dyn StateStore>) {
     let now = SystemTime::now();
     let mut old = sample_info(Some(1));

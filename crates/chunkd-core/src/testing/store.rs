@@ -27,6 +27,7 @@ async fn finished(store: &Arc<dyn DataStore>, data: &[u8]) -> UploadInfo {
     info
 }
 
+/// A finished upload written in one call reads back whole.
 pub async fn create_write_read(store: Arc<dyn DataStore>) {
     let data = pattern(100_000, 1);
     let info = finished(&store, &data).await;
@@ -34,6 +35,7 @@ pub async fn create_write_read(store: Arc<dyn DataStore>) {
     assert_eq!(got, data);
 }
 
+/// Two appends, the second continuing at the first one's end, read back as one.
 pub async fn resume_after_short_body(store: Arc<dyn DataStore>) {
     let data = pattern(50_000, 2);
     let mut info = created(&store, data.len() as u64).await;
@@ -44,6 +46,8 @@ pub async fn resume_after_short_body(store: Arc<dyn DataStore>) {
     assert_eq!(got, data);
 }
 
+/// A write whose body fails leaves no bytes behind; the next write continues where the
+/// last good one ended.
 pub async fn failed_body_keeps_nothing(store: Arc<dyn DataStore>) {
     let data = pattern(30_000, 3);
     let mut info = created(&store, data.len() as u64).await;
@@ -56,6 +60,8 @@ pub async fn failed_body_keeps_nothing(store: Arc<dyn DataStore>) {
     assert_eq!(got, data, "bytes of the failed write must not remain");
 }
 
+/// Bytes past the recorded offset (a crash before the state was saved) are dropped by the
+/// next write.
 pub async fn drops_bytes_past_recorded_offset(store: Arc<dyn DataStore>) {
     let data = pattern(20_000, 4);
     let mut info = created(&store, data.len() as u64).await;
@@ -77,6 +83,7 @@ pub async fn drops_bytes_past_recorded_offset(store: Arc<dyn DataStore>) {
     assert_eq!(got, expected);
 }
 
+/// A range reads exactly those bytes; an empty range reads nothing.
 pub async fn read_range(store: Arc<dyn DataStore>) {
     let data = pattern(64_000, 6);
     let info = finished(&store, &data).await;
@@ -86,6 +93,7 @@ pub async fn read_range(store: Arc<dyn DataStore>) {
     assert!(empty.is_empty());
 }
 
+/// Deleting twice, or deleting an upload never written to, succeeds.
 pub async fn delete_is_idempotent(store: Arc<dyn DataStore>) {
     let info = finished(&store, &pattern(1000, 7)).await;
     store.delete(&info).await.expect("delete");
@@ -94,6 +102,7 @@ pub async fn delete_is_idempotent(store: Arc<dyn DataStore>) {
     store.delete(&never).await.expect("delete unwritten");
 }
 
+/// Native concatenation joins a 5 MiB part and a small one in order.
 pub async fn native_concat_joins_parts(store: Arc<dyn DataStore>) -> Outcome {
     let Some(concat) = store.concat() else {
         // The engine streams the parts instead (engine suite).
