@@ -32,9 +32,7 @@ target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 echo "== cargo fmt, clippy, doc"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Scoped: the binary's own docs (crates/chunkd) still have a bare URL.
-RUSTDOCFLAGS="-D warnings" cargo doc -p chunkd-core -p chunkd-backends -p custom-store -p embed-axum \
-  --all-features --no-deps --locked -q
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked -q
 
 echo "== services: PostgreSQL, S3 (s3s-fs)"
 eval "$(scripts/services.sh start)"

@@ -38,7 +38,7 @@ pub struct Overrides {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
-    /// Public origin for upload URLs, e.g. https://uploads.example.com.
+    /// Public origin for upload URLs, such as `https://uploads.example.com`.
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
