@@ -88,10 +88,15 @@ fn open_at(path: &Path, offset: u64) -> std::result::Result<std::fs::File, FsErr
     Ok(file)
 }
 
-/// Writes every byte of `chunks` with as few `writev` calls as possible.
+/// Writes every byte of `chunks` with as few `writev` calls as possible. Empty chunks
+/// are left out: `writev` of only empty slices returns 0, which is no short write.
 fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<()> {
     use std::io::{IoSlice, Write};
-    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut slices: Vec<IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| IoSlice::new(c))
+        .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         match file.write_vectored(rest) {

@@ -197,6 +197,7 @@ macro_rules! data_store_suite {
                 [
                     create_write_read,
                     resume_after_short_body,
+                    empty_chunks_write_nothing,
                     failed_body_keeps_nothing,
                     drops_bytes_past_recorded_offset,
                     read_range,

@@ -46,6 +46,42 @@ pub async fn resume_after_short_body(store: Arc<dyn DataStore>) {
     assert_eq!(got, data);
 }
 
+/// Empty chunks are part of ordinary bodies (multipart parsers end a file part with one
+/// when the closing boundary arrives in a later read): a body of only empty chunks
+/// writes nothing and succeeds, and empty chunks between data are skipped.
+pub async fn empty_chunks_write_nothing(store: Arc<dyn DataStore>) {
+    use bytes::Bytes;
+    use futures::StreamExt;
+    let empty = || Ok(Bytes::new());
+    let mut info = created(&store, 4).await;
+    let nothing = futures::stream::iter(vec![empty(), empty(), empty()]).boxed();
+    let w = store
+        .write(&info, nothing)
+        .await
+        .expect("a body of empty chunks");
+    assert_eq!(w.bytes, 0);
+    info.store = w.store;
+    let mixed = vec![
+        empty(),
+        Ok(Bytes::from_static(b"ab")),
+        empty(),
+        Ok(Bytes::from_static(b"cd")),
+        empty(),
+    ];
+    let w = store
+        .write(&info, futures::stream::iter(mixed).boxed())
+        .await
+        .expect("data between empty chunks");
+    assert_eq!(w.bytes, 4);
+    info.offset += w.bytes;
+    info.store = w.store;
+    info.store = store.finish(&info).await.expect("finish");
+    assert_eq!(
+        collect(store.read(&info, 0..4).await.expect("read")).await,
+        b"abcd"
+    );
+}
+
 /// A write whose body fails leaves no bytes behind; the next write continues where the
 /// last good one ended.
 pub async fn failed_body_keeps_nothing(store: Arc<dyn DataStore>) {
