@@ -15,7 +15,7 @@ use chunkd_core::{
 };
 use futures::StreamExt;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::ContentRangeUploads;
@@ -256,6 +256,7 @@ impl ContentRangeUploads {
 
     async fn receive(&self, req: Request, target: Option<UploadId>) -> Answer {
         let headers = req.headers().clone();
+        let method = req.method().clone();
         let range = content_range(&headers)?;
         let caller = identity::caller(&self.uploads, &req)?;
         if !is_multipart(&headers) {
@@ -270,7 +271,7 @@ impl ContentRangeUploads {
             };
             let body = body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             let info = self.store(target, chunk, body).await?;
-            return Ok(self.finished_record(&headers, &info));
+            return Ok(self.answer_chunk(method, &headers, &info));
         }
         let mut form = Multipart::from_request(req, &())
             .await
@@ -313,9 +314,26 @@ impl ContentRangeUploads {
                 read_text_field(field, &mut fields).await?;
             }
             if range.is_none() && info.is_finished() {
-                info = self.verify(&caller, info, &fields, false).await?;
+                let id = info.id.clone();
+                match self.verify(&caller, info, &fields, false).await {
+                    Ok(verified) => info = verified,
+                    // A whole file that is not what the client sent is not kept.
+                    Err(refused) => {
+                        caller.terminate(&id).await?;
+                        return Err(refused);
+                    }
+                }
             }
-            return Ok(self.finished_record(&headers, &info));
+            return Ok(self.answer_chunk(method, &headers, &info));
+        }
+    }
+
+    /// drf (PUT chunks) finishes a file with its md5 completion, which tells the
+    /// application; the other clients' last chunk is their last word.
+    fn answer_chunk(&self, method: Method, headers: &HeaderMap, info: &UploadInfo) -> Response {
+        match method {
+            Method::PUT => self.record(headers, info),
+            _ => self.finished_record(headers, info),
         }
     }
 
@@ -434,6 +452,7 @@ impl ContentRangeUploads {
     }
 
     async fn complete_upload(&self, id: Option<UploadId>, req: Request) -> Answer {
+        let drf = id.is_some();
         let headers = req.headers().clone();
         let caller = identity::caller(&self.uploads, &req)?;
         let fields = read_fields(req).await?;
@@ -453,7 +472,12 @@ impl ContentRangeUploads {
         };
         let info = caller.info(&id).await?;
         let info = self.verify(&caller, info, &fields, true).await?;
-        Ok(self.record(&headers, &info))
+        // drf's completion (`POST {path}/{id}`) is where its file is done; django's
+        // (`POST {path}/complete`) follows POSTed chunks, whose last one told already.
+        Ok(match drf {
+            true => self.finished_record(&headers, &info),
+            false => self.record(&headers, &info),
+        })
     }
 
     /// Where the upload stands, once any write still running on it has stopped and kept

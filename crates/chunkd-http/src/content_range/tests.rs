@@ -248,6 +248,97 @@ async fn one_shot_upload_with_md5() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// A whole file whose digest does not match is not kept: 400, and the upload is gone.
+#[tokio::test]
+async fn a_one_shot_upload_with_a_wrong_md5_is_not_kept() {
+    let uploads =
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+    let app = router(uploads.clone(), Config::default());
+    let mut events = uploads.events();
+    let (status, body, _) = send(
+        &app,
+        "POST",
+        "/chunked/",
+        None,
+        form(&[("md5", &md5_hex(b"other"))], Some(DATA)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let mut finished = None;
+    // Bounded: the request is over, so every event it caused is already queued.
+    while let Ok(event) = events.try_recv() {
+        match event {
+            chunkd_core::Event::Finished(info) => finished = Some(info.id),
+            chunkd_core::Event::Terminated(id) => assert_eq!(Some(&id), finished.as_ref()),
+            _ => {}
+        }
+    }
+    let id = finished.expect("the file was stored, then checked");
+    let caller = uploads.for_owner(chunkd_core::Owner::anonymous());
+    assert!(matches!(
+        caller.info(&id).await,
+        Err(chunkd_core::Error::NotFound(_))
+    ));
+}
+
+/// drf finishes a file with its md5 completion: the application hears of the file then,
+/// once it is verified, not when the last chunk arrives.
+#[tokio::test]
+async fn drf_files_are_forwarded_when_completed_not_at_the_last_chunk() {
+    use crate::forward::Completed;
+    let app = app();
+    let put = |uri: String, range: &'static str, data: &'static [u8]| {
+        let req = Request::builder()
+            .method("PUT")
+            .uri(uri)
+            .header("host", "example.com")
+            .header("content-range", range)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(form(&[], Some(data))))
+            .unwrap();
+        app.clone().oneshot(req)
+    };
+    let first = put("/chunked/".into(), "bytes 0-9/20", &DATA[..10])
+        .await
+        .unwrap();
+    assert!(first.extensions().get::<Completed>().is_none());
+    let body = first.into_body().collect().await.unwrap().to_bytes();
+    let url = serde_json::from_slice::<Value>(&body).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url.strip_prefix("http://example.com").unwrap().to_owned();
+    let last = put(path.clone(), "bytes 10-19/20", &DATA[10..])
+        .await
+        .unwrap();
+    assert_eq!(last.status(), StatusCode::OK);
+    assert!(
+        last.extensions().get::<Completed>().is_none(),
+        "not verified yet"
+    );
+    let complete = Request::builder()
+        .method("POST")
+        .uri(&path)
+        .header("host", "example.com")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(form(&[("md5", &md5_hex(DATA))], None)))
+        .unwrap();
+    let done = app.clone().oneshot(complete).await.unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let told = done
+        .extensions()
+        .get::<Completed>()
+        .expect("told once verified");
+    assert_eq!(told.files.len(), 1);
+    assert_eq!(told.files[0].size, 20);
+}
+
 /// A download answers as tus's does (one responder): ranges, a safe attachment name.
 #[tokio::test]
 async fn content_is_served_whole_or_by_range() {

@@ -48,10 +48,16 @@ pub(crate) fn item(value: &[u8]) -> Option<Bare> {
     p.at_end().then_some(bare)
 }
 
-/// Members in order; a repeated key keeps its last value (RFC 9651 section 4.2.2).
+/// More members than any field of the draft has (a few digest algorithms): a larger
+/// dictionary is refused rather than parsed at the client's expense.
+pub(crate) const MAX_MEMBERS: usize = 64;
+
+/// Members in order; a repeated key keeps its first place and its last value (RFC 9651
+/// section 4.2.2: "overwrite its value").
 pub(crate) fn dictionary(value: &[u8]) -> Option<Vec<(String, Member)>> {
     let mut p = Parser { s: value, i: 0 };
     let mut members: Vec<(String, Member)> = Vec::new();
+    let mut places: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     p.skip_sp();
     while !p.at_end() {
         let key = p.key()?;
@@ -68,8 +74,14 @@ pub(crate) fn dictionary(value: &[u8]) -> Option<Vec<(String, Member)>> {
             p.params()?;
             Member::Item(Bare::Boolean(true))
         };
-        members.retain(|(k, _)| *k != key);
-        members.push((key, member));
+        match places.get(&key) {
+            Some(&place) => members[place].1 = member,
+            None if members.len() == MAX_MEMBERS => return None,
+            None => {
+                places.insert(key.clone(), members.len());
+                members.push((key, member));
+            }
+        }
         p.skip_ows();
         if p.at_end() {
             break;
@@ -332,10 +344,24 @@ mod tests {
         );
         let d = dictionary(b"a=1, b, c=(1 2);x, a=3").unwrap();
         assert_eq!(d.len(), 3);
-        assert_eq!(d[0].0, "b");
-        assert_eq!(d[1].1, Member::InnerList);
-        assert_eq!(d[2], ("a".into(), Member::Item(Bare::Integer(3))));
+        assert_eq!(d[0], ("a".into(), Member::Item(Bare::Integer(3))));
+        assert_eq!(d[1].0, "b");
+        assert_eq!(d[2].1, Member::InnerList);
         assert_eq!(dictionary(b"").unwrap(), vec![]);
+        let members = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            dictionary(members(MAX_MEMBERS).as_bytes()).unwrap().len(),
+            MAX_MEMBERS
+        );
+        assert_eq!(dictionary(members(MAX_MEMBERS + 1).as_bytes()), None);
+        // Repeats of one key are one member however many there are.
+        let repeats = vec!["k=1"; 40_000].join(",");
+        assert_eq!(dictionary(repeats.as_bytes()).unwrap().len(), 1);
         for bad in [
             &b"A=1"[..],
             b"a=1,",
