@@ -74,23 +74,16 @@ fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
                 .context("auth.header is not a header name")?,
         ),
         AuthMode::Token => {
-            let key = match (
-                config.token_key.is_empty(),
-                config.token_key_file.is_empty(),
-            ) {
-                (false, true) => config.token_key.clone().into_bytes(),
-                (true, false) => std::fs::read(&config.token_key_file)
-                    .with_context(|| {
-                        format!("cannot read auth.token_key_file {}", config.token_key_file)
-                    })?
-                    .trim_ascii()
-                    .to_vec(),
-                _ => anyhow::bail!(
-                    "auth.mode = \"token\" needs exactly one of auth.token_key, auth.token_key_file"
-                ),
-            };
-            anyhow::ensure!(key.len() >= 32, "the token key must be at least 32 bytes");
-            identity::Source::Token(Arc::new(key))
+            let key = secret(&config.token_key, &config.token_key_file, "auth.token_key")?
+                .context(
+                    "auth.mode = \"token\" needs one of auth.token_key, auth.token_key_file",
+                )?;
+            let mut rules = identity::TokenRules::new(key).context("auth.token_key")?;
+            let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+            rules.audience = nonempty(&config.token_audience);
+            rules.issuer = nonempty(&config.token_issuer);
+            rules.require_expiry = config.token_require_exp;
+            identity::Source::Token(rules)
         }
     };
     anyhow::ensure!(
@@ -131,6 +124,14 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         ..config.content_range.clone()
     };
     let signing_key = secret(&config.signing.key, &config.signing.key_file, "signing.key")?;
+    // The key signs progress ids and anonymous uploaders' cookies: as strong as a token key.
+    if let Some(key) = &signing_key {
+        anyhow::ensure!(
+            key.len() >= identity::MIN_KEY_BYTES,
+            "signing.key must be at least {} bytes",
+            identity::MIN_KEY_BYTES
+        );
+    }
     let signer = signing_key.clone().map(Signer::new);
     let form = chunkd_http::form::Config {
         download_path,
@@ -198,9 +199,42 @@ mod tests {
         config.content_range.path = "/c-r.v1".into();
         config.form.upload_path = "/f/up".into();
         config.form.progress_path = "/f/progress/".into();
-        config.signing.key = "signing-key".into();
+        config.signing.key = "signing-key-0123456789abcdef0123456".into();
         config.signing.path = "/ids;v=1".into();
         config.validate().expect("the startup check accepts them");
         let _: Router = router(&config, memory()).expect("accepted paths");
+    }
+
+    /// Keys that would weaken what they sign stop the server at startup, by name.
+    #[test]
+    fn short_keys_are_refused_at_startup() {
+        let mut config = Config::default();
+        config.signing.key = "short".into();
+        let err = router(&config, memory()).expect_err("a 5-byte signing key");
+        assert!(format!("{err:#}").contains("signing.key"), "{err:#}");
+        let auth = AuthConfig {
+            mode: AuthMode::Token,
+            token_key: "also-short".into(),
+            ..AuthConfig::default()
+        };
+        let err = identity(&auth).expect_err("a 10-byte token key");
+        assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+    }
+
+    /// The token settings reach the rules tokens are checked by.
+    #[test]
+    fn token_settings_become_rules() {
+        let auth = AuthConfig {
+            mode: AuthMode::Token,
+            token_key: "k".repeat(32),
+            token_audience: "chunkd".into(),
+            ..AuthConfig::default()
+        };
+        let identity::Source::Token(rules) = identity(&auth).expect("valid").source else {
+            panic!("token mode makes token rules");
+        };
+        assert_eq!(rules.audience.as_deref(), Some("chunkd"));
+        assert_eq!(rules.issuer, None);
+        assert!(rules.require_expiry, "expiry is required by default");
     }
 }

@@ -12,7 +12,7 @@ from conftest import Chunkd
 @pytest.fixture(scope="module")
 def server():
     with tempfile.TemporaryDirectory(prefix="chunkd-ids-") as d:
-        s = Chunkd(Path(d), env={"CHUNKD_SIGNING__KEY": "progress-id-key", "CHUNKD_AUTH__MODE": "header"})
+        s = Chunkd(Path(d), env={"CHUNKD_SIGNING__KEY": "progress-id-key-0123456789abcdef01", "CHUNKD_AUTH__MODE": "header"})
         s.base = s.endpoint.rsplit("/files/", 1)[0]
         yield s
         s.stop()

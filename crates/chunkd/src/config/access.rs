@@ -64,6 +64,12 @@ pub struct AuthConfig {
     pub token_key: String,
     /// ...or a file holding it (keeps the secret out of the configuration).
     pub token_key_file: String,
+    /// With `mode = "token"`: when set, a token's `aud` must name it.
+    pub token_audience: String,
+    /// With `mode = "token"`: when set, a token's `iss` must be it.
+    pub token_issuer: String,
+    /// With `mode = "token"`: refuse tokens without `exp`.
+    pub token_require_exp: bool,
     /// Refuse requests without a valid identity (403).
     pub required: bool,
 }
@@ -83,6 +89,9 @@ impl Default for AuthConfig {
             header: "X-Forwarded-User".to_owned(),
             token_key: String::new(),
             token_key_file: String::new(),
+            token_audience: String::new(),
+            token_issuer: String::new(),
+            token_require_exp: true,
             required: false,
         }
     }
@@ -95,6 +104,9 @@ impl fmt::Debug for AuthConfig {
             .field("header", &self.header)
             .field("token_key", &shown(&self.token_key))
             .field("token_key_file", &self.token_key_file)
+            .field("token_audience", &self.token_audience)
+            .field("token_issuer", &self.token_issuer)
+            .field("token_require_exp", &self.token_require_exp)
             .field("required", &self.required)
             .finish()
     }

@@ -135,7 +135,7 @@ mod tests {
         let mut config = Config::default();
         config.signing.path = "/files".into();
         check(&mounts(&config)).expect("signing off: /ids is not mounted");
-        config.signing.key = "k".into();
+        config.signing.key = "signing-key-0123456789abcdef0123456".into();
         assert_eq!(
             check(&mounts(&config))
                 .expect_err("must refuse")
