@@ -32,6 +32,7 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
         expire_after: (!config.expire_after.is_zero()).then_some(config.expire_after),
         lock_timeout: config.lock_timeout,
         checkpoint_bytes: config.checkpoint_bytes,
+        max_concat_parts: config.max_concat_parts,
     };
     let builder = match config.state {
         StateBackend::Sqlite => {

@@ -15,6 +15,16 @@ impl Uploads {
         if parts.is_empty() {
             return Err(Error::InvalidConcat("no partial uploads listed"));
         }
+        if parts.len() > self.0.limits.max_concat_parts {
+            return Err(Error::InvalidConcat(
+                "more partial uploads than the server joins",
+            ));
+        }
+        // A repeat would have the server write one partial's bytes again per listing.
+        let mut seen = std::collections::HashSet::with_capacity(parts.len());
+        if !parts.iter().all(|id| seen.insert(id)) {
+            return Err(Error::InvalidConcat("a partial upload is listed twice"));
+        }
         let mut total: u64 = 0;
         for id in parts {
             let part = match self.visible(id, owner).await {

@@ -39,6 +39,9 @@ pub struct Limits {
     pub lock_timeout: Duration,
     /// A long request body is committed (made durable, offset saved) every this many bytes.
     pub checkpoint_bytes: u64,
+    /// Most partial uploads one final upload may list (each is read, and its record
+    /// held, while the final is made).
+    pub max_concat_parts: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             expire_after: Some(Duration::from_secs(24 * 3600)),
             lock_timeout: Duration::from_secs(20),
             checkpoint_bytes: 16 << 20,
+            max_concat_parts: 10_000,
         }
     }
 }

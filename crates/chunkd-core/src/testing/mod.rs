@@ -291,6 +291,7 @@ macro_rules! engine_suite {
                     deferred_length,
                     zero_length_finishes_at_creation,
                     concatenation_of_finished_parts,
+                    concatenation_is_bounded_in_parts,
                     concatenation_waits_for_unfinished_parts,
                     newest_request_wins,
                     terminate_removes_upload,

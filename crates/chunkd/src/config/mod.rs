@@ -50,6 +50,8 @@ pub struct Config {
     pub lock_timeout: Duration,
     /// A long request body is made durable and its offset saved every this many bytes.
     pub checkpoint_bytes: u64,
+    /// Most partial uploads one tus final (or Resumable.js/Flow.js file) may join.
+    pub max_concat_parts: usize,
     /// A request body that sends nothing for this long is ended; what arrived is kept.
     /// Every front end uses it.
     #[serde(with = "humantime_serde")]
@@ -134,6 +136,7 @@ impl Default for Config {
             gc_interval: Duration::from_secs(600),
             lock_timeout: limits.lock_timeout,
             checkpoint_bytes: limits.checkpoint_bytes,
+            max_concat_parts: limits.max_concat_parts,
             idle_timeout: chunkd_http::DEFAULT_IDLE_TIMEOUT,
             shutdown_timeout: Duration::from_secs(30),
             store: StoreBackend::Fs,
