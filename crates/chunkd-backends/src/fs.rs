@@ -42,8 +42,17 @@ enum FsError {
 
 impl From<FsError> for Error {
     fn from(e: FsError) -> Self {
-        Error::backend("fs", e)
+        match &e {
+            FsError::Io { source, .. } if is_storage_full(source) => Error::StorageFull,
+            _ => Error::backend("fs", e),
+        }
     }
+}
+
+/// A full disk or an exhausted quota: the client's 507, not the server's 500.
+fn is_storage_full(e: &io::Error) -> bool {
+    const EDQUOT: i32 = 122;
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(EDQUOT)
 }
 
 fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> FsError + 'p {

@@ -29,7 +29,15 @@ enum SqliteError {
 
 impl From<SqliteError> for Error {
     fn from(e: SqliteError) -> Self {
-        Error::backend("sqlite", e)
+        let full = matches!(
+            &e,
+            SqliteError::Sql(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DiskFull
+        );
+        match full {
+            true => Error::StorageFull,
+            false => Error::backend("sqlite", e),
+        }
     }
 }
 

@@ -96,6 +96,10 @@ pub enum Error {
     /// The store lacks what the request needs (browser-direct parts, appends to them).
     #[error("not supported by this store: {0}")]
     NotSupported(&'static str),
+    /// The store or state store has no space left (a full disk or quota); what was
+    /// committed before stays, and the upload resumes once space returns.
+    #[error("no space left to store the upload")]
+    StorageFull,
     /// The record changed since it was read: a compare-and-swap update lost the race.
     #[error("concurrent modification of upload state")]
     Conflict,

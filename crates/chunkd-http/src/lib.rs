@@ -52,6 +52,14 @@ pub mod s3_multipart;
 ))]
 mod serde_config;
 pub mod signed_ids;
+#[cfg(all(
+    test,
+    feature = "tus",
+    feature = "ietf",
+    feature = "content-range",
+    feature = "resumablejs"
+))]
+mod storage_full_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(feature = "tus")]

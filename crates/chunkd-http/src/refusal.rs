@@ -55,6 +55,8 @@ pub enum Kind {
     ShuttingDown,
     /// The store cannot do what was asked.
     NotSupported,
+    /// No space left to store the upload; it resumes once space returns.
+    StorageFull,
     /// The request carries no valid identity where one is needed.
     Unidentified,
     /// The server's fault; the message is generic.
@@ -85,6 +87,7 @@ impl Kind {
             Kind::Interrupted => "ERR_UPLOAD_INTERRUPTED",
             Kind::ShuttingDown => "ERR_SERVER_SHUTDOWN",
             Kind::NotSupported => "ERR_NOT_IMPLEMENTED",
+            Kind::StorageFull => "ERR_STORAGE_FULL",
             Kind::Unidentified => "ERR_UNAUTHORIZED",
             Kind::Internal => "ERR_INTERNAL_SERVER_ERROR",
         }
@@ -189,6 +192,11 @@ impl From<chunkd_core::Error> for Refusal {
             E::NotSupported(_) => {
                 Refusal::new(StatusCode::NOT_IMPLEMENTED, Kind::NotSupported, message)
             }
+            E::StorageFull => {
+                // The operator's to fix, so said loudly; the client may retry later.
+                tracing::warn!("storage full: uploads are refused with 507");
+                Refusal::new(StatusCode::INSUFFICIENT_STORAGE, Kind::StorageFull, message)
+            }
             E::AlreadyExists(_) | E::Conflict | E::Backend { .. } => {
                 tracing::error!(error = %err, source = ?std::error::Error::source(&err), "internal error");
                 return Refusal::new(
@@ -246,6 +254,7 @@ mod tests {
             Error::ShuttingDown { offset: 1 },
             Error::InvalidPart("x"),
             Error::NotSupported("x"),
+            Error::StorageFull,
             Error::Conflict,
             Error::backend("fs", "disk on fire at /secret/path"),
         ];

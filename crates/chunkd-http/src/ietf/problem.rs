@@ -180,6 +180,7 @@ impl From<Refusal> for Problem {
             | RefusalKind::RangeNotSatisfiable { .. }
             | RefusalKind::Rejected
             | RefusalKind::NotSupported
+            | RefusalKind::StorageFull
             | RefusalKind::Unidentified
             | RefusalKind::Internal => problem,
         }
