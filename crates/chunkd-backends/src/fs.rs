@@ -213,6 +213,23 @@ impl FsStore {
         self.root.join(id.as_str())
     }
 
+    /// A write to an upload whose file was already finished (renamed) by a process that
+    /// died before its record said so: the retry's empty last write succeeds, so the
+    /// finish after it completes the record. Anything else is an unknown upload.
+    async fn write_after_finish(&self, info: &UploadInfo) -> Result<Written> {
+        let complete = info.length == Some(info.offset);
+        let stored = tokio::fs::metadata(self.final_path(&info.id))
+            .await
+            .map(|m| m.len());
+        match stored {
+            Ok(len) if complete && len == info.offset => Ok(Written {
+                bytes: 0,
+                store: info.store.clone(),
+            }),
+            _ => Err(Error::NotFound(info.id.clone())),
+        }
+    }
+
     async fn sync_dir(&self) -> Result<()> {
         if self.sync == SyncPolicy::Always {
             let root = self.root.clone();
@@ -248,14 +265,13 @@ impl DataStore for FsStore {
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
         let path = self.part_path(&info.id);
         let offset = info.offset;
-        let file = blocking(path.clone(), move |path| open_at(path, offset))
-            .await
-            .map_err(|e| match e {
-                FsError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                    Error::NotFound(info.id.clone())
-                }
-                other => other.into(),
-            })?;
+        let file = match blocking(path.clone(), move |path| open_at(path, offset)).await {
+            Ok(file) => file,
+            Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return self.write_after_finish(info).await;
+            }
+            Err(other) => return Err(other.into()),
+        };
 
         // Received chunks are written as they are (no copy into a buffer) in batches, one
         // batch on the blocking pool while the next one arrives.

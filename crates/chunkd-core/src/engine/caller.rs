@@ -85,8 +85,8 @@ impl Caller {
     /// after a network hiccup should see. The waiting also asks an older, still running
     /// request on the upload to stop (newest wins).
     pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
-        let (_lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
-        Ok(info)
+        let (mut lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
+        self.uploads.finish_if_whole(info, &mut lease).await
     }
 
     /// Appends `body` at `req.offset`; see [`WriteOutcome`] for how the body ended.

@@ -342,7 +342,7 @@ impl Uploads {
             let mut progressed = false;
             for id in ids {
                 // An upload busy with a request is not idle: skip it.
-                let Ok(_lease) = self.0.locker.lock(&id, Duration::from_millis(50)).await else {
+                let Ok(mut lease) = self.0.locker.lock(&id, Duration::from_millis(50)).await else {
                     continue;
                 };
                 let info = match self.0.state.get(&id).await {
@@ -351,6 +351,15 @@ impl Uploads {
                     Err(e) => return Err(e),
                 };
                 if !info.is_expired(now) {
+                    continue;
+                }
+                // Whole but never marked finished (a crash in between): not abandoned.
+                if self
+                    .finish_if_whole(info.clone(), &mut lease)
+                    .await?
+                    .is_finished()
+                {
+                    progressed = true;
                     continue;
                 }
                 // The record goes first, by compare-and-swap: if a writer touched it
@@ -394,6 +403,22 @@ impl Uploads {
         tracing::info!(upload.id = %info.id, upload.length = ?info.length, "upload finished");
         self.emit(Event::Finished(info.clone()));
         Ok(info)
+    }
+}
+
+impl Uploads {
+    /// Finishes `info` if every byte is stored but the record never said finished: a
+    /// process died between the store's finish and the record's update (stores finish
+    /// idempotently). Anything else is returned as it is.
+    async fn finish_if_whole(&self, info: UploadInfo, lease: &mut Lease) -> Result<UploadInfo> {
+        let whole = !info.is_finished()
+            && !info.is_final()
+            && !info.direct
+            && info.length == Some(info.offset);
+        match whole {
+            true => self.finish(info, lease, Finish::Store).await,
+            false => Ok(info),
+        }
     }
 }
 

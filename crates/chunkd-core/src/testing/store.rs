@@ -82,6 +82,27 @@ pub async fn empty_chunks_write_nothing(store: Arc<dyn DataStore>) {
     );
 }
 
+/// Finishing is idempotent: a process that died after the store finished an upload but
+/// before its record said so retries the last (empty) write and the finish, and both
+/// succeed with the bytes intact.
+pub async fn finish_survives_a_retry(store: Arc<dyn DataStore>) {
+    let data = pattern(20_000, 6);
+    let mut info = created(&store, data.len() as u64).await;
+    append(&store, &mut info, &data).await;
+    let finished = store.finish(&info).await.expect("finish");
+    // The record was never saved: the retry starts from the unfinished one.
+    let w = store
+        .write(&info, body_of(&[], 1))
+        .await
+        .expect("an empty write at the end, after the finish");
+    assert_eq!(w.bytes, 0);
+    let again = store.finish(&info).await.expect("finish again");
+    assert_eq!(again, finished);
+    info.store = again;
+    let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
+    assert_eq!(got, data);
+}
+
 /// A write whose body fails leaves no bytes behind; the next write continues where the
 /// last good one ended.
 pub async fn failed_body_keeps_nothing(store: Arc<dyn DataStore>) {
