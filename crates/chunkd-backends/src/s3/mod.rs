@@ -276,6 +276,29 @@ impl S3Store {
         Ok(out)
     }
 
+    /// The size of an object, `None` when there is none.
+    async fn object_len(&self, key: &str) -> std::result::Result<Option<u64>, S3Error> {
+        let action = self.bucket.head_object(Some(&self.credentials), key);
+        match self.client.send(&Signed::new(action, Bytes::new())).await {
+            Ok((headers, _)) => Ok(headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the store already finished `info`: the process that did it died before
+    /// the record said so. Only a whole upload is asked about (the object appears
+    /// whole, at completion, or not at all).
+    async fn finished_before(&self, info: &UploadInfo) -> std::result::Result<bool, S3Error> {
+        if info.length != Some(info.offset) {
+            return Ok(false);
+        }
+        Ok(self.object_len(&self.key(info)).await? == Some(info.offset))
+    }
+
     async fn put(&self, key: &str, body: Chunks) -> std::result::Result<(), S3Error> {
         let action = self.bucket.put_object(Some(&self.credentials), key);
         self.client.send(&Signed::new(action, body)).await?;
@@ -375,6 +398,13 @@ impl DataStore for S3Store {
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
+        if self.finished_before(info).await? {
+            // A retry's empty last write: nothing is left to send.
+            return Ok(Written {
+                bytes: 0,
+                store: info.store.clone(),
+            });
+        }
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
@@ -409,6 +439,11 @@ impl DataStore for S3Store {
     }
 
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
+        if self.finished_before(info).await? {
+            // Also when the tail is empty: an earlier request may have left one behind.
+            self.delete_object(&self.tail_key(info)).await?;
+            return Ok(info.store.clone());
+        }
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
