@@ -30,12 +30,10 @@ pub trait Locker: fmt::Debug + Send + Sync + 'static {
     /// current holder to let go.
     async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease>;
 
-    /// The lease if nobody holds it, without asking anyone to let go. `Ok(None)` when it
-    /// is held, or when the locker cannot tell cheaply (the default): the engine then
-    /// checks who is asking before it calls [`lock`](Locker::lock).
-    async fn try_lock(&self, _id: &UploadId) -> Result<Option<Lease>> {
-        Ok(None)
-    }
+    /// The lease if nobody holds it, without asking anyone to let go; `Ok(None)` when it
+    /// is held. The engine takes free leases this way before it knows who is asking, and
+    /// gc takes the leases of idle uploads, so neither ever stops a running request.
+    async fn try_lock(&self, id: &UploadId) -> Result<Option<Lease>>;
 }
 
 type Contended = Pin<Box<dyn Future<Output = ()> + Send>>;

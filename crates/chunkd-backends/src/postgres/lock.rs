@@ -305,39 +305,26 @@ impl Drop for Held {
     }
 }
 
-#[async_trait]
-impl Locker for PgLocker {
-    async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease> {
-        let inner = &self.inner;
-        let deadline = Instant::now() + timeout;
-        let mut local = inner.local.lock(id, timeout).await?;
-        let token = format!(
+impl PgLocker {
+    /// A fresh token naming this process and lease.
+    fn token(&self) -> String {
+        format!(
             "{}-{}",
-            inner.process,
-            inner.leases.fetch_add(1, Ordering::Relaxed)
-        );
-        let key = id.as_str();
-        let mut signals = inner.signals.subscribe();
-        let mut pause = Duration::from_millis(10);
-        let mut asked_at: Option<Instant> = None;
-        loop {
-            let Some(holder) = inner.try_acquire(key, &token).await? else {
-                break;
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Locked);
-            }
-            // This process's previous lease is on its way out (the local lock is ours):
-            // just wait for it. Another process's holder is asked to let go.
-            let ours = holder.starts_with(&format!("{}-", inner.process));
-            if !ours && asked_at.is_none_or(|at| now - at >= ASK_AGAIN) {
-                inner.ask_to_release(key, &token).await?;
-                asked_at = Some(now);
-            }
-            freed(&mut signals, key, pause.min(deadline - now)).await;
-            pause = (pause * 2).min(MAX_PAUSE);
-        }
+            self.inner.process,
+            self.inner.leases.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// The lease once the row is ours: renewed by a heartbeat, contended when a request
+    /// here or on another instance asks for it.
+    fn held(
+        &self,
+        key: &str,
+        token: String,
+        mut local: Lease,
+        signals: broadcast::Receiver<Signal>,
+    ) -> Lease {
+        let inner = &self.inner;
         let (contended_tx, mut contended_rx) = watch::channel(false);
         let heartbeat = tokio::spawn(heartbeat(
             inner.clone(),
@@ -360,6 +347,54 @@ impl Locker for PgLocker {
             heartbeat,
             _local: local,
         };
-        Ok(Lease::new(held, contended))
+        Lease::new(held, contended)
+    }
+}
+
+#[async_trait]
+impl Locker for PgLocker {
+    async fn lock(&self, id: &UploadId, timeout: Duration) -> Result<Lease> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + timeout;
+        let local = inner.local.lock(id, timeout).await?;
+        let token = self.token();
+        let key = id.as_str();
+        let mut signals = inner.signals.subscribe();
+        let mut pause = Duration::from_millis(10);
+        let mut asked_at: Option<Instant> = None;
+        loop {
+            let Some(holder) = inner.try_acquire(key, &token).await? else {
+                break;
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Locked);
+            }
+            // This process's previous lease is on its way out (the local lock is ours):
+            // just wait for it. Another process's holder is asked to let go.
+            let ours = holder.starts_with(&format!("{}-", inner.process));
+            if !ours && asked_at.is_none_or(|at| now - at >= ASK_AGAIN) {
+                inner.ask_to_release(key, &token).await?;
+                asked_at = Some(now);
+            }
+            freed(&mut signals, key, pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+        Ok(self.held(key, token, local, signals))
+    }
+
+    async fn try_lock(&self, id: &UploadId) -> Result<Option<Lease>> {
+        let inner = &self.inner;
+        let Some(local) = inner.local.try_lock(id).await? else {
+            return Ok(None);
+        };
+        let token = self.token();
+        let key = id.as_str();
+        let signals = inner.signals.subscribe();
+        // Held elsewhere: nobody is asked to let go, and the local lease drops.
+        if inner.try_acquire(key, &token).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(self.held(key, token, local, signals)))
     }
 }

@@ -341,8 +341,9 @@ impl Uploads {
             }
             let mut progressed = false;
             for id in ids {
-                // An upload busy with a request is not idle: skip it.
-                let Ok(mut lease) = self.0.locker.lock(&id, Duration::from_millis(50)).await else {
+                // An upload busy with a request is not idle: skip it, without asking
+                // that request to stop (its record's expiry can pass between checkpoints).
+                let Ok(Some(mut lease)) = self.0.locker.try_lock(&id).await else {
                     continue;
                 };
                 let info = match self.0.state.get(&id).await {

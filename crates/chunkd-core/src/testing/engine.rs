@@ -19,7 +19,8 @@ use crate::store::DataStore;
 use crate::upload::{ConcatKind, NewUpload, UploadInfo};
 
 pub use super::running::{
-    another_owner_never_reaches_an_upload, completing_bodies_settle_the_length, newest_request_wins,
+    another_owner_never_reaches_an_upload, completing_bodies_settle_the_length,
+    gc_leaves_a_running_upload_alone, newest_request_wins,
 };
 
 /// The two stores an engine is built from.

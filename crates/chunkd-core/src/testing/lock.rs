@@ -68,9 +68,11 @@ pub async fn try_lock_never_signals_the_holder(locker: Arc<dyn Locker>) {
         "try_lock interrupted the holder"
     );
     drop(held);
-    // A free lease may be granted (or declined, by lockers that cannot tell cheaply).
-    if let Some(free) = locker.try_lock(&id).await.expect("try_lock") {
-        drop(free);
-    }
     assert!(locker.lock(&id, Duration::from_millis(500)).await.is_ok());
+    // A lease never taken is granted, and held like any other. (Right after a release
+    // it may not be yet: a shared locker lets go in the background.)
+    let other = UploadId::generate();
+    let free = locker.try_lock(&other).await.expect("try_lock");
+    assert!(free.is_some(), "a free lease was declined");
+    assert!(locker.try_lock(&other).await.expect("try_lock").is_none());
 }

@@ -302,6 +302,7 @@ macro_rules! engine_suite {
                     chosen_ids_are_unique,
                     whole_bodies_are_all_or_nothing,
                     another_owner_never_reaches_an_upload,
+                    gc_leaves_a_running_upload_alone,
                     completing_bodies_settle_the_length,
                 ]
                 [$(#[$attr])*]

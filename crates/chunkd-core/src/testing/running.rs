@@ -144,6 +144,54 @@ pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
     assert_eq!(stored(&alice, &id).await, data);
 }
 
+/// gc never takes a running upload for an idle one, however its expiry stands: it
+/// neither purges it nor asks its request to stop.
+pub async fn gc_leaves_a_running_upload_alone(parts: Arc<EngineParts>) {
+    let uploads = crate::engine::Uploads::builder(parts.store.clone(), parts.state.clone())
+        .limits(crate::engine::Limits {
+            // Long enough for the write to start, short enough to pass while it runs.
+            expire_after: Some(Duration::from_millis(500)),
+            ..Default::default()
+        })
+        .build();
+    let caller = uploads.for_owner(Owner::anonymous());
+    let data = pattern(64_000, 26);
+    let id = caller
+        .create(sized(data.len() as u64))
+        .await
+        .expect("create")
+        .id;
+    let (tx, running, taken) = stalled_write(&caller, &id, &data, 10_000);
+    taken.await;
+    // The record's expiry passes while the request waits for the rest of its body (a
+    // slow client between checkpoints). Bounded: 10 s at most.
+    let mut polls = 0;
+    while parts
+        .state
+        .expired(std::time::SystemTime::now(), 1)
+        .await
+        .expect("expired")
+        .is_empty()
+    {
+        polls += 1;
+        assert!(polls < 1000, "the expiry never passed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    assert_eq!(uploads.purge_expired().await.expect("gc"), 0);
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[10_000..])))
+        .expect("send");
+    drop(tx);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the write never ended")
+        .expect("join")
+        .expect("write");
+    assert_eq!(outcome.end, BodyEnd::Clean, "gc interrupted the upload");
+    assert!(outcome.info.is_finished());
+    assert_eq!(stored(&caller, &id).await, data);
+}
+
 /// A body marked as completing sets the length when it ends cleanly; cut off, it keeps
 /// what arrived and leaves the length open.
 pub async fn completing_bodies_settle_the_length(parts: Arc<EngineParts>) {
