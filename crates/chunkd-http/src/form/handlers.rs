@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
-use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload, UploadInfo};
+use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload};
 use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
@@ -164,13 +164,49 @@ impl FormUploads {
         result
     }
 
+    /// Stores the form's files, all or none: when a part is refused, the files stored
+    /// before it are removed (the client got no id for them).
     async fn receive(&self, req: Request, caller: &Caller) -> Result<Response, Error> {
         let headers = req.headers().clone();
+        let mut files = Vec::new();
+        let mut fields = Map::new();
+        if let Err(refused) = self.read_form(req, caller, &mut files, &mut fields).await {
+            for file in &files {
+                let Ok(id) = file.id.parse::<chunkd_core::UploadId>() else {
+                    continue;
+                };
+                if let Err(e) = caller.terminate(&id).await {
+                    tracing::warn!(upload.id = %id, error = %e, "a refused form's file was kept");
+                }
+            }
+            return Err(refused);
+        }
+        if files.is_empty() {
+            return Err(Error::bad_request("the form has no file"));
+        }
+        let files: Vec<CompletedFile> = files
+            .into_iter()
+            .map(|f| self.with_url(&headers, f))
+            .collect();
+        let body = json!({ "files": files.clone(), "fields": fields });
+        let mut res = (StatusCode::OK, Json(body)).into_response();
+        res.extensions_mut()
+            .insert(Completed::answered_by_application(files));
+        Ok(res)
+    }
+
+    /// Reads the parts in order, storing each file as it streams in, into `files` and
+    /// `fields`.
+    async fn read_form(
+        &self,
+        req: Request,
+        caller: &Caller,
+        files: &mut Vec<CompletedFile>,
+        fields: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| Error::bad_request(e.body_text()))?;
-        let mut files = Vec::new();
-        let mut fields = Map::new();
         while let Some(field) = form
             .next_field()
             .await
@@ -185,6 +221,12 @@ impl FormUploads {
                 fields.insert(name, Value::String(value));
                 continue;
             };
+            if files.len() >= self.max_files {
+                return Err(Error::bad_request(format!(
+                    "a form may carry at most {} files",
+                    self.max_files
+                )));
+            }
             let content_type = field
                 .content_type()
                 .unwrap_or("application/octet-stream")
@@ -227,30 +269,18 @@ impl FormUploads {
                     ));
                 }
             };
-            files.push(self.describe(&headers, &info, md5, sha256));
+            files.push(CompletedFile::of(&info, None).with_digests(md5, sha256));
         }
-        if files.is_empty() {
-            return Err(Error::bad_request("the form has no file"));
-        }
-        let body = json!({ "files": files.clone(), "fields": fields });
-        let mut res = (StatusCode::OK, Json(body)).into_response();
-        res.extensions_mut()
-            .insert(Completed::answered_by_application(files));
-        Ok(res)
+        Ok(())
     }
 
-    fn describe(
-        &self,
-        headers: &HeaderMap,
-        info: &UploadInfo,
-        md5: String,
-        sha256: String,
-    ) -> CompletedFile {
+    /// `file` with the URL it can be downloaded from, when downloads are mounted.
+    fn with_url(&self, headers: &HeaderMap, file: CompletedFile) -> CompletedFile {
         let url = self
             .download_path
             .as_ref()
-            .map(|p| format!("{}{p}/{}", self.public_url.origin(headers, None), info.id));
-        CompletedFile::of(info, url).with_digests(md5, sha256)
+            .map(|p| format!("{}{p}/{}", self.public_url.origin(headers, None), file.id));
+        CompletedFile { url, ..file }
     }
 
     /// The owner and the progress id a progress request names.

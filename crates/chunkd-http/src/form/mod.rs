@@ -28,6 +28,8 @@ pub struct Config {
     pub upload_path: String,
     /// Where progress is polled (`GET`) and cleared (`DELETE`).
     pub progress_path: String,
+    /// Most file parts one form may carry; a form with more is refused whole.
+    pub max_files: usize,
     /// Where stored files can be downloaded by id (e.g. the tus mount, `/files`).
     #[cfg_attr(feature = "serde", serde(skip))]
     pub download_path: Option<String>,
@@ -47,6 +49,7 @@ impl Default for Config {
         Config {
             upload_path: "/upload".to_owned(),
             progress_path: "/progress".to_owned(),
+            max_files: 100,
             download_path: None,
             public_url: PublicUrl::default(),
             idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
@@ -57,6 +60,7 @@ impl Default for Config {
 
 pub(crate) struct FormUploads {
     uploads: Uploads,
+    max_files: usize,
     tracker: progress::Tracker,
     download_path: Option<String>,
     public_url: PublicUrl,
@@ -71,6 +75,7 @@ where
 {
     let state = Arc::new(FormUploads {
         uploads,
+        max_files: config.max_files,
         tracker: progress::Tracker::default(),
         download_path: config
             .download_path

@@ -185,3 +185,55 @@ async fn signed_progress_ids_refuse_forged_ones() {
     assert_eq!(json(&app, poll(&forged)).await.0, StatusCode::FORBIDDEN);
     assert_eq!(json(&app, poll(&good)).await.1["state"], "done");
 }
+
+/// A form is stored whole or not at all: past `max_files` file parts, or when a later
+/// part is refused, the files already stored are removed (the client got no id for
+/// them, so nobody could ever remove them otherwise).
+#[tokio::test]
+async fn a_refused_form_keeps_none_of_its_files() {
+    let uploads =
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+    let config = Config {
+        max_files: 2,
+        ..Config::default()
+    };
+    let app = router(uploads.clone(), config);
+    let part = |name: &str| {
+        format!(
+            "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"{name}\"\r\n\r\ndata\r\n"
+        )
+    };
+    let cases = [
+        (
+            "three files, two allowed",
+            [part("a"), part("b"), part("c")].concat(),
+        ),
+        (
+            "a bad name after a good file",
+            [part("a"), part("..")].concat(),
+        ),
+    ];
+    for (what, parts) in cases {
+        let mut events = uploads.events();
+        let body = format!("{parts}--B--\r\n");
+        let len = body.len();
+        let (status, reply) = json(&app, post("/upload", Body::from(body), len)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {reply}");
+        let (mut finished, mut removed) = (Vec::new(), Vec::new());
+        // Bounded: the request is over, every event it caused is queued.
+        while let Ok(event) = events.try_recv() {
+            match event {
+                chunkd_core::Event::Finished(info) => finished.push(info.id),
+                chunkd_core::Event::Terminated(id) => removed.push(id),
+                _ => {}
+            }
+        }
+        assert!(!finished.is_empty(), "{what}: a file was stored first");
+        assert_eq!(finished, removed, "{what}: every stored file is removed");
+    }
+    let ok = [part("a"), part("b")].concat() + "--B--\r\n";
+    let len = ok.len();
+    let (status, reply) = json(&app, post("/upload", Body::from(ok), len)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["files"].as_array().map(Vec::len), Some(2));
+}
