@@ -31,6 +31,7 @@ pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;
 pub mod interim;
+mod multipart_framing;
 #[cfg(test)]
 mod ownership_tests;
 pub mod public_url;

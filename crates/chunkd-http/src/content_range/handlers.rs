@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
 use chunkd_core::{
@@ -74,7 +74,7 @@ fn clean_filename(name: Option<String>) -> Result<Option<String>, Error> {
 /// Text fields of a small form (multipart or urlencoded).
 async fn read_fields(req: Request) -> Result<HashMap<String, String>, Error> {
     if is_multipart(req.headers()) {
-        let mut form = Multipart::from_request(req, &())
+        let mut form = crate::multipart_framing::multipart(req)
             .await
             .map_err(|e| bad_request(e.body_text()))?;
         let mut fields = HashMap::new();
@@ -273,7 +273,7 @@ impl ContentRangeUploads {
             let info = self.store(target, chunk, body).await?;
             return Ok(self.answer_chunk(method, &headers, &info));
         }
-        let mut form = Multipart::from_request(req, &())
+        let mut form = crate::multipart_framing::multipart(req)
             .await
             .map_err(|e| bad_request(e.body_text()))?;
         let mut fields = HashMap::new();

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use chunkd_core::metadata::keys;
 use chunkd_core::{Caller, ChecksumAlgorithm, Error as CoreError, NewUpload};
@@ -204,7 +204,7 @@ impl FormUploads {
         files: &mut Vec<CompletedFile>,
         fields: &mut Map<String, Value>,
     ) -> Result<(), Error> {
-        let mut form = Multipart::from_request(req, &())
+        let mut form = crate::multipart_framing::multipart(req)
             .await
             .map_err(|e| Error::bad_request(e.body_text()))?;
         while let Some(field) = form

@@ -237,3 +237,21 @@ async fn a_refused_form_keeps_none_of_its_files() {
     assert_eq!(status, StatusCode::OK, "{reply}");
     assert_eq!(reply["files"].as_array().map(Vec::len), Some(2));
 }
+
+/// A body that never names its boundary is refused once past the preamble bound, not
+/// buffered while the parser looks for one: an endless one gets its 400.
+#[tokio::test]
+async fn an_endless_preamble_is_refused_not_buffered() {
+    let (app, _) = app();
+    let endless =
+        futures::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 65536])));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/upload")
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(Body::from_stream(endless))
+        .unwrap();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(10), json(&app, req)).await;
+    let (status, _) = answered.expect("still reading an endless preamble");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

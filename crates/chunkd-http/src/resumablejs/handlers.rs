@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chunkd_core::metadata::keys;
@@ -290,7 +290,7 @@ impl Chunks {
             let body = crate::body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             return self.store_chunk(scope, dialect, &params, body).await;
         }
-        let mut form = Multipart::from_request(req, &())
+        let mut form = crate::multipart_framing::multipart(req)
             .await
             .map_err(|e| bad_request(e.body_text()))?;
         let mut fields = 0;
