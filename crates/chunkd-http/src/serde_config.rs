@@ -40,7 +40,7 @@ fn supplied_fields_are_not_settings() {
     let json = serde_json::to_value(crate::form::Config::default()).expect("serialise");
     assert_eq!(
         json,
-        serde_json::json!({"upload_path": "/upload", "progress_path": "/progress"})
+        serde_json::json!({"upload_path": "/upload", "progress_path": "/progress", "max_files": 100})
     );
 }
 
