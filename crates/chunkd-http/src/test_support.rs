@@ -12,6 +12,8 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// The answer tells the application of finished files (forward mode).
+    pub(crate) told: bool,
 }
 
 impl Reply {
@@ -50,11 +52,16 @@ pub(crate) async fn call(
         .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
+    let told = response
+        .extensions()
+        .get::<crate::forward::Completed>()
+        .is_some();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     Reply {
         status,
         headers,
         body,
+        told,
     }
 }
 

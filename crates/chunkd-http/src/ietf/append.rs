@@ -28,6 +28,9 @@ pub(super) struct Completion {
     pub location: Option<String>,
     /// A `Repr-Digest` sent with this request (one sent at creation is in the metadata).
     pub repr_digest: Option<Digest>,
+    /// This request finished the upload, rather than asking again for the answer of the
+    /// one that did: only then is the recorded digest checked and the application told.
+    pub finished_now: bool,
 }
 
 impl Ietf {
@@ -48,7 +51,11 @@ impl Ietf {
     ) -> Answer {
         let empty = body_len == Some(0);
         if empty && complete && offset == info.offset {
-            return self.completed(interop, caller, &info, completion).await;
+            let again = Completion {
+                finished_now: false,
+                ..completion
+            };
+            return self.completed(interop, caller, &info, again).await;
         }
         let problem = if empty {
             Problem {
@@ -161,10 +168,12 @@ impl Ietf {
         info: &UploadInfo,
         c: Completion,
     ) -> Answer {
+        // Checked when the upload finished (a mismatch discarded it): not read again.
         let recorded = info
             .metadata
             .text(REPR_DIGEST_KEY)
-            .and_then(Digest::parse_field);
+            .and_then(Digest::parse_field)
+            .filter(|_| c.finished_now);
         let mut known: Option<Digest> = None;
         for expected in recorded.into_iter().chain(c.repr_digest) {
             let actual = match known.take() {
@@ -205,9 +214,11 @@ impl Ietf {
         }
         self.set_complete(&mut response, interop, true);
         set(&mut response, "upload-offset", info.offset);
-        response
-            .extensions_mut()
-            .insert(Completed::notify(vec![file]));
+        if c.finished_now {
+            response
+                .extensions_mut()
+                .insert(Completed::notify(vec![file]));
+        }
         Ok(response)
     }
 }

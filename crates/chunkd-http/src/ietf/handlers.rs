@@ -347,6 +347,7 @@ impl Ietf {
                 want,
                 location: Some(location),
                 repr_digest: None,
+                finished_now: true,
             };
             return self.completed(interop, caller, &info, completion).await;
         }
@@ -415,6 +416,7 @@ impl Ietf {
             want: digest::wanted(headers),
             location: None,
             repr_digest: Digest::from_headers(headers, "repr-digest")?,
+            finished_now: true,
         };
         let interim = interim_for(&req, interop);
 

@@ -212,3 +212,68 @@ async fn hooks_and_events_apply_as_for_every_front_end() {
     }
     assert_eq!(seen, ["created", "progress", "finished"]);
 }
+
+/// A store that counts reads, to see what a request costs.
+#[derive(Debug)]
+struct CountingReads(MemoryStore, std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl chunkd_core::DataStore for CountingReads {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    async fn create(
+        &self,
+        info: &chunkd_core::UploadInfo,
+    ) -> chunkd_core::Result<chunkd_core::StoreState> {
+        self.0.create(info).await
+    }
+    async fn write(
+        &self,
+        info: &chunkd_core::UploadInfo,
+        body: chunkd_core::ByteStream<'_>,
+    ) -> chunkd_core::Result<chunkd_core::Written> {
+        self.0.write(info, body).await
+    }
+    async fn finish(
+        &self,
+        info: &chunkd_core::UploadInfo,
+    ) -> chunkd_core::Result<chunkd_core::StoreState> {
+        self.0.finish(info).await
+    }
+    async fn read(
+        &self,
+        info: &chunkd_core::UploadInfo,
+        range: std::ops::Range<u64>,
+    ) -> chunkd_core::Result<chunkd_core::ByteStream<'static>> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.read(info, range).await
+    }
+    async fn delete(&self, info: &chunkd_core::UploadInfo) -> chunkd_core::Result<()> {
+        self.0.delete(info).await
+    }
+}
+
+/// A client asking again for a completion it lost gets the answer, but the application
+/// is not told of the file a second time, and the digest checked when the upload
+/// finished is not read back again.
+#[tokio::test]
+async fn a_repeated_completion_is_answered_not_told_or_rehashed() {
+    let store = Arc::new(CountingReads(MemoryStore::new(), Default::default()));
+    let uploads = Uploads::builder(store.clone(), Arc::new(MemoryState::new())).build();
+    let app = app_on(uploads);
+    let digest = sha256_field(b"data");
+    let path = create(&app, &[v("8"), ("repr-digest", &digest)]).await;
+    let done = append(&app, &path, 0, true, &[], b"data").await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert!(done.told, "the finishing request tells the application");
+    let reads = store.1.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(reads >= 1, "the recorded digest was checked");
+    for _ in 0..3 {
+        let again = append(&app, &path, 4, true, &[], b"").await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.header("upload-complete"), Some("?1"));
+        assert!(!again.told, "told of the same file twice");
+    }
+    assert_eq!(store.1.load(std::sync::atomic::Ordering::SeqCst), reads);
+}
