@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use chunkd_core::{Error, Result, StateStore, Status, UploadId, UploadInfo};
+use chunkd_core::{Error, Result, StateStore, UploadId, UploadInfo};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::sync::SyncPolicy;
@@ -41,6 +41,8 @@ impl From<SqliteError> for Error {
     }
 }
 
+/// `open` is [`UploadInfo::may_expire`]: unfinished, or a partial upload (its name is
+/// older than finished partials expiring).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS uploads (
     id          TEXT PRIMARY KEY,
@@ -150,7 +152,7 @@ impl StateStore for SqliteState {
                     stmt.execute(params![
                         info.id.as_str(),
                         info.revision as i64,
-                        info.status == Status::Open,
+                        info.may_expire(),
                         millis(info.expires_at),
                         json
                     ])
@@ -189,7 +191,7 @@ impl StateStore for SqliteState {
                 .and_then(|mut stmt| {
                     stmt.execute(params![
                         next.revision as i64,
-                        next.status == Status::Open,
+                        next.may_expire(),
                         millis(next.expires_at),
                         json,
                         next.id.as_str(),

@@ -83,9 +83,15 @@ impl UploadInfo {
         matches!(self.concat, ConcatKind::Final(_))
     }
 
-    /// Whether it is unfinished and its expiry is at or before `now`.
+    /// Whether it can expire: an unfinished upload, or a partial one (finished or not),
+    /// which only lives to be joined. A finished file of its own is kept.
+    pub fn may_expire(&self) -> bool {
+        self.status == Status::Open || self.concat == ConcatKind::Partial
+    }
+
+    /// Whether it [may expire](Self::may_expire) and its expiry is at or before `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        self.status == Status::Open && self.expires_at.is_some_and(|t| t <= now)
+        self.may_expire() && self.expires_at.is_some_and(|t| t <= now)
     }
 }
 

@@ -36,6 +36,8 @@ impl From<PgError> for chunkd_core::Error {
     }
 }
 
+/// `open` is [`chunkd_core::UploadInfo::may_expire`]: unfinished, or a partial upload
+/// (its name is older than finished partials expiring).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS chunkd_uploads (
     id          TEXT PRIMARY KEY,

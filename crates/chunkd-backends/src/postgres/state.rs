@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use chunkd_core::{Error, Result, StateStore, Status, UploadId, UploadInfo};
+use chunkd_core::{Error, Result, StateStore, UploadId, UploadInfo};
 
 use super::{Pg, PgError};
 
@@ -55,7 +55,7 @@ impl StateStore for PgState {
                 &[
                     &info.id.as_str(),
                     &revision(info.revision),
-                    &(info.status == Status::Open),
+                    &info.may_expire(),
                     &info.expires_at,
                     &json,
                 ],
@@ -96,7 +96,7 @@ impl StateStore for PgState {
                     &info.id.as_str(),
                     &revision(info.revision),
                     &revision(next.revision),
-                    &(next.status == Status::Open),
+                    &next.may_expire(),
                     &next.expires_at,
                     &json,
                 ],

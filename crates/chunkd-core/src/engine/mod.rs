@@ -355,10 +355,11 @@ impl Uploads {
                     continue;
                 }
                 // Whole but never marked finished (a crash in between): not abandoned.
-                if self
-                    .finish_if_whole(info.clone(), &mut lease)
-                    .await?
-                    .is_finished()
+                if !info.is_finished()
+                    && self
+                        .finish_if_whole(info.clone(), &mut lease)
+                        .await?
+                        .is_finished()
                 {
                     progressed = true;
                     continue;
@@ -399,7 +400,11 @@ impl Uploads {
             Finish::Direct(store, parts) => store.complete(&info, parts).await?,
         };
         info.status = Status::Finished;
-        info.expires_at = None;
+        // A partial only lives to be joined: it keeps an expiry, counted from now.
+        info.expires_at = match info.concat {
+            ConcatKind::Partial => self.next_expiry(),
+            _ => None,
+        };
         let info = self.0.state.update(&info).await?;
         tracing::info!(upload.id = %info.id, upload.length = ?info.length, "upload finished");
         self.emit(Event::Finished(info.clone()));

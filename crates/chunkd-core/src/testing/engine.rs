@@ -513,6 +513,35 @@ pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     assert!(long.info(&done).await.is_ok());
 }
 
+/// A finished partial upload still expires, unlike a finished file: tus partials never
+/// joined and Resumable.js/Flow.js chunk sets never assembled would otherwise stay
+/// forever. A finished upload of its own does not.
+pub async fn finished_partials_expire(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let joinable = partial(&uploads, &pattern(100, 30), true).await;
+    let file = uploads.create(sized(3)).await.expect("create").id;
+    write(&uploads, &file, at(0), body_of(b"abc", 3))
+        .await
+        .expect("write");
+    for id in [&joinable, &file] {
+        let info = uploads.info(id).await.expect("finished");
+        assert!(info.is_finished());
+        // As if its expiry had passed since it finished.
+        let past = UploadInfo {
+            expires_at: Some(std::time::SystemTime::UNIX_EPOCH),
+            ..info
+        };
+        parts.state.update(&past).await.expect("backdate");
+    }
+    let purged = uploads.engine().purge_expired().await.expect("gc");
+    assert_eq!(purged, 1, "the partial, and only it");
+    assert!(matches!(
+        parts.state.get(&joinable).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(stored(&uploads, &file).await, b"abc");
+}
+
 /// A long body is committed every `checkpoint_bytes`, with a progress event each time.
 pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
     let uploads = engine(

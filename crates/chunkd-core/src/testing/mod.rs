@@ -298,6 +298,7 @@ macro_rules! engine_suite {
                     newest_request_wins,
                     terminate_removes_upload,
                     expired_uploads_are_purged,
+                    finished_partials_expire,
                     checkpoints_commit_long_bodies,
                     chosen_ids_are_unique,
                     whole_bodies_are_all_or_nothing,
