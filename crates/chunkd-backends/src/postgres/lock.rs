@@ -260,13 +260,25 @@ async fn heartbeat(
     let mut alive = inner.alive.clone();
     let mut tick = tokio::time::interval(inner.ttl / 3);
     tick.tick().await;
+    let mut renewed_at = Instant::now();
     loop {
         tokio::select! {
-            _ = tick.tick() => match inner.renew(&id, &token).await {
-                Ok(Some(0)) => {}
-                Ok(Some(_)) | Ok(None) => { contended.send_replace(true); }
-                // The database is away: keep trying; nobody can take the lease meanwhile.
-                Err(e) => tracing::warn!(error = %e, upload.id = %id, "lock renewal failed"),
+            // A renewal that hangs (a pool waiting for a connection) counts as failed.
+            _ = tick.tick() => match tokio::time::timeout(inner.ttl / 3, inner.renew(&id, &token)).await {
+                Ok(Ok(Some(0))) => renewed_at = Instant::now(),
+                Ok(Ok(Some(_) | None)) => { contended.send_replace(true); }
+                failed => {
+                    match failed {
+                        Ok(Err(e)) => tracing::warn!(error = %e, upload.id = %id, "lock renewal failed"),
+                        _ => tracing::warn!(upload.id = %id, "lock renewal timed out"),
+                    }
+                    // The database may be away for this instance only: past half the
+                    // lease's lifetime, stop the request before another instance can
+                    // take the lease and write beside it.
+                    if renewed_at.elapsed() >= inner.ttl / 2 {
+                        contended.send_replace(true);
+                    }
+                }
             },
             signal = signals.recv() => match signal {
                 // A want this request sent itself while it waited is no contention.

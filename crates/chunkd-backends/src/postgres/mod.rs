@@ -10,6 +10,9 @@ use std::fmt;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+/// How long a request waits for a database connection, or for one to be made.
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub use config::PgConfig;
 pub use lock::PgLocker;
 pub use state::PgState;
@@ -111,8 +114,13 @@ impl Pg {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Bounded waits: a request (or a lease renewal) never hangs on an unreachable
+        // database or an exhausted pool; it fails and says so.
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| PgError::Settings(e.to_string()))?;
         let pg = Pg { pool, config };
