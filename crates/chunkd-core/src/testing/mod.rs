@@ -18,6 +18,7 @@
 
 pub mod direct;
 pub mod engine;
+mod lifecycle;
 pub mod lock;
 mod running;
 pub mod state;

@@ -54,6 +54,22 @@ fn stalled_write(
     (tx, running, taken)
 }
 
+/// Sends `rest` to a [`stalled_write`] and ends its body; the write's outcome.
+async fn send_the_rest(
+    tx: mpsc::UnboundedSender<std::io::Result<Bytes>>,
+    running: tokio::task::JoinHandle<Result<WriteOutcome>>,
+    rest: &[u8],
+) -> WriteOutcome {
+    tx.unbounded_send(Ok(Bytes::copy_from_slice(rest)))
+        .expect("send");
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the write never ended")
+        .expect("join")
+        .expect("write")
+}
+
 /// A newer request on an upload stops the running one, which keeps what it received.
 pub async fn newest_request_wins(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
@@ -131,14 +147,7 @@ pub async fn another_owner_never_reaches_an_upload(parts: Arc<EngineParts>) {
         );
     }
     // None of that asked Alice's request to stop: the rest of her body still arrives.
-    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[10_000..])))
-        .expect("send");
-    drop(tx);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the write never ended")
-        .expect("join")
-        .expect("write");
+    let outcome = send_the_rest(tx, running, &data[10_000..]).await;
     assert_eq!(outcome.end, BodyEnd::Clean);
     assert!(outcome.info.is_finished());
     assert_eq!(stored(&alice, &id).await, data);
@@ -179,14 +188,7 @@ pub async fn gc_leaves_a_running_upload_alone(parts: Arc<EngineParts>) {
     }
 
     assert_eq!(uploads.purge_expired().await.expect("gc"), 0);
-    tx.unbounded_send(Ok(Bytes::copy_from_slice(&data[10_000..])))
-        .expect("send");
-    drop(tx);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the write never ended")
-        .expect("join")
-        .expect("write");
+    let outcome = send_the_rest(tx, running, &data[10_000..]).await;
     assert_eq!(outcome.end, BodyEnd::Clean, "gc interrupted the upload");
     assert!(outcome.info.is_finished());
     assert_eq!(stored(&caller, &id).await, data);
