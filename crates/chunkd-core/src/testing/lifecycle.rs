@@ -11,26 +11,28 @@ use crate::engine::{Limits, Uploads};
 use crate::error::Error;
 use crate::upload::UploadInfo;
 
-/// A process that died after the store finished an upload but before the record said
-/// so left a whole, unfinished record: the next look at it (HEAD) finishes it, and gc
-/// does not take it for an abandoned upload.
-pub async fn a_whole_upload_left_unfinished_is_finished_when_seen(parts: Arc<EngineParts>) {
-    let uploads = default_engine(&parts);
-    let data = pattern(30_000, 9);
+/// What the engine had done when a process died between the store's finish and the
+/// record's update: every byte stored and the file finished, the record saved at the
+/// last checkpoint (offset = length) but not as finished. Returns that record.
+async fn finished_but_unrecorded(
+    parts: &EngineParts,
+    uploads: &crate::engine::Caller,
+    data: &[u8],
+) -> UploadInfo {
     let info = uploads
         .create(sized(data.len() as u64))
         .await
         .expect("create");
-    // What the engine did before the crash: every byte stored and the file finished,
-    // the record saved at the last checkpoint (offset = length) but not as finished.
     let written = parts
         .store
-        .write(&info, body_of(&data, 4096))
+        .write(&info, body_of(data, 4096))
         .await
         .expect("store write");
-    let mut whole = info.clone();
-    whole.offset = written.bytes;
-    whole.store = written.store;
+    let mut whole = UploadInfo {
+        offset: written.bytes,
+        store: written.store,
+        ..info
+    };
     whole.store = parts.store.finish(&whole).await.expect("store finish");
     let whole = parts
         .state
@@ -38,34 +40,27 @@ pub async fn a_whole_upload_left_unfinished_is_finished_when_seen(parts: Arc<Eng
         .await
         .expect("record at the checkpoint");
     assert!(!whole.is_finished());
+    whole
+}
 
-    let seen = uploads.settled_info(&info.id).await.expect("HEAD");
+/// A whole, unfinished record left by such a crash is finished at the next look at it
+/// (HEAD), and gc does not take it for an abandoned upload.
+pub async fn a_whole_upload_left_unfinished_is_finished_when_seen(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(30_000, 9);
+    let whole = finished_but_unrecorded(&parts, &uploads, &data).await;
+    let seen = uploads.settled_info(&whole.id).await.expect("HEAD");
     assert!(seen.is_finished(), "{seen:?}");
-    assert_eq!(stored(&uploads, &info.id).await, data);
+    assert_eq!(stored(&uploads, &whole.id).await, data);
 
     // The same window, then the upload's expiry passes before anyone looks: gc finishes
     // it instead of deleting it.
-    let late = uploads
-        .create(sized(data.len() as u64))
-        .await
-        .expect("create");
-    let written = parts
-        .store
-        .write(&late, body_of(&data, 4096))
-        .await
-        .expect("write");
-    let mut whole = late.clone();
-    whole.offset = written.bytes;
-    whole.store = parts
-        .store
-        .finish(&UploadInfo {
-            store: written.store,
-            ..whole.clone()
-        })
-        .await
-        .expect("store finish");
-    whole.expires_at = Some(std::time::SystemTime::UNIX_EPOCH);
-    parts.state.update(&whole).await.expect("expired record");
+    let late = finished_but_unrecorded(&parts, &uploads, &data).await;
+    let expired = UploadInfo {
+        expires_at: Some(std::time::SystemTime::UNIX_EPOCH),
+        ..late.clone()
+    };
+    parts.state.update(&expired).await.expect("expired record");
     let gc = Uploads::builder(parts.store.clone(), parts.state.clone()).build();
     assert_eq!(gc.purge_expired().await.expect("gc"), 0, "nothing purged");
     let kept = uploads.info(&late.id).await.expect("still there");
