@@ -89,43 +89,74 @@ impl Framing {
         }
     }
 
+    /// What the current stage ends at.
+    fn finder(&self) -> &Finder<'static> {
+        match self.stage {
+            Stage::Preamble(_) => &self.first,
+            Stage::Headers(_) => &self.blank_line,
+            Stage::Content => &self.next,
+        }
+    }
+
+    /// Counts `counted` more bytes in the current stage, and moves to the next stage
+    /// when its end was `found`; an error once a bound is passed.
+    fn advance(&mut self, counted: usize, found: bool) -> Result<(), &'static str> {
+        self.stage = match self.stage {
+            Stage::Preamble(n) if n + counted > MAX_PREAMBLE => {
+                return Err("multipart preamble over 16 KiB");
+            }
+            Stage::Headers(n) if n + counted > MAX_PART_HEADERS => {
+                return Err("multipart part headers over 16 KiB");
+            }
+            Stage::Preamble(_) | Stage::Content if found => Stage::Headers(0),
+            Stage::Headers(_) if found => Stage::Content,
+            Stage::Preamble(n) => Stage::Preamble(n + counted),
+            Stage::Headers(n) => Stage::Headers(n + counted),
+            Stage::Content => Stage::Content,
+        };
+        Ok(())
+    }
+
     /// Follows `chunk`; an error once a preamble or a part's headers pass their bound.
     /// Each byte is counted once: the few kept back (a delimiter may begin there) are
-    /// counted with the next chunk.
+    /// counted with the next chunk. The chunk itself is never copied: only a match that
+    /// begins in those kept bytes is looked for in a small window across the seam.
     fn feed(&mut self, chunk: &[u8]) -> Result<(), &'static str> {
-        let joined;
-        let buf: &[u8] = if self.carry.is_empty() {
-            chunk
-        } else {
-            joined = [self.carry.as_slice(), chunk].concat();
-            &joined
-        };
+        if self.carry.is_empty() {
+            return self.scan(chunk);
+        }
+        let carried = std::mem::take(&mut self.carry);
+        let needle = self.finder().needle().len();
+        if chunk.len() < needle - 1 {
+            // Too short to settle the kept bytes: scan them with it (both are small).
+            return self.scan(&[carried.as_slice(), chunk].concat());
+        }
+        let window = [carried.as_slice(), &chunk[..needle - 1]].concat();
+        match self.finder().find(&window) {
+            // A match across the seam; one wholly in the chunk is found by the scan.
+            Some(found) if found < carried.len() => {
+                self.advance(found, true)?;
+                self.scan(&chunk[found + needle - carried.len()..])
+            }
+            _ => {
+                self.advance(carried.len(), false)?;
+                self.scan(chunk)
+            }
+        }
+    }
+
+    /// [`feed`](Self::feed) for bytes with nothing kept before them.
+    fn scan(&mut self, buf: &[u8]) -> Result<(), &'static str> {
         let mut at = 0;
         loop {
-            let finder = match self.stage {
-                Stage::Preamble(_) => &self.first,
-                Stage::Headers(_) => &self.blank_line,
-                Stage::Content => &self.next,
-            };
+            let finder = self.finder();
             let needle = finder.needle().len();
             let rest = &buf[at..];
             let (counted, found) = match finder.find(rest) {
                 Some(found) => (found, true),
                 None => (rest.len() - rest.len().min(needle - 1), false),
             };
-            self.stage = match self.stage {
-                Stage::Preamble(n) if n + counted > MAX_PREAMBLE => {
-                    return Err("multipart preamble over 16 KiB");
-                }
-                Stage::Headers(n) if n + counted > MAX_PART_HEADERS => {
-                    return Err("multipart part headers over 16 KiB");
-                }
-                Stage::Preamble(_) | Stage::Content if found => Stage::Headers(0),
-                Stage::Headers(_) if found => Stage::Content,
-                Stage::Preamble(n) => Stage::Preamble(n + counted),
-                Stage::Headers(n) => Stage::Headers(n + counted),
-                Stage::Content => Stage::Content,
-            };
+            self.advance(counted, found)?;
             if !found {
                 self.carry = rest[counted..].to_vec();
                 return Ok(());
