@@ -289,14 +289,25 @@ impl S3Store {
         }
     }
 
-    /// Whether the store already finished `info`: the process that did it died before
-    /// the record said so. Only a whole upload is asked about (the object appears
-    /// whole, at completion, or not at all).
-    async fn finished_before(&self, info: &UploadInfo) -> std::result::Result<bool, S3Error> {
-        if info.length != Some(info.offset) {
-            return Ok(false);
+    /// The first `len` bytes of the tail object; `None` when it is gone because the
+    /// store already finished `info` (the process that did died before the record said
+    /// so): the object is there, whole. Only a whole upload is asked about, as the
+    /// object appears whole, at completion, or not at all.
+    async fn tail_unless_finished(
+        &self,
+        info: &UploadInfo,
+        tail_key: &str,
+        len: u64,
+    ) -> std::result::Result<Option<Chunks>, S3Error> {
+        match self.get_small(tail_key, len).await {
+            Ok(tail) => Ok(Some(tail)),
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
+                let whole = info.length == Some(info.offset)
+                    && self.object_len(&self.key(info)).await? == Some(info.offset);
+                if whole { Ok(None) } else { Err(e) }
+            }
+            Err(e) => Err(e),
         }
-        Ok(self.object_len(&self.key(info)).await? == Some(info.offset))
     }
 
     async fn put(&self, key: &str, body: Chunks) -> std::result::Result<(), S3Error> {
@@ -398,13 +409,6 @@ impl DataStore for S3Store {
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
-        if self.finished_before(info).await? {
-            // A retry's empty last write: nothing is left to send.
-            return Ok(Written {
-                bytes: 0,
-                store: info.store.clone(),
-            });
-        }
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
@@ -413,7 +417,16 @@ impl DataStore for S3Store {
         // record was saved) are ignored and overwritten.
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         let mut pending = if tail_len > 0 {
-            self.get_small(&tail_key, tail_len).await?
+            match self.tail_unless_finished(info, &tail_key, tail_len).await? {
+                Some(tail) => tail,
+                // A retry's empty last write after the finish: nothing is left to send.
+                None => {
+                    return Ok(Written {
+                        bytes: 0,
+                        store: info.store.clone(),
+                    });
+                }
+            }
         } else {
             Chunks::default()
         };
@@ -439,27 +452,26 @@ impl DataStore for S3Store {
     }
 
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
-        if self.finished_before(info).await? {
-            // Also when the tail is empty: an earlier request may have left one behind.
-            self.delete_object(&self.tail_key(info)).await?;
-            return Ok(info.store.clone());
-        }
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info);
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
-        if multipart.etags.is_empty() {
-            // Below one part: a plain object, no multipart upload needed.
-            let body = self.get_small(&tail_key, tail_len).await?;
-            self.put(&key, body).await?;
-            self.abort(&key, &multipart.upload_id).await?;
-        } else {
-            if tail_len > 0 {
-                let tail = self.get_small(&tail_key, tail_len).await?;
-                let etag = self.upload_part(&key, &multipart, tail).await?;
-                multipart.push(etag, tail_len);
+        // The tail (none to fetch when empty), unless an earlier finish whose record was
+        // never saved took it.
+        match self.tail_unless_finished(info, &tail_key, tail_len).await? {
+            None => {}
+            Some(body) if multipart.etags.is_empty() => {
+                // Below one part: a plain object, no multipart upload needed.
+                self.put(&key, body).await?;
+                self.abort(&key, &multipart.upload_id).await?;
             }
-            self.complete_multipart(&key, &multipart).await?;
+            Some(tail) => {
+                if tail_len > 0 {
+                    let etag = self.upload_part(&key, &multipart, tail).await?;
+                    multipart.push(etag, tail_len);
+                }
+                self.complete_multipart(&key, &multipart).await?;
+            }
         }
         // Also when the tail is empty: an earlier request may have left one behind.
         self.delete_object(&tail_key).await?;
