@@ -26,6 +26,15 @@ pub mod download;
 pub mod form;
 mod form_data;
 pub mod forward;
+#[cfg(all(
+    any(test, feature = "fuzzing"),
+    feature = "tus",
+    feature = "ietf",
+    feature = "resumablejs",
+    feature = "content-range"
+))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hex;
 pub mod identity;
 #[cfg(feature = "ietf")]

@@ -67,7 +67,7 @@ enum Stage {
 }
 
 /// Where a body stands in its framing, fed chunk by chunk.
-struct Framing {
+pub(crate) struct Framing {
     /// `--boundary`: the first delimiter may open the body.
     first: Finder<'static>,
     /// `\r\n--boundary`: every later one follows a line break.
@@ -79,7 +79,7 @@ struct Framing {
 }
 
 impl Framing {
-    fn new(boundary: &str) -> Self {
+    pub(crate) fn new(boundary: &str) -> Self {
         Framing {
             first: Finder::new(format!("--{boundary}").as_bytes()).into_owned(),
             next: Finder::new(format!("\r\n--{boundary}").as_bytes()).into_owned(),
@@ -121,7 +121,7 @@ impl Framing {
     /// Each byte is counted once: the few kept back (a delimiter may begin there) are
     /// counted with the next chunk. The chunk itself is never copied: only a match that
     /// begins in those kept bytes is looked for in a small window across the seam.
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), &'static str> {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Result<(), &'static str> {
         if self.carry.is_empty() {
             return self.scan(chunk);
         }

@@ -10,8 +10,8 @@
 //! offsets in further 104s.
 
 mod append;
-mod digest;
-mod fields;
+pub(crate) mod digest;
+pub(crate) mod fields;
 mod handlers;
 mod problem;
 #[cfg(test)]
