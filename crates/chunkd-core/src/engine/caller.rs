@@ -84,8 +84,17 @@ impl Caller {
     /// The record after every earlier write on it has let go: what a client resuming
     /// after a network hiccup should see. The waiting also asks an older, still running
     /// request on the upload to stop (newest wins).
+    ///
+    /// It also repairs what a crash left half done: a whole upload not yet marked
+    /// finished is finished, and a final upload whose parts are all finished is joined
+    /// (no later write on a part would start it again).
     pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
         let (mut lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
+        if info.is_final() && !info.is_finished() {
+            drop(lease);
+            self.uploads.try_complete_final(id).await?;
+            return self.info(id).await;
+        }
         self.uploads.finish_if_whole(info, &mut lease).await
     }
 

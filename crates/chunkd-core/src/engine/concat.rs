@@ -109,16 +109,27 @@ impl Uploads {
         mut target: UploadInfo,
         parts: &[UploadInfo],
     ) -> Result<UploadInfo> {
+        // Where this part begins in the final; a join cut off by a crash continues at
+        // the recorded offset, so no part's bytes are written twice.
+        let mut start = 0;
         for part in parts {
             let length = part.length.unwrap_or(part.offset);
-            let stream = self.0.store.read(part, 0..length).await?;
+            let end = start + length;
+            let from = target.offset.saturating_sub(start);
+            start = end;
+            if from >= length {
+                continue;
+            }
+            let stream = self.0.store.read(part, from..length).await?;
             let written = self.0.store.write(&target, stream).await?;
-            if written.bytes != length {
+            if written.bytes != length - from {
                 return Err(Error::backend(
                     self.0.store.name(),
                     format!(
-                        "partial {} yielded {} of {length} bytes",
-                        part.id, written.bytes
+                        "partial {} yielded {} of {} bytes",
+                        part.id,
+                        written.bytes,
+                        length - from
                     ),
                 ));
             }

@@ -276,8 +276,7 @@ impl Uploads {
             if let Verdict::Reject(r) = self.0.hooks.pre_create(&hook_event(&info)).await {
                 return Err(Error::Rejected(r));
             }
-            info.store = self.0.store.create(&info).await?;
-            self.0.state.insert(&info).await?;
+            self.create_in_stores(&mut info, new.id.is_some()).await?;
             tracing::debug!(upload.length = ?info.length, "upload created");
             self.emit(Event::Created(info.clone()));
 
@@ -295,6 +294,30 @@ impl Uploads {
         }
         .instrument(info_span!("upload.create", upload.id = %id))
         .await
+    }
+
+    /// The store's half of a creation, then the record. A chosen id comes back with a
+    /// client's retry, so the store's half left alone by a crash before the record was
+    /// saved is taken over rather than refused forever; under the id's lock, so a
+    /// concurrent creation of the same id is never taken for such a leftover.
+    async fn create_in_stores(&self, info: &mut UploadInfo, chosen: bool) -> Result<()> {
+        let _lease = match chosen {
+            true => Some(self.lock(&info.id).await?),
+            false => None,
+        };
+        info.store = match self.0.store.create(info).await {
+            Err(Error::AlreadyExists(_))
+                if chosen
+                    && matches!(self.0.state.get(&info.id).await, Err(Error::NotFound(_))) =>
+            {
+                tracing::warn!(upload.id = %info.id, "taking over what a crash left in the store");
+                self.0.store.delete(info).await?;
+                self.0.store.create(info).await?
+            }
+            other => other?,
+        };
+        self.0.state.insert(info).await?;
+        Ok(())
     }
 
     async fn terminate(&self, id: &UploadId, owner: &Owner) -> Result<()> {

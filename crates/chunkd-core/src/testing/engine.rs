@@ -18,7 +18,9 @@ use crate::store::DataStore;
 use crate::upload::{ConcatKind, NewUpload, UploadInfo};
 
 pub use super::lifecycle::{
-    a_whole_upload_left_unfinished_is_finished_when_seen, expired_uploads_are_purged,
+    a_concatenation_cut_off_is_completed_when_seen,
+    a_whole_upload_left_unfinished_is_finished_when_seen,
+    an_id_the_store_kept_without_a_record_is_created_again, expired_uploads_are_purged,
     finished_partials_expire,
 };
 pub use super::running::{

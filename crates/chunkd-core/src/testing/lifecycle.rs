@@ -120,3 +120,94 @@ pub async fn finished_partials_expire(parts: Arc<EngineParts>) {
     ));
     assert_eq!(stored(&uploads, &file).await, b"abc");
 }
+
+/// A concatenation cut off by a crash: the last partial's finish was recorded, then the
+/// process died before (or while) the waiting final was joined, so no later write will
+/// start it again. The next look at the final (HEAD) joins it, continuing after what
+/// was already copied rather than copying it twice.
+pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(5_000, 40), pattern(7_000, 41));
+    let ida = partial(&uploads, &a, true).await;
+    let idb = partial(&uploads, &b, false).await;
+    let new = crate::upload::NewUpload {
+        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final");
+    assert!(!fin.is_finished());
+
+    // b finishes while it does not know the final waits (the crash's effect), then its
+    // record is put back as the crash left it: finished, the final still listed.
+    let waiting = parts.state.get(&idb).await.expect("b");
+    assert_eq!(waiting.pending_finals, vec![fin.id.clone()]);
+    let unaware = UploadInfo {
+        pending_finals: Vec::new(),
+        ..waiting
+    };
+    parts.state.update(&unaware).await.expect("forget");
+    write(&uploads, &idb, at(0), body_of(&b, 1000))
+        .await
+        .expect("write b");
+    let finished_b = parts.state.get(&idb).await.expect("b");
+    let crashed = UploadInfo {
+        pending_finals: vec![fin.id.clone()],
+        ..finished_b
+    };
+    parts
+        .state
+        .update(&crashed)
+        .await
+        .expect("as the crash left it");
+
+    // The join had copied a's bytes and recorded them before the crash.
+    let fin = parts.state.get(&fin.id).await.expect("final");
+    let copied = parts
+        .store
+        .write(&fin, body_of(&a, 4096))
+        .await
+        .expect("copy a");
+    let halfway = UploadInfo {
+        offset: copied.bytes,
+        store: copied.store,
+        ..fin
+    };
+    parts.state.update(&halfway).await.expect("record a");
+    assert!(matches!(
+        uploads.read(&halfway.id, None).await,
+        Err(Error::NotFinished)
+    ));
+
+    let seen = uploads.settled_info(&halfway.id).await.expect("HEAD");
+    assert!(seen.is_finished(), "{seen:?}");
+    assert_eq!(stored(&uploads, &halfway.id).await, [a, b].concat());
+}
+
+/// A crash between the store's create and the record's leaves the store holding an id
+/// nobody has a record of. An id a front end derives (Resumable.js chunks and files)
+/// comes back with the client's retry, and must not be blocked for good.
+pub async fn an_id_the_store_kept_without_a_record_is_created_again(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let id = crate::id::UploadId::generate();
+    let template = uploads.create(sized(4)).await.expect("create");
+    let orphan = UploadInfo {
+        id: id.clone(),
+        ..template
+    };
+    parts.store.create(&orphan).await.expect("the store's half");
+    let new = crate::upload::NewUpload {
+        id: Some(id.clone()),
+        ..sized(4)
+    };
+    let created = uploads.create(new.clone()).await.expect("created again");
+    assert_eq!(created.id, id);
+    write(&uploads, &id, at(0), body_of(b"abcd", 2))
+        .await
+        .expect("write");
+    assert_eq!(stored(&uploads, &id).await, b"abcd");
+    // With its record in place, the id is taken.
+    assert!(matches!(
+        uploads.create(new).await,
+        Err(Error::AlreadyExists(_))
+    ));
+}

@@ -428,12 +428,14 @@ impl Chunks {
         }
     }
 
+    /// The assembled file, if finished. Settled: an assembly a crash cut off is
+    /// completed here, since no later chunk would start it again.
     async fn finished_file(
         &self,
         caller: &Caller,
         file: &UploadId,
     ) -> Result<Option<UploadInfo>, Response> {
-        match caller.info(file).await {
+        match caller.settled_info(file).await {
             Ok(info) if info.is_finished() => Ok(Some(info)),
             Ok(_) | Err(CoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(engine_error(e)),
