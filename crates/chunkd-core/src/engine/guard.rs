@@ -53,6 +53,16 @@ pub(crate) enum Abort {
     Failed(Error),
 }
 
+impl Abort {
+    /// The error the request ends with, `offset` being what is kept.
+    pub(crate) fn error_at(self, offset: u64) -> Error {
+        match self {
+            Abort::Failed(reason) => reason,
+            Abort::Stopped(stop) => stop.error_at(offset),
+        }
+    }
+}
+
 type StopFuture = Pin<Box<dyn Future<Output = Stop> + Send>>;
 
 pub(crate) struct GuardedBody<'a> {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{Instrument, info_span};
 
-use super::guard::{Abort, ExpectedChecksum, GuardedBody, Segment, Stop};
+use futures::StreamExt;
+
+use super::guard::{ExpectedChecksum, GuardedBody, Segment, Stop};
 use super::{Finish, Uploads};
 use crate::body::ByteStream;
 use crate::error::{Error, Result};
@@ -170,6 +172,17 @@ impl Uploads {
         };
         let mut carry = None;
         loop {
+            if info.length == Some(info.offset) {
+                // All stored, not yet finished: a retry after a crash between the store's
+                // finish and the record's. No store write would read the body (there
+                // is no room), so it is read here, where a byte past the length is the
+                // guard's error.
+                while body.next().await.is_some() {}
+                if let Some(abort) = body.abort.take() {
+                    return Err(abort.error_at(info.offset));
+                }
+                break;
+            }
             let segment = Segment::new(&mut body, &mut carry, segment_limit);
             let written = match self.0.store.write(&info, Box::pin(segment)).await {
                 Ok(w) => w,
@@ -179,12 +192,19 @@ impl Uploads {
                         info = self.0.state.update(&info).await?;
                     }
                     return Err(match body.abort.take() {
-                        Some(Abort::Failed(reason)) => reason,
-                        Some(Abort::Stopped(stop)) => stop.error_at(info.offset),
+                        Some(abort) => abort.error_at(info.offset),
                         None => store_err,
                     });
                 }
             };
+            if written.bytes == 0 && !body.ended && carry.is_none() {
+                // A store that returns without reading its segment would be asked again
+                // forever.
+                return Err(Error::backend(
+                    self.0.store.name(),
+                    "the store returned without reading the body",
+                ));
+            }
             if written.bytes > 0 || dirty || written.store != info.store {
                 info.offset += written.bytes;
                 info.store = written.store;

@@ -68,6 +68,25 @@ pub async fn a_whole_upload_left_unfinished_is_finished_when_seen(parts: Arc<Eng
     assert_eq!(stored(&uploads, &late.id).await, data);
 }
 
+/// The same window, then the client repeats its last request: an empty append at the
+/// end finishes the upload (it must not wait forever on a store that has nothing to
+/// write).
+pub async fn a_repeated_last_request_after_the_crash_finishes(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let data = pattern(20_000, 10);
+    let whole = finished_but_unrecorded(&parts, &uploads, &data).await;
+    let retry = uploads.write(&whole.id, at(whole.offset), body_of(&[], 1));
+    let outcome = tokio::time::timeout(Duration::from_secs(20), retry)
+        .await
+        .expect("the retry returns")
+        .expect("the retry is accepted");
+    assert!(outcome.info.is_finished(), "{:?}", outcome.info);
+    assert!(
+        stored(&uploads, &whole.id).await == data,
+        "stored bytes differ"
+    );
+}
+
 /// Expired uploads are `Expired`, then purged; fresh and finished ones stay.
 pub async fn expired_uploads_are_purged(parts: Arc<EngineParts>) {
     let short = engine(
