@@ -204,16 +204,21 @@ async fn no_staging_object_outlives_its_upload() {
         info.offset += written.bytes;
         info.store = written.store;
     }
-    // s3s-fs keeps objects as plain files: <root>/<bucket>/<key>.
-    let tail = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
+    // s3s-fs keeps objects as plain files: <root>/<bucket>/<key>; tails are <key>.tail.*.
+    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
         .join(store.bucket())
-        .join(format!("uploads/{}.tail", info.id));
-    assert!(tail.exists(), "the first append's staging object");
+        .join("uploads");
+    let prefix = format!("{}.tail", info.id);
+    let tails = || {
+        std::fs::read_dir(&dir)
+            .expect("bucket dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&prefix))
+            .count()
+    };
+    assert_eq!(tails(), 1, "the first append's staging object, and only it");
     info.store = store.finish(&info).await.expect("finish");
-    assert!(
-        !tail.exists(),
-        "the staging object is gone once the upload is finished"
-    );
+    assert_eq!(tails(), 0, "no staging object once the upload is finished");
     assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
 }
 

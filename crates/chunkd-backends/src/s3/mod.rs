@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chunkd_core::{ByteStream, DataStore, Result, Status, StoreState, UploadInfo, Written};
+use chunkd_core::{
+    ByteStream, DataStore, Result, Status, StoreState, UploadId, UploadInfo, Written,
+};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
@@ -37,6 +39,10 @@ const UPLOAD_ID: &str = "s3.upload_id";
 const PARTS: &str = "s3.parts";
 const PART_SIZE: &str = "s3.part_size";
 const PARTS_BYTES: &str = "s3.parts_bytes";
+/// The name of the recorded tail object, and of the one it replaced (deleted by the next
+/// write, once a record naming the new one is saved).
+const TAIL: &str = "s3.tail";
+const STALE_TAIL: &str = "s3.stale_tail";
 
 /// Where and how to reach the bucket (`http://` or `https://`). `Debug` hides the secret.
 #[derive(Clone)]
@@ -131,6 +137,8 @@ struct Multipart {
     etags: Vec<String>,
     /// Bytes in the parts: appended parts are all `part_size`, copied ones are not.
     parts_bytes: u64,
+    tail: Option<String>,
+    stale_tail: Option<String>,
 }
 
 impl Multipart {
@@ -162,6 +170,8 @@ impl Multipart {
             part_size,
             etags,
             parts_bytes,
+            tail: info.store.get(TAIL).cloned(),
+            stale_tail: info.store.get(STALE_TAIL).cloned(),
         })
     }
 
@@ -176,6 +186,11 @@ impl Multipart {
         state.insert(PART_SIZE.to_owned(), self.part_size.to_string());
         state.insert(PARTS.to_owned(), self.etags.join(","));
         state.insert(PARTS_BYTES.to_owned(), self.parts_bytes.to_string());
+        for (key, value) in [(TAIL, &self.tail), (STALE_TAIL, &self.stale_tail)] {
+            if let Some(value) = value {
+                state.insert(key.to_owned(), value.clone());
+            }
+        }
         state
     }
 }
@@ -225,8 +240,24 @@ impl S3Store {
         format!("{}{}", self.prefix, info.id)
     }
 
-    fn tail_key(&self, info: &UploadInfo) -> String {
-        format!("{}{}.tail", self.prefix, info.id)
+    /// The tail object called `name` (records from before tails were named have none).
+    fn tail_key(&self, info: &UploadInfo, name: Option<&str>) -> String {
+        match name {
+            Some(name) => format!("{}{}.tail.{name}", self.prefix, info.id),
+            None => format!("{}{}.tail", self.prefix, info.id),
+        }
+    }
+
+    /// Every tail object a record may still name.
+    async fn delete_tails(&self, info: &UploadInfo, multipart: &Multipart) -> Result<()> {
+        for name in [
+            None,
+            multipart.tail.as_deref(),
+            multipart.stale_tail.as_deref(),
+        ] {
+            self.delete_object(&self.tail_key(info, name)).await?;
+        }
+        Ok(())
     }
 
     /// Creates the bucket if it does not exist (for setups and tests).
@@ -404,6 +435,8 @@ impl DataStore for S3Store {
             part_size: self.part_size,
             etags: Vec::new(),
             parts_bytes: 0,
+            tail: None,
+            stale_tail: None,
         }
         .state())
     }
@@ -411,8 +444,13 @@ impl DataStore for S3Store {
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
-        let tail_key = self.tail_key(info);
+        let tail_key = self.tail_key(info, multipart.tail.as_deref());
         let part_size = multipart.part_size;
+        // The record naming the current tail is saved: the one it replaced is garbage.
+        if let Some(stale) = multipart.stale_tail.take() {
+            self.delete_object(&self.tail_key(info, Some(&stale)))
+                .await?;
+        }
         // The record is the truth: parts or tail bytes past it (a crash before the
         // record was saved) are ignored and overwritten.
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
@@ -442,8 +480,14 @@ impl DataStore for S3Store {
                 multipart.push(etag, part_size);
             }
         }
-        if written > 0 && !pending.is_empty() {
-            self.put(&tail_key, pending).await?;
+        if written > 0 {
+            // Under a new name each time: a tail put by a write whose record was never
+            // saved (a crash) can never be read for the recorded one, whatever its length.
+            let name = (!pending.is_empty()).then(|| UploadId::generate().as_str().to_owned());
+            if let Some(name) = &name {
+                self.put(&self.tail_key(info, Some(name)), pending).await?;
+            }
+            multipart.stale_tail = std::mem::replace(&mut multipart.tail, name);
         }
         Ok(Written {
             bytes: written,
@@ -454,7 +498,7 @@ impl DataStore for S3Store {
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
-        let tail_key = self.tail_key(info);
+        let tail_key = self.tail_key(info, multipart.tail.as_deref());
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         // The tail (none to fetch when empty), unless an earlier finish whose record was
         // never saved took it.
@@ -474,7 +518,9 @@ impl DataStore for S3Store {
             }
         }
         // Also when the tail is empty: an earlier request may have left one behind.
-        self.delete_object(&tail_key).await?;
+        self.delete_tails(info, &multipart).await?;
+        multipart.tail = None;
+        multipart.stale_tail = None;
         Ok(multipart.state())
     }
 
@@ -492,12 +538,14 @@ impl DataStore for S3Store {
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
         let key = self.key(info);
-        if info.status == Status::Open
-            && let Ok(multipart) = Multipart::of(info)
-        {
-            self.abort(&key, &multipart.upload_id).await?;
+        if let Ok(multipart) = Multipart::of(info) {
+            if info.status == Status::Open {
+                self.abort(&key, &multipart.upload_id).await?;
+            }
+            self.delete_tails(info, &multipart).await?;
+        } else {
+            self.delete_object(&self.tail_key(info, None)).await?;
         }
-        self.delete_object(&self.tail_key(info)).await?;
         self.delete_object(&key).await?;
         Ok(())
     }

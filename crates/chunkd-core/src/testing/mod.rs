@@ -202,6 +202,7 @@ macro_rules! data_store_suite {
                     finish_survives_a_retry,
                     failed_body_keeps_nothing,
                     drops_bytes_past_recorded_offset,
+                    ignores_a_lost_write_across_a_part,
                     read_range,
                     delete_is_idempotent,
                 ]

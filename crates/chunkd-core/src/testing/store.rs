@@ -138,6 +138,36 @@ pub async fn drops_bytes_past_recorded_offset(store: Arc<dyn DataStore>) {
     assert_eq!(got, expected);
 }
 
+/// The same after a write that crossed a part boundary (5 MiB, the smallest S3 part)
+/// and was never recorded: what it left behind (a part, a shorter remainder) is never
+/// taken for the recorded bytes, whatever its length.
+pub async fn ignores_a_lost_write_across_a_part(store: Arc<dyn DataStore>) {
+    let (first, lost, rest) = (
+        pattern(100_000, 50),
+        pattern((5 << 20) + 200_000, 51),
+        pattern((5 << 20) + 300_000, 52),
+    );
+    let expected = [first.as_slice(), &rest].concat();
+    let mut info = created(&store, expected.len() as u64).await;
+    append(&store, &mut info, &first).await;
+    let recorded = info.clone();
+    append(&store, &mut info, &lost).await;
+    let mut info = recorded;
+    append(&store, &mut info, &rest).await;
+    info.store = store.finish(&info).await.expect("finish");
+    let got = collect(
+        store
+            .read(&info, 0..expected.len() as u64)
+            .await
+            .expect("read"),
+    )
+    .await;
+    assert!(
+        got == expected,
+        "stored bytes differ from the recorded ones"
+    );
+}
+
 /// A range reads exactly those bytes; an empty range reads nothing.
 pub async fn read_range(store: Arc<dyn DataStore>) {
     let data = pattern(64_000, 6);
