@@ -125,8 +125,23 @@ export function storedFile (server, url) {
 /** Where an unfinished upload's bytes are: the `.part` file, or the S3 tail object. */
 export function partFile (server, url) {
   const id = url.split('/').pop()
-  if (server.bucket) return path.join(need('CHUNKD_TEST_S3_DIR'), server.bucket, `${id}.tail`)
+  if (server.bucket) return tailObject(path.join(need('CHUNKD_TEST_S3_DIR'), server.bucket), id)
   return path.join(server.dataDir, 'files', `${id}.part`)
+}
+
+/**
+ * The S3 store names each tail `<id>.tail.<random>`; the newest one is the upload's
+ * (a stale one lives only until the next write). A path that does not exist when none is.
+ */
+function tailObject (bucketDir, id) {
+  const prefix = `${id}.tail`
+  const tails = fs.readdirSync(bucketDir)
+    .filter((name) => name.startsWith(prefix))
+    .map((name) => path.join(bucketDir, name))
+    .map((file) => ({ file, stat: fs.statSync(file, { throwIfNoEntry: false }) }))
+    .filter((tail) => tail.stat)
+    .sort((a, b) => b.stat.mtimeMs - a.stat.mtimeMs)
+  return tails[0]?.file ?? path.join(bucketDir, prefix)
 }
 
 /** Polls `check` every 20 ms until it returns truthy, for at most `ms`. */
