@@ -222,6 +222,45 @@ async fn no_staging_object_outlives_its_upload() {
     assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
 }
 
+/// A finish cut off after the multipart upload was completed but before the tail was
+/// deleted (the record still says unfinished): the retry finds the tail and a multipart
+/// upload the service no longer knows, and finishes with the bytes intact.
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn a_finish_cut_off_before_the_tail_was_deleted_finishes_again() {
+    let store = fresh_store().await;
+    let data = pattern(MIN_PART_SIZE as usize + 20_000, 12);
+    let mut info = sample_info(Some(data.len() as u64));
+    info.store = store.create(&info).await.expect("create");
+    let written = store
+        .write(&info, body_of(&data, 65_536))
+        .await
+        .expect("write");
+    info.offset = written.bytes;
+    info.store = written.store;
+    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
+        .join(store.bucket())
+        .join("uploads");
+    let prefix = format!("{}.tail", info.id);
+    let tails = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&dir)
+            .expect("bucket dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    };
+    let [tail] = tails().try_into().expect("one tail object");
+    let kept = std::fs::read(&tail).expect("tail bytes");
+    store.finish(&info).await.expect("finish");
+    // What the crash leaves: the completed object, and the tail it did not delete.
+    std::fs::write(&tail, &kept).expect("put the tail back");
+    let finished = store.finish(&info).await.expect("finish again");
+    assert!(tails().is_empty(), "the tail is deleted by the retry");
+    info.store = finished;
+    assert!(read_all(&store, &info, 0..data.len() as u64).await == data);
+}
+
 /// A finished upload holding `data`, as a partial of a concatenation is.
 async fn finished(store: &S3Store, data: &[u8]) -> chunkd_core::UploadInfo {
     let mut info = sample_info(Some(data.len() as u64));

@@ -2,9 +2,9 @@
 //!
 //! An upload is one multipart upload. Appended bytes are cut into parts of
 //! `part_size`; what is left below a part at the end of a request (the tail) is kept
-//! in a staging object `<key>.tail`, never in a local file, and prepended to the next
-//! request's bytes. So memory per in-flight request is one part, whatever the request
-//! size. The part ETags and the part size live in the upload's record, saved with the
+//! in a staging object `<key>.tail.<name>` (a new name for each write), never in a
+//! local file, and prepended to the next request's bytes. So memory per in-flight
+//! request is one part, whatever the request size. The part ETags and the part size live in the upload's record, saved with the
 //! offset in one state update: after a restart, or on another instance, a write
 //! continues from the record alone. Finishing uploads the tail as the last part and
 //! completes the multipart upload. A concatenation copies its partial objects into
@@ -13,12 +13,12 @@
 mod chunks;
 mod client;
 mod concat;
+mod config;
 mod direct;
 mod xml;
 
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,6 +31,7 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use chunks::Chunks;
 use client::{S3Client, S3Error, Signed};
+pub use config::S3Config;
 
 /// S3 refuses smaller parts (except the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -43,73 +44,6 @@ const PARTS_BYTES: &str = "s3.parts_bytes";
 /// write, once a record naming the new one is saved).
 const TAIL: &str = "s3.tail";
 const STALE_TAIL: &str = "s3.stale_tail";
-
-/// Where and how to reach the bucket (`http://` or `https://`). `Debug` hides the secret.
-#[derive(Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
-pub struct S3Config {
-    /// `https://host:port` of the service (or `http://`).
-    pub endpoint: String,
-    /// The bucket upload objects are kept in (see `create_bucket`).
-    pub bucket: String,
-    /// The region requests are signed for (`us-east-1` for most S3-compatible services).
-    pub region: String,
-    /// The access key id requests are signed with.
-    pub access_key: String,
-    /// The secret key requests are signed with.
-    pub secret_key: String,
-    /// Objects are named `<prefix><upload id>`.
-    pub prefix: String,
-    /// Size of every part but the last; at least 5 MiB. Memory per request.
-    pub part_size: u64,
-    /// `https://bucket.host/` instead of `https://host/bucket/`.
-    pub virtual_host: bool,
-    /// [`S3Store::connect`] creates the bucket if it is missing.
-    pub create_bucket: bool,
-    /// PEM certificates to trust besides the system's (a private CA).
-    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            endpoint: String::new(),
-            bucket: String::new(),
-            region: "us-east-1".to_owned(),
-            access_key: String::new(),
-            secret_key: String::new(),
-            prefix: String::new(),
-            part_size: 8 << 20,
-            virtual_host: false,
-            create_bucket: false,
-            ca_file: None,
-        }
-    }
-}
-
-impl fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secret = if self.secret_key.is_empty() {
-            ""
-        } else {
-            "<redacted>"
-        };
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("bucket", &self.bucket)
-            .field("region", &self.region)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &secret)
-            .field("prefix", &self.prefix)
-            .field("part_size", &self.part_size)
-            .field("virtual_host", &self.virtual_host)
-            .field("create_bucket", &self.create_bucket)
-            .field("ca_file", &self.ca_file)
-            .finish()
-    }
-}
 
 /// Upload bytes in an S3 bucket.
 pub struct S3Store {
@@ -333,11 +267,52 @@ impl S3Store {
         match self.get_small(tail_key, len).await {
             Ok(tail) => Ok(Some(tail)),
             Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
-                let whole = info.length == Some(info.offset)
-                    && self.object_len(&self.key(info)).await? == Some(info.offset);
-                if whole { Ok(None) } else { Err(e) }
+                if self.is_whole(info).await? {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the object of a whole upload is there with every byte: an earlier finish
+    /// completed it (the object appears whole, at completion, or not at all).
+    async fn is_whole(&self, info: &UploadInfo) -> std::result::Result<bool, S3Error> {
+        Ok(info.length == Some(info.offset)
+            && self.object_len(&self.key(info)).await? == Some(info.offset))
+    }
+
+    /// Sends the last part, if any, and completes the multipart upload. When the upload
+    /// is unknown to the service (403 from s3s-fs, 404 NoSuchUpload elsewhere) an earlier
+    /// finish whose record was never saved completed it; that is success if the object
+    /// is whole.
+    async fn complete_with_tail(
+        &self,
+        info: &UploadInfo,
+        multipart: &mut Multipart,
+        tail: Chunks,
+        tail_len: u64,
+    ) -> std::result::Result<(), S3Error> {
+        let key = self.key(info);
+        let sent = async {
+            if tail_len > 0 {
+                let etag = self.upload_part(&key, multipart, tail).await?;
+                multipart.push(etag, tail_len);
+            }
+            self.complete_multipart(&key, multipart).await
+        };
+        match sent.await {
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(http::StatusCode::NOT_FOUND | http::StatusCode::FORBIDDEN)
+                ) && self.is_whole(info).await? =>
+            {
+                Ok(())
+            }
+            other => other,
         }
     }
 
@@ -387,12 +362,8 @@ impl S3Store {
             multipart.etags.iter().map(String::as_str),
         );
         let body = Bytes::from(action.clone().body());
-        match self.client.send(&Signed::new(action, body)).await {
-            // A retried completion whose first attempt went through finds the
-            // multipart upload gone; the object is there and whole.
-            Err(e) if e.status() != Some(http::StatusCode::NOT_FOUND) => Err(e),
-            _ => Ok(()),
-        }
+        self.client.send(&Signed::new(action, body)).await?;
+        Ok(())
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> std::result::Result<(), S3Error> {
@@ -510,11 +481,8 @@ impl DataStore for S3Store {
                 self.abort(&key, &multipart.upload_id).await?;
             }
             Some(tail) => {
-                if tail_len > 0 {
-                    let etag = self.upload_part(&key, &multipart, tail).await?;
-                    multipart.push(etag, tail_len);
-                }
-                self.complete_multipart(&key, &multipart).await?;
+                self.complete_with_tail(info, &mut multipart, tail, tail_len)
+                    .await?;
             }
         }
         // Also when the tail is empty: an earlier request may have left one behind.
@@ -548,25 +516,5 @@ impl DataStore for S3Store {
         }
         self.delete_object(&key).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_the_secret_key() {
-        let config = S3Config {
-            access_key: "AKIAEXAMPLE".into(),
-            secret_key: "wJalrXUtnFEMI-secret".into(),
-            ..S3Config::default()
-        };
-        let shown = format!("{config:?}");
-        assert!(!shown.contains("wJalrXUtnFEMI-secret"), "{shown}");
-        assert!(
-            shown.contains("<redacted>") && shown.contains("AKIAEXAMPLE"),
-            "{shown}"
-        );
     }
 }

@@ -84,21 +84,27 @@ pub async fn empty_chunks_write_nothing(store: Arc<dyn DataStore>) {
 
 /// Finishing is idempotent: a process that died after the store finished an upload but
 /// before its record said so retries the last (empty) write and the finish, and both
-/// succeed with the bytes intact.
+/// succeed with the bytes intact. Below one part, exactly one 5 MiB part (nothing left
+/// to send at the finish), and a part with a remainder.
 pub async fn finish_survives_a_retry(store: Arc<dyn DataStore>) {
-    let data = pattern(20_000, 6);
-    let mut info = created(&store, data.len() as u64).await;
-    append(&store, &mut info, &data).await;
-    store.finish(&info).await.expect("finish");
-    // The record was never saved: the retry starts from the unfinished one.
-    let w = store
-        .write(&info, body_of(&[], 1))
-        .await
-        .expect("an empty write at the end, after the finish");
-    assert_eq!(w.bytes, 0);
-    info.store = store.finish(&info).await.expect("finish again");
-    let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
-    assert_eq!(got, data);
+    for (seed, len) in [(6, 20_000), (7, 5 << 20), (8, (5 << 20) + 20_000)] {
+        let data = pattern(len, seed);
+        let mut info = created(&store, data.len() as u64).await;
+        append(&store, &mut info, &data).await;
+        store.finish(&info).await.expect("finish");
+        // The record was never saved: the retry starts from the unfinished one.
+        let w = store
+            .write(&info, body_of(&[], 1))
+            .await
+            .expect("an empty write at the end, after the finish");
+        assert_eq!(w.bytes, 0);
+        info.store = store
+            .finish(&info)
+            .await
+            .unwrap_or_else(|e| panic!("finish again ({len} bytes): {e}"));
+        let got = collect(store.read(&info, 0..data.len() as u64).await.expect("read")).await;
+        assert!(got == data, "{len} bytes: stored bytes differ");
+    }
 }
 
 /// A write whose body fails leaves no bytes behind; the next write continues where the
