@@ -261,6 +261,48 @@ async fn a_finish_cut_off_before_the_tail_was_deleted_finishes_again() {
     assert!(read_all(&store, &info, 0..data.len() as u64).await == data);
 }
 
+/// A write killed between putting its tail and saving the record leaves a tail object no
+/// record names. Finishing (and deleting) the upload still removes it.
+#[tokio::test]
+#[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
+async fn a_tail_no_record_names_is_removed_with_its_upload() {
+    let store = fresh_store().await;
+    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
+        .join(store.bucket())
+        .join("uploads");
+    for finish in [true, false] {
+        let data = pattern(30_000, 13);
+        let mut info = sample_info(Some(data.len() as u64));
+        info.store = store.create(&info).await.expect("create");
+        let recorded = info.clone();
+        // The lost write: its tail is put, its record never saved.
+        store
+            .write(&info, body_of(&data[..10_000], 4096))
+            .await
+            .expect("lost write");
+        let written = store
+            .write(&recorded, body_of(&data, 4096))
+            .await
+            .expect("write");
+        info.offset = written.bytes;
+        info.store = written.store;
+        if finish {
+            info.store = store.finish(&info).await.expect("finish");
+            info.status = chunkd_core::Status::Finished;
+            assert!(read_all(&store, &info, 0..data.len() as u64).await == data);
+        } else {
+            store.delete(&info).await.expect("delete");
+        }
+        let prefix = format!("{}.tail", info.id);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("bucket dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
+        assert!(left.is_empty(), "finish {finish}: tails left: {left:?}");
+    }
+}
+
 /// A finished upload holding `data`, as a partial of a concatenation is.
 async fn finished(store: &S3Store, data: &[u8]) -> chunkd_core::UploadInfo {
     let mut info = sample_info(Some(data.len() as u64));

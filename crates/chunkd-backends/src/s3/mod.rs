@@ -15,6 +15,7 @@ mod client;
 mod concat;
 mod config;
 mod direct;
+mod tails;
 mod xml;
 
 use std::fmt;
@@ -172,26 +173,6 @@ impl S3Store {
 
     fn key(&self, info: &UploadInfo) -> String {
         format!("{}{}", self.prefix, info.id)
-    }
-
-    /// The tail object called `name` (records from before tails were named have none).
-    fn tail_key(&self, info: &UploadInfo, name: Option<&str>) -> String {
-        match name {
-            Some(name) => format!("{}{}.tail.{name}", self.prefix, info.id),
-            None => format!("{}{}.tail", self.prefix, info.id),
-        }
-    }
-
-    /// Every tail object a record may still name.
-    async fn delete_tails(&self, info: &UploadInfo, multipart: &Multipart) -> Result<()> {
-        for name in [
-            None,
-            multipart.tail.as_deref(),
-            multipart.stale_tail.as_deref(),
-        ] {
-            self.delete_object(&self.tail_key(info, name)).await?;
-        }
-        Ok(())
     }
 
     /// Creates the bucket if it does not exist (for setups and tests).
@@ -486,7 +467,7 @@ impl DataStore for S3Store {
             }
         }
         // Also when the tail is empty: an earlier request may have left one behind.
-        self.delete_tails(info, &multipart).await?;
+        self.delete_tails(info, Some(&multipart)).await?;
         multipart.tail = None;
         multipart.stale_tail = None;
         Ok(multipart.state())
@@ -506,14 +487,13 @@ impl DataStore for S3Store {
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
         let key = self.key(info);
-        if let Ok(multipart) = Multipart::of(info) {
-            if info.status == Status::Open {
-                self.abort(&key, &multipart.upload_id).await?;
-            }
-            self.delete_tails(info, &multipart).await?;
-        } else {
-            self.delete_object(&self.tail_key(info, None)).await?;
+        let multipart = Multipart::of(info).ok();
+        if let Some(multipart) = &multipart
+            && info.status == Status::Open
+        {
+            self.abort(&key, &multipart.upload_id).await?;
         }
+        self.delete_tails(info, multipart.as_ref()).await?;
         self.delete_object(&key).await?;
         Ok(())
     }
