@@ -4,7 +4,7 @@
 #   scripts/services.sh stop
 # PostgreSQL comes from Debian's packages (a private cluster, not the system one); the
 # S3 service is s3s-fs from the crates registry (it checks SigV4 signatures and the
-# 5 MiB part minimum), built once into $CHUNKD_CACHE.
+# 5 MiB part minimum), served by tests/s3-service and built once into $CHUNKD_CACHE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,14 +59,14 @@ stop_postgres() {
     && as_pg_owner "$bin/pg_ctl" -D "$SERVICES_DIR/pg" -m fast -w stop >&2 || true
 }
 
-# Builds s3s-fs once; prints its path.
+# Builds the S3 service (s3s-fs, served by tests/s3-service so that every request runs
+# to completion, as on S3), once and when its source changes; prints its path.
 s3s_fs() {
-  local bin=$CHUNKD_CACHE/s3s-fs/bin/s3s-fs
-  if [ ! -x "$bin" ]; then
-    log "== building s3s-fs 0.14.1 (once, about two minutes)"
-    cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$CHUNKD_CACHE/s3s-fs" >&2
-  fi
-  echo "$bin"
+  local target=$CHUNKD_CACHE/s3-service
+  [ -x "$target/release/chunkd-test-s3" ] || log "== building the S3 service, s3s-fs 0.14.1 (once, about two minutes)"
+  CARGO_TARGET_DIR=$target cargo build --release --locked --quiet \
+    --manifest-path tests/s3-service/Cargo.toml >&2
+  echo "$target/release/chunkd-test-s3"
 }
 
 start_s3() {
