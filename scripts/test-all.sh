@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of chunkd: formatting and lints, the unit, property, conformance and wire
 # tests (cargo test, including those against PostgreSQL and an S3 service, which it
-# starts), then end-to-end tests of the release binary with the real client libraries
+# starts), a short fuzzing run, then end-to-end tests of the release binary with the real client libraries
 # (tus-js-client under Node, tuspy, requests and boto3 under Python). Installs what a
 # fresh Debian machine lacks; needs a Rust toolchain (rustup) and root or sudo for apt.
 set -euo pipefail
@@ -40,6 +40,9 @@ eval "$(scripts/services.sh start)"
 echo "== cargo test (with the tests that need the services)"
 cargo test --workspace --locked -- --include-ignored 2>&1 | tee -a "$log"
 
+echo "== fuzzing: a short AFL++ run of every parser of client input (docs/fuzzing.md)"
+scripts/fuzz.sh
+
 echo "== release build for the end-to-end tests"
 cargo build --release --locked -p chunkd
 export CHUNKD_BIN=$target_dir/release/chunkd
@@ -56,7 +59,7 @@ echo "== end-to-end on S3 + PostgreSQL: tus-js-client, IETF draft"
 (cd tests/e2e && CHUNKD_E2E_BACKEND=s3+postgres node --test --test-concurrency=1 \
   js/tus-js-client.test.mjs js/ietf-draft.test.mjs) 2>&1 | tee -a "$log"
 
-echo "== end-to-end: Python clients (tuspy, requests, raw sockets, boto3; three instances on S3 + PostgreSQL)"
+echo "== end-to-end: Python clients (tuspy, requests, raw sockets, boto3; three instances on S3 + PostgreSQL; kill -9 crash runs)"
 (cd tests/e2e/py && ../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log"
 
 # One line over every runner above (each already failed the script on its own failures).
