@@ -118,13 +118,16 @@ def main():
         os.makedirs(d)
         return d
 
+    # Every client of the benchmark is one address: no per-client limit, as for the peers.
+    unlimited = {"RUST_LOG": "error", "CHUNKD_CONNECTIONS__MAX_UPLOADS_PER_CLIENT": "0"}
+
     def servers():
         p = free_port()
         yield Server("chunkd", [args.chunkd, "--listen", f"127.0.0.1:{p}", "--data-dir", data_dir("chunkd"), "serve"],
-                     p, env={"RUST_LOG": "error"})
+                     p, env=unlimited)
         p = free_port()
         yield Server("chunkd sync=never", [args.chunkd, "--listen", f"127.0.0.1:{p}", "--data-dir", data_dir("chunkd-nosync"), "serve"],
-                     p, env={"RUST_LOG": "error", "CHUNKD_SYNC": "never"})
+                     p, env={**unlimited, "CHUNKD_SYNC": "never"})
         p = free_port()
         d = data_dir("rustus")
         yield Server("rustus 0.5.10", [args.rustus, "--host", "127.0.0.1", "--port", str(p), "--data-dir", d, "--info-dir", d,

@@ -148,7 +148,7 @@ def main():
     s3_endpoint = f"http://127.0.0.1:{p}"
     p = free_port()
     chunkd = Server("chunkd, S3 store", [args.chunkd, "--listen", f"127.0.0.1:{p}", "--data-dir", data_dir("chunkd"), "serve"],
-                    p, env={"RUST_LOG": "error", "TMPDIR": data_dir("chunkd-tmp"), "CHUNKD_STORE": "s3",
+                    p, env={"RUST_LOG": "error", "CHUNKD_CONNECTIONS__MAX_UPLOADS_PER_CLIENT": "0", "TMPDIR": data_dir("chunkd-tmp"), "CHUNKD_STORE": "s3",
                             "CHUNKD_S3__ENDPOINT": s3_endpoint, "CHUNKD_S3__BUCKET": "chunkd",
                             "CHUNKD_S3__ACCESS_KEY": ACCESS_KEY, "CHUNKD_S3__SECRET_KEY": SECRET_KEY,
                             "CHUNKD_S3__PART_SIZE": str(CHUNK), "CHUNKD_MAX_SIZE": str(2 * GIB)})

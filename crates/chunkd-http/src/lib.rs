@@ -17,6 +17,8 @@
 #![warn(missing_docs)]
 
 mod body;
+#[cfg(test)]
+mod client_limit_tests;
 pub mod completed;
 #[cfg(feature = "content-range")]
 pub mod content_range;

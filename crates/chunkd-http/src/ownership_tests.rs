@@ -19,17 +19,22 @@ use tower::ServiceExt;
 use crate::identity::{self, Source};
 use crate::test_support::{Reply, call};
 
-const SIZE: usize = 20_000;
+pub(crate) const SIZE: usize = 20_000;
 /// What the owner's request sends before it stalls: past the first checkpoint.
-const FIRST: usize = 6_000;
+pub(crate) const FIRST: usize = 6_000;
 
-fn data() -> Vec<u8> {
+pub(crate) fn data() -> Vec<u8> {
     (0..SIZE).map(|i| (i * 7 % 251) as u8).collect()
 }
 
 /// Every front end but browser-direct (which needs a direct store) on one engine, with
 /// identities from `x-user`.
 fn app() -> (Router, Uploads) {
+    app_with(identity::DEFAULT_MAX_UPLOADS_PER_CLIENT)
+}
+
+/// [`app`] with `max_uploads_per_client` running upload requests per client.
+pub(crate) fn app_with(max_uploads_per_client: usize) -> (Router, Uploads) {
     let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
         .limits(Limits {
             checkpoint_bytes: 4096,
@@ -40,16 +45,17 @@ fn app() -> (Router, Uploads) {
     let config = identity::Config {
         source: Source::TrustedHeader(HeaderName::from_static("x-user")),
         required: false,
+        max_uploads_per_client,
     };
     (identity::identify(router, config), uploads)
 }
 
-const ALICE: (&str, &str) = ("x-user", "alice");
-const BOB: (&str, &str) = ("x-user", "bob");
+pub(crate) const ALICE: (&str, &str) = ("x-user", "alice");
+pub(crate) const BOB: (&str, &str) = ("x-user", "bob");
 
 /// A request of Alice's whose body sends [`FIRST`] bytes, then waits until the test
 /// releases the rest. Returns the sender of the rest and the running request.
-fn stalled(
+pub(crate) fn stalled(
     app: &Router,
     method: &str,
     uri: &str,
@@ -76,7 +82,7 @@ fn stalled(
 }
 
 /// Waits until the engine has committed bytes of `id`: the owner's request is running.
-async fn committed(events: &mut tokio::sync::broadcast::Receiver<Event>, id: &UploadId) {
+pub(crate) async fn committed(events: &mut tokio::sync::broadcast::Receiver<Event>, id: &UploadId) {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Progress { id: seen, .. }) = events.recv().await
@@ -92,7 +98,7 @@ async fn committed(events: &mut tokio::sync::broadcast::Receiver<Event>, id: &Up
 
 /// Releases the rest of the body and checks the owner's request ran to its end: had a
 /// foreign request interrupted it, it would have stopped at the stall.
-async fn finishes_untouched(
+pub(crate) async fn finishes_untouched(
     uploads: &Uploads,
     id: &UploadId,
     tx: mpsc::UnboundedSender<std::io::Result<Bytes>>,
@@ -116,7 +122,7 @@ async fn finishes_untouched(
     status
 }
 
-fn id_in(path: &str) -> UploadId {
+pub(crate) fn id_in(path: &str) -> UploadId {
     path.rsplit('/').next().unwrap().parse().unwrap()
 }
 

@@ -59,6 +59,8 @@ pub enum Kind {
     StorageFull,
     /// The request carries no valid identity where one is needed.
     Unidentified,
+    /// The client has as many upload requests running as it may; it may retry later.
+    TooManyUploads,
     /// The server's fault; the message is generic.
     Internal,
 }
@@ -89,6 +91,7 @@ impl Kind {
             Kind::NotSupported => "ERR_NOT_IMPLEMENTED",
             Kind::StorageFull => "ERR_STORAGE_FULL",
             Kind::Unidentified => "ERR_UNAUTHORIZED",
+            Kind::TooManyUploads => "ERR_TOO_MANY_UPLOADS",
             Kind::Internal => "ERR_INTERNAL_SERVER_ERROR",
         }
     }
@@ -218,7 +221,15 @@ impl From<chunkd_core::Error> for Refusal {
 impl From<IdentityError> for Refusal {
     fn from(err: IdentityError) -> Self {
         tracing::debug!(error = %err, "request refused");
-        Refusal::new(StatusCode::FORBIDDEN, Kind::Unidentified, err.to_string())
+        let (status, kind) = match err {
+            IdentityError::TooManyUploads { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, Kind::TooManyUploads)
+            }
+            IdentityError::Missing | IdentityError::Invalid(_) => {
+                (StatusCode::FORBIDDEN, Kind::Unidentified)
+            }
+        };
+        Refusal::new(status, kind, err.to_string())
     }
 }
 

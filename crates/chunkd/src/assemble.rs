@@ -67,7 +67,10 @@ fn secret(inline: &str, file: &str, what: &str) -> anyhow::Result<Option<Vec<u8>
     }
 }
 
-fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
+fn identity(
+    config: &AuthConfig,
+    max_uploads_per_client: usize,
+) -> anyhow::Result<identity::Config> {
     let source = match config.mode {
         AuthMode::None => identity::Source::None,
         AuthMode::Header => identity::Source::TrustedHeader(
@@ -94,6 +97,7 @@ fn identity(config: &AuthConfig) -> anyhow::Result<identity::Config> {
     Ok(identity::Config {
         source,
         required: config.required,
+        max_uploads_per_client,
     })
 }
 
@@ -174,7 +178,10 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let app = forward::forward(app, rules);
-    let app = identity::identify(app, identity(&config.auth)?);
+    let app = identity::identify(
+        app,
+        identity(&config.auth, config.connections.max_uploads_per_client)?,
+    );
     Ok(chunkd_http::cors(app))
 }
 
@@ -218,7 +225,7 @@ mod tests {
             token_key: "also-short".into(),
             ..AuthConfig::default()
         };
-        let err = identity(&auth).expect_err("a 10-byte token key");
+        let err = identity(&auth, 0).expect_err("a 10-byte token key");
         assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
     }
 
@@ -231,7 +238,7 @@ mod tests {
             token_audience: "chunkd".into(),
             ..AuthConfig::default()
         };
-        let identity::Source::Token(rules) = identity(&auth).expect("valid").source else {
+        let identity::Source::Token(rules) = identity(&auth, 0).expect("valid").source else {
             panic!("token mode makes token rules");
         };
         assert_eq!(rules.audience.as_deref(), Some("chunkd"));

@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderName, Method, header};
 
 use crate::refusal::Refusal;
 
+mod slots;
 mod token;
 
 pub use token::{MIN_KEY_BYTES, TokenRules, WeakKey};
@@ -73,6 +74,25 @@ pub struct Config {
     pub source: Source,
     /// Refuse (403) requests without a valid identity.
     pub required: bool,
+    /// Upload requests (POST, PATCH, PUT) one client may have running at once: an
+    /// identity wherever it connects from, an anonymous client per address. More are
+    /// refused with 429 before their body is read. 0: no limit.
+    pub max_uploads_per_client: usize,
+}
+
+/// Upload requests a client may have running at once, unless configured otherwise: a
+/// browser sends a few files at a time, so this only stops one client taking over.
+pub const DEFAULT_MAX_UPLOADS_PER_CLIENT: usize = 32;
+
+impl Default for Config {
+    /// Everyone anonymous, at most [`DEFAULT_MAX_UPLOADS_PER_CLIENT`] uploads each.
+    fn default() -> Self {
+        Config {
+            source: Source::None,
+            required: false,
+            max_uploads_per_client: DEFAULT_MAX_UPLOADS_PER_CLIENT,
+        }
+    }
 }
 
 /// Why a request could not be identified.
@@ -84,6 +104,12 @@ pub enum IdentityError {
     /// An identity was sent but is not acceptable (the reason says why).
     #[error("invalid identity: {0}")]
     Invalid(&'static str),
+    /// The client already has as many upload requests running as it may.
+    #[error("too many uploads at once from this client (at most {limit})")]
+    TooManyUploads {
+        /// Upload requests a client may have running at once.
+        limit: usize,
+    },
 }
 
 const MAX_IDENTITY: usize = 255;
@@ -148,21 +174,40 @@ fn now() -> u64 {
 
 /// Adds identification to `router`: each request carries what was found, which front
 /// ends read with [`owner_of`] and refuse, in their own protocol's terms, when it failed.
+/// An upload request past its client's `max_uploads_per_client` is such a failure.
 /// CORS preflights and discovery (`OPTIONS`) are never identified.
 pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Config) -> Router<S> {
-    if matches!(config.source, Source::None) && !config.required {
-        // Nobody is identified: every request is anonymous, nothing to add.
+    let limited = config.max_uploads_per_client > 0;
+    if matches!(config.source, Source::None) && !config.required && !limited {
+        // Nobody is identified or counted: every request is anonymous, nothing to add.
         return router;
     }
+    let slots = limited.then(|| slots::Slots::new(config.max_uploads_per_client));
     let config = Arc::new(config);
     router.layer(middleware::from_fn(move |mut req: Request, next: Next| {
         let config = config.clone();
+        let slots = slots.clone();
         async move {
-            if req.method() != Method::OPTIONS {
-                let found = config.identify(req.headers());
-                req.extensions_mut().insert(Identified(found));
+            if req.method() == Method::OPTIONS {
+                return next.run(req).await;
             }
-            next.run(req).await
+            let mut found = config.identify(req.headers());
+            // Held until the handler has answered, which is after it read the body.
+            let mut slot = None;
+            if let (Ok(owner), Some(slots)) = (&found, &slots)
+                && slots::is_upload(req.method())
+            {
+                slot = slots.take(slots::client_key(owner, req.extensions()));
+                if slot.is_none() {
+                    found = Err(IdentityError::TooManyUploads {
+                        limit: slots.limit(),
+                    });
+                }
+            }
+            req.extensions_mut().insert(Identified(found));
+            let response = next.run(req).await;
+            drop(slot);
+            response
         }
     }))
 }
@@ -186,6 +231,7 @@ mod tests {
                 TokenRules::new(b"token-key-0123456789abcdef0123456789".to_vec()).unwrap(),
             ),
             required: true,
+            ..Default::default()
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("token-key"), "{shown}");
@@ -197,6 +243,7 @@ mod tests {
         let config = Config {
             source: Source::TrustedHeader(HeaderName::from_static("x-user")),
             required: true,
+            ..Default::default()
         };
         assert_eq!(
             config.identify(&HeaderMap::new()),
@@ -216,6 +263,7 @@ mod tests {
         let config = Config {
             source: Source::TrustedHeader(HeaderName::from_static("x-user")),
             required: false,
+            ..Default::default()
         };
         let mut h = HeaderMap::new();
         h.append("x-user", "mallory".parse().expect("value"));

@@ -182,6 +182,7 @@ impl From<Refusal> for Problem {
             | RefusalKind::NotSupported
             | RefusalKind::StorageFull
             | RefusalKind::Unidentified
+            | RefusalKind::TooManyUploads
             | RefusalKind::Internal => problem,
         }
     }

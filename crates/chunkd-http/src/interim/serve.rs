@@ -32,6 +32,10 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Upload requests one client (an identity, or an anonymous address) may have
+    /// running at once; more get 429. Enforced by the identity layer
+    /// ([`crate::identity::Config::max_uploads_per_client`]); 0: no limit.
+    pub max_uploads_per_client: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -39,6 +43,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_uploads_per_client: crate::identity::DEFAULT_MAX_UPLOADS_PER_CLIENT,
         }
     }
 }

@@ -44,6 +44,7 @@ fn site() -> Site {
     let identities = identity::Config {
         source: Source::TrustedHeader(http::HeaderName::from_static("x-user")),
         required: false,
+        ..Default::default()
     };
     let app = identity::identify(router(uploads.clone(), config), identities);
     Site {

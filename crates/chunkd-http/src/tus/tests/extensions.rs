@@ -137,6 +137,7 @@ async fn uploads_belong_to_the_identity_that_created_them() {
     let config = identity::Config {
         source: Source::TrustedHeader(http::HeaderName::from_static("x-user")),
         required: true,
+        ..Default::default()
     };
     let app = identity::identify(app(), config);
     let alice = ("x-user", "alice");
