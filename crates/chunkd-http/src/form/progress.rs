@@ -2,7 +2,7 @@
 //! `starting`, `uploading` (received of size), `done`, `error` (with status).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,14 @@ impl Entry {
         }
     }
 
+    /// Still reported: running, or finished less than [`KEEP_FINISHED`] ago.
+    fn is_kept(&self) -> bool {
+        match self.state() {
+            (State::Uploading, _) => true,
+            (_, finished) => finished.is_some_and(|t| t.elapsed() < KEEP_FINISHED),
+        }
+    }
+
     fn state(&self) -> (State, Option<Instant>) {
         self.state
             .lock()
@@ -65,8 +73,19 @@ type Key = (Option<String>, String);
 /// Progress of tagged uploads in flight, per owner.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    entries: Mutex<HashMap<Key, Arc<Entry>>>,
+    entries: Mutex<Entries>,
+    walks: AtomicUsize,
 }
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Key, Arc<Entry>>,
+    last_walk: Option<Instant>,
+}
+
+/// Finished entries past [`KEEP_FINISHED`] are dropped at most this often: a walk over
+/// every entry per request would make each poll cost as much as all uploads together.
+const WALK_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrackError {
@@ -75,11 +94,19 @@ pub enum TrackError {
 }
 
 impl Tracker {
-    fn prune(entries: &mut HashMap<Key, Arc<Entry>>) {
-        entries.retain(|_, e| match e.state() {
-            (State::Uploading, _) => true,
-            (_, finished) => finished.is_some_and(|t| t.elapsed() < KEEP_FINISHED),
-        });
+    #[cfg(test)]
+    fn walks(&self) -> usize {
+        self.walks.load(Ordering::Relaxed)
+    }
+
+    /// Drops finished entries past their time, unless that was done a moment ago.
+    fn prune(&self, entries: &mut Entries) {
+        if entries.last_walk.is_some_and(|t| t.elapsed() < WALK_EVERY) {
+            return;
+        }
+        self.walks.fetch_add(1, Ordering::Relaxed);
+        entries.map.retain(|_, e| e.is_kept());
+        entries.last_walk = Some(Instant::now());
     }
 
     /// Starts tracking an upload of `size` bytes (the request's Content-Length).
@@ -90,9 +117,10 @@ impl Tracker {
         size: Option<u64>,
     ) -> Result<Arc<Entry>, TrackError> {
         let mut entries = self.entries.lock().map_err(|_| TrackError::Busy)?;
-        Self::prune(&mut entries);
+        self.prune(&mut entries);
         let key = (owner.map(str::to_owned), id.to_owned());
         if entries
+            .map
             .get(&key)
             .is_some_and(|e| e.state().0 == State::Uploading)
         {
@@ -103,16 +131,16 @@ impl Tracker {
             size,
             state: Mutex::new((State::Uploading, None)),
         });
-        entries.insert(key, entry.clone());
+        entries.map.insert(key, entry.clone());
         Ok(entry)
     }
 
     pub fn report(&self, owner: Option<&str>, id: &str) -> Report {
-        let Ok(mut entries) = self.entries.lock() else {
+        let Ok(entries) = self.entries.lock() else {
             return Report::Error { status: 500 };
         };
-        Self::prune(&mut entries);
-        let Some(entry) = entries.get(&(owner.map(str::to_owned), id.to_owned())) else {
+        let key = (owner.map(str::to_owned), id.to_owned());
+        let Some(entry) = entries.map.get(&key).filter(|e| e.is_kept()) else {
             return Report::Starting;
         };
         let received = entry.received.load(Ordering::Relaxed);
@@ -130,10 +158,10 @@ impl Tracker {
     pub fn clear(&self, owner: Option<&str>, id: &str) -> Result<bool, TrackError> {
         let mut entries = self.entries.lock().map_err(|_| TrackError::Busy)?;
         let key = (owner.map(str::to_owned), id.to_owned());
-        match entries.get(&key).map(|e| e.state().0) {
+        match entries.map.get(&key).map(|e| e.state().0) {
             None => Ok(false),
             Some(State::Uploading) => Err(TrackError::Busy),
-            Some(_) => Ok(entries.remove(&key).is_some()),
+            Some(_) => Ok(entries.map.remove(&key).is_some()),
         }
     }
 }
@@ -170,6 +198,29 @@ mod tests {
         assert_eq!(t.report(Some("alice"), "a"), Report::Done { received: 10 });
         assert_eq!(t.clear(Some("alice"), "a"), Ok(true));
         assert_eq!(t.report(Some("alice"), "a"), Report::Starting);
+    }
+
+    #[test]
+    fn polls_do_not_walk_every_entry() {
+        let t = Tracker::default();
+        for i in 0..1000 {
+            t.begin(None, &format!("f{i}"), None)
+                .expect("begin")
+                .finish(State::Done);
+        }
+        let before = t.walks();
+        for i in 0..1000 {
+            assert_eq!(
+                t.report(None, &format!("f{i}")),
+                Report::Done { received: 0 }
+            );
+        }
+        t.begin(None, "new", None).expect("begin");
+        assert!(
+            t.walks() - before <= 1,
+            "{} walks over every entry for 1001 calls",
+            t.walks() - before
+        );
     }
 
     #[test]
