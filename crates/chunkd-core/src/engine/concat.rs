@@ -2,6 +2,7 @@
 //! out-of-order chunk protocols assemble files, so no store needs random-offset writes.
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 use super::{Finish, Uploads};
 use crate::error::{Error, Result};
@@ -47,11 +48,13 @@ impl Uploads {
         Ok(total)
     }
 
-    /// Tells each unfinished part that `final_id` waits for it.
+    /// Tells each unfinished part that `final_id` waits for it, and keeps each finished
+    /// one alive past the final's expiry (see `keep_past`).
     pub(super) async fn register_final(
         &self,
         final_id: &UploadId,
         parts: &[UploadId],
+        final_expiry: Option<SystemTime>,
     ) -> Result<()> {
         let distinct: BTreeSet<&UploadId> = parts.iter().collect();
         for id in distinct {
@@ -60,9 +63,79 @@ impl Uploads {
             if !part.is_finished() && !part.pending_finals.contains(final_id) {
                 part.pending_finals.push(final_id.clone());
                 self.0.state.update(&part).await?;
+            } else if part.is_finished() {
+                self.keep_past(part, final_expiry).await?;
             }
         }
         Ok(())
+    }
+
+    /// A finished part of a waiting final expires one `expire_after` after the final:
+    /// gc then always looks at the final first, and only the final knows whether a client
+    /// is still writing one of its parts.
+    async fn keep_past(
+        &self,
+        mut part: UploadInfo,
+        final_expiry: Option<SystemTime>,
+    ) -> Result<()> {
+        let until = final_expiry
+            .zip(self.0.limits.expire_after)
+            .map(|(t, d)| t + d);
+        if until.is_some() && part.expires_at < until {
+            part.expires_at = until;
+            self.0.state.update(&part).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether gc must keep `info`, an expired upload, because it is a final still
+    /// waiting for a part a client writes (unfinished, not expired). If so its expiry,
+    /// and its finished parts', move on by one `expire_after`.
+    pub(super) async fn keep_waiting_final(
+        &self,
+        info: &UploadInfo,
+        now: SystemTime,
+    ) -> Result<bool> {
+        let ConcatKind::Final(part_ids) = &info.concat else {
+            return Ok(false);
+        };
+        if info.is_finished() {
+            return Ok(false);
+        }
+        let mut finished = Vec::new();
+        let mut written = false;
+        for id in part_ids {
+            match self.0.state.get(id).await {
+                Ok(part) if part.is_finished() => finished.push(part),
+                Ok(part) => written |= !part.is_expired(now),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !written {
+            return Ok(false);
+        }
+        let kept = UploadInfo {
+            expires_at: self.next_expiry(),
+            ..info.clone()
+        };
+        let kept = match self.0.state.update(&kept).await {
+            Ok(kept) => kept,
+            // Changed meanwhile (a write, a join): it is not abandoned either.
+            Err(Error::Conflict) => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        for part in finished {
+            // A part busy with a request is not at risk; the next round extends it.
+            let Ok(Some(_lease)) = self.0.locker.try_lock(&part.id).await else {
+                continue;
+            };
+            match self.keep_past(part, kept.expires_at).await {
+                Ok(()) | Err(Error::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Concatenates a final upload if all its parts are finished; otherwise leaves it

@@ -282,7 +282,8 @@ impl Uploads {
 
             if let ConcatKind::Final(parts) = &info.concat {
                 let parts = parts.clone();
-                self.register_final(&info.id, &parts).await?;
+                self.register_final(&info.id, &parts, info.expires_at)
+                    .await?;
                 self.try_complete_final(&info.id).await?;
                 return self.record(&info.id).await;
             }
@@ -375,6 +376,10 @@ impl Uploads {
                     Err(e) => return Err(e),
                 };
                 if !info.is_expired(now) {
+                    continue;
+                }
+                if self.keep_waiting_final(&info, now).await? {
+                    progressed = true;
                     continue;
                 }
                 // Whole but never marked finished (a crash in between): not abandoned.

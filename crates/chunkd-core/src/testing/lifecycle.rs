@@ -140,6 +140,68 @@ pub async fn finished_partials_expire(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &file).await, b"abc");
 }
 
+/// Sets `id`'s expiry in the past, as if its time had run out.
+async fn backdate(parts: &EngineParts, id: &crate::id::UploadId) {
+    let info = parts.state.get(id).await.expect("record");
+    let past = UploadInfo {
+        expires_at: Some(std::time::SystemTime::UNIX_EPOCH),
+        ..info
+    };
+    parts.state.update(&past).await.expect("backdate");
+}
+
+/// A final waiting for a partial that is still being written keeps itself and its
+/// finished partials past their expiry: gc would otherwise delete a part the final needs
+/// (or the final) while a client still uploads. Once the unfinished partial is abandoned
+/// too, all three go.
+pub async fn a_waiting_final_and_its_parts_outlive_their_expiry(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(3_000, 42), pattern(4_000, 43));
+    let ida = partial(&uploads, &a, true).await;
+    let idb = partial(&uploads, &b, false).await;
+    let new = crate::upload::NewUpload {
+        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final").id;
+    let expiry = |id| {
+        let parts = parts.clone();
+        async move { parts.state.get(id).await.expect("record").expires_at }
+    };
+    assert!(
+        expiry(&ida).await > expiry(&fin).await,
+        "a finished part outlives the final waiting for it"
+    );
+    // The final was made long ago; b is being written now.
+    backdate(&parts, &fin).await;
+    let purged = uploads.engine().purge_expired().await.expect("gc");
+    assert_eq!(purged, 0, "nothing of a concatenation still in progress");
+    let now = Some(std::time::SystemTime::now());
+    assert!(expiry(&fin).await > now, "the final's expiry moved on");
+    assert!(expiry(&ida).await > expiry(&fin).await, "and a's with it");
+    write(&uploads, &idb, at(0), body_of(&b, 1000))
+        .await
+        .expect("write b");
+    assert_eq!(
+        stored(&uploads, &fin).await,
+        [a.clone(), b.clone()].concat()
+    );
+
+    // The same, but b is abandoned: its expiry passes as well.
+    let ida = partial(&uploads, &a, true).await;
+    let idb = partial(&uploads, &b, false).await;
+    let new = crate::upload::NewUpload {
+        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final").id;
+    for id in [&ida, &idb, &fin] {
+        backdate(&parts, id).await;
+    }
+    let purged = uploads.engine().purge_expired().await.expect("gc");
+    assert_eq!(purged, 3, "the final and both partials");
+}
+
 /// A concatenation cut off by a crash: the last partial's finish was recorded, then the
 /// process died before (or while) the waiting final was joined, so no later write will
 /// start it again. The next look at the final (HEAD) joins it, continuing after what

@@ -304,6 +304,7 @@ macro_rules! engine_suite {
                     terminate_removes_upload,
                     expired_uploads_are_purged,
                     finished_partials_expire,
+                    a_waiting_final_and_its_parts_outlive_their_expiry,
                     checkpoints_commit_long_bodies,
                     chosen_ids_are_unique,
                     whole_bodies_are_all_or_nothing,
