@@ -392,6 +392,17 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
         let mut client = server.connect().await;
         client.send(sent).await;
         let started = std::time::Instant::now();
+        // Meanwhile another client is served (its latency printed, not asserted).
+        let mut other = server.connect().await;
+        other
+            .send(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let head = other.head().await;
+        assert_eq!(
+            (head.status, other.body(&head).await),
+            (200, b"ok".to_vec())
+        );
+        eprintln!("another client served in {:?}", started.elapsed());
         let mut rest = Vec::new();
         // Bounded: a server that never closes fails the test instead of hanging it.
         let closed = tokio::time::timeout(
