@@ -186,6 +186,21 @@ async fn an_upload_resumes_on_a_new_store_from_its_record() {
     second.delete(&info).await.expect("delete again");
 }
 
+/// The tail objects of `info` as s3s-fs keeps them: plain files
+/// `<root>/<bucket>/<key>.tail.*` (and `<key>.tail` from before tails were named).
+fn tail_objects(store: &S3Store, info: &chunkd_core::UploadInfo) -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
+        .join(store.bucket())
+        .join("uploads");
+    let prefix = format!("{}.tail", info.id);
+    std::fs::read_dir(&dir)
+        .expect("bucket dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
 async fn no_staging_object_outlives_its_upload() {
@@ -204,21 +219,16 @@ async fn no_staging_object_outlives_its_upload() {
         info.offset += written.bytes;
         info.store = written.store;
     }
-    // s3s-fs keeps objects as plain files: <root>/<bucket>/<key>; tails are <key>.tail.*.
-    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
-        .join(store.bucket())
-        .join("uploads");
-    let prefix = format!("{}.tail", info.id);
-    let tails = || {
-        std::fs::read_dir(&dir)
-            .expect("bucket dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| name.starts_with(&prefix))
-            .count()
-    };
-    assert_eq!(tails(), 1, "the first append's staging object, and only it");
+    assert_eq!(
+        tail_objects(&store, &info).len(),
+        1,
+        "the first append's staging object, and only it"
+    );
     info.store = store.finish(&info).await.expect("finish");
-    assert_eq!(tails(), 0, "no staging object once the upload is finished");
+    assert!(
+        tail_objects(&store, &info).is_empty(),
+        "no staging object once the upload is finished"
+    );
     assert_eq!(read_all(&store, &info, 0..data.len() as u64).await, data);
 }
 
@@ -238,25 +248,18 @@ async fn a_finish_cut_off_before_the_tail_was_deleted_finishes_again() {
         .expect("write");
     info.offset = written.bytes;
     info.store = written.store;
-    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
-        .join(store.bucket())
-        .join("uploads");
-    let prefix = format!("{}.tail", info.id);
-    let tails = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&dir)
-            .expect("bucket dir")
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-            .collect()
-    };
-    let [tail] = tails().try_into().expect("one tail object");
+    let [tail] = tail_objects(&store, &info)
+        .try_into()
+        .expect("one tail object");
     let kept = std::fs::read(&tail).expect("tail bytes");
     store.finish(&info).await.expect("finish");
     // What the crash leaves: the completed object, and the tail it did not delete.
     std::fs::write(&tail, &kept).expect("put the tail back");
     let finished = store.finish(&info).await.expect("finish again");
-    assert!(tails().is_empty(), "the tail is deleted by the retry");
+    assert!(
+        tail_objects(&store, &info).is_empty(),
+        "the tail is deleted by the retry"
+    );
     info.store = finished;
     assert!(read_all(&store, &info, 0..data.len() as u64).await == data);
 }
@@ -267,9 +270,6 @@ async fn a_finish_cut_off_before_the_tail_was_deleted_finishes_again() {
 #[ignore = "needs an S3 service: scripts/test-all.sh starts one"]
 async fn a_tail_no_record_names_is_removed_with_its_upload() {
     let store = fresh_store().await;
-    let dir = std::path::Path::new(&env("CHUNKD_TEST_S3_DIR"))
-        .join(store.bucket())
-        .join("uploads");
     for finish in [true, false] {
         let data = pattern(30_000, 13);
         let mut info = sample_info(Some(data.len() as u64));
@@ -293,12 +293,7 @@ async fn a_tail_no_record_names_is_removed_with_its_upload() {
         } else {
             store.delete(&info).await.expect("delete");
         }
-        let prefix = format!("{}.tail", info.id);
-        let left: Vec<_> = std::fs::read_dir(&dir)
-            .expect("bucket dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|name| name.starts_with(&prefix))
-            .collect();
+        let left = tail_objects(&store, &info);
         assert!(left.is_empty(), "finish {finish}: tails left: {left:?}");
     }
 }

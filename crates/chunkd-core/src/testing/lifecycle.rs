@@ -140,6 +140,22 @@ pub async fn finished_partials_expire(parts: Arc<EngineParts>) {
     assert_eq!(stored(&uploads, &file).await, b"abc");
 }
 
+/// Partials of `a` (written) and `b` (not yet), and a final of both, waiting for `b`.
+async fn waiting_final(
+    uploads: &crate::engine::Caller,
+    a: &[u8],
+    b: &[u8],
+) -> (crate::id::UploadId, crate::id::UploadId, UploadInfo) {
+    let ida = partial(uploads, a, true).await;
+    let idb = partial(uploads, b, false).await;
+    let new = crate::upload::NewUpload {
+        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
+        ..Default::default()
+    };
+    let fin = uploads.create(new).await.expect("final");
+    (ida, idb, fin)
+}
+
 /// Sets `id`'s expiry in the past, as if its time had run out.
 async fn backdate(parts: &EngineParts, id: &crate::id::UploadId) {
     let info = parts.state.get(id).await.expect("record");
@@ -157,13 +173,8 @@ async fn backdate(parts: &EngineParts, id: &crate::id::UploadId) {
 pub async fn a_waiting_final_and_its_parts_outlive_their_expiry(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let (a, b) = (pattern(3_000, 42), pattern(4_000, 43));
-    let ida = partial(&uploads, &a, true).await;
-    let idb = partial(&uploads, &b, false).await;
-    let new = crate::upload::NewUpload {
-        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
-        ..Default::default()
-    };
-    let fin = uploads.create(new).await.expect("final").id;
+    let (ida, idb, fin) = waiting_final(&uploads, &a, &b).await;
+    let fin = fin.id;
     let expiry = |id| {
         let parts = parts.clone();
         async move { parts.state.get(id).await.expect("record").expires_at }
@@ -188,13 +199,8 @@ pub async fn a_waiting_final_and_its_parts_outlive_their_expiry(parts: Arc<Engin
     );
 
     // The same, but b is abandoned: its expiry passes as well.
-    let ida = partial(&uploads, &a, true).await;
-    let idb = partial(&uploads, &b, false).await;
-    let new = crate::upload::NewUpload {
-        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
-        ..Default::default()
-    };
-    let fin = uploads.create(new).await.expect("final").id;
+    let (ida, idb, fin) = waiting_final(&uploads, &a, &b).await;
+    let fin = fin.id;
     for id in [&ida, &idb, &fin] {
         backdate(&parts, id).await;
     }
@@ -209,13 +215,7 @@ pub async fn a_waiting_final_and_its_parts_outlive_their_expiry(parts: Arc<Engin
 pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EngineParts>) {
     let uploads = default_engine(&parts);
     let (a, b) = (pattern(5_000, 40), pattern(7_000, 41));
-    let ida = partial(&uploads, &a, true).await;
-    let idb = partial(&uploads, &b, false).await;
-    let new = crate::upload::NewUpload {
-        concat: crate::upload::ConcatKind::Final(vec![ida.clone(), idb.clone()]),
-        ..Default::default()
-    };
-    let fin = uploads.create(new).await.expect("final");
+    let (_, idb, fin) = waiting_final(&uploads, &a, &b).await;
     assert!(!fin.is_finished());
 
     // b finishes while it does not know the final waits (the crash's effect), then its
