@@ -24,7 +24,7 @@ pub struct S3Config {
     pub part_size: u64,
     /// `https://bucket.host/` instead of `https://host/bucket/`.
     pub virtual_host: bool,
-    /// [`S3Store::connect`] creates the bucket if it is missing.
+    /// [`S3Store::connect`](super::S3Store::connect) creates the bucket if it is missing.
     pub create_bucket: bool,
     /// PEM certificates to trust besides the system's (a private CA).
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
