@@ -161,9 +161,13 @@ impl Uploads {
             }
             parts.push(part);
         }
+        // Joined and recorded before a crash (the store may have finished it too, so
+        // what it joined into is gone): only the finish is left, and stores finish
+        // idempotently.
+        let whole = target.length == Some(target.offset);
         let joined = match self.0.store.concat() {
-            Some(native) => native.concat(&target, &parts).await?,
-            None => None,
+            Some(native) if !whole => native.concat(&target, &parts).await?,
+            _ => None,
         };
         match joined {
             Some(store) => {
@@ -171,6 +175,7 @@ impl Uploads {
                 target.offset = target.length.unwrap_or_default();
                 target = self.0.state.update(&target).await?;
             }
+            None if whole => {}
             None => target = self.concat_by_streaming(target, &parts).await?,
         }
         self.finish(target, &mut lease, Finish::Store).await?;

@@ -19,6 +19,7 @@ use crate::upload::{ConcatKind, NewUpload, UploadInfo};
 
 pub use super::lifecycle::{
     a_concatenation_cut_off_is_completed_when_seen,
+    a_joined_final_the_store_finished_is_finished_when_seen,
     a_repeated_last_request_after_the_crash_finishes,
     a_waiting_final_and_its_parts_outlive_their_expiry,
     a_whole_upload_left_unfinished_is_finished_when_seen,

@@ -208,16 +208,17 @@ pub async fn a_waiting_final_and_its_parts_outlive_their_expiry(parts: Arc<Engin
     assert_eq!(purged, 3, "the final and both partials");
 }
 
-/// A concatenation cut off by a crash: the last partial's finish was recorded, then the
-/// process died before (or while) the waiting final was joined, so no later write will
-/// start it again. The next look at the final (HEAD) joins it, continuing after what
-/// was already copied rather than copying it twice.
-pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EngineParts>) {
-    let uploads = default_engine(&parts);
-    let (a, b) = (pattern(5_000, 40), pattern(7_000, 41));
-    let (_, idb, fin) = waiting_final(&uploads, &a, &b).await;
+/// A final whose partials are all finished but which was never joined: the last
+/// partial's finish was recorded, then the process died before the join. Returns the
+/// final's record.
+async fn join_cut_off(
+    parts: &EngineParts,
+    uploads: &crate::engine::Caller,
+    a: &[u8],
+    b: &[u8],
+) -> UploadInfo {
+    let (_, idb, fin) = waiting_final(uploads, a, b).await;
     assert!(!fin.is_finished());
-
     // b finishes while it does not know the final waits (the crash's effect), then its
     // record is put back as the crash left it: finished, the final still listed.
     let waiting = parts.state.get(&idb).await.expect("b");
@@ -227,7 +228,7 @@ pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EnginePar
         ..waiting
     };
     parts.state.update(&unaware).await.expect("forget");
-    write(&uploads, &idb, at(0), body_of(&b, 1000))
+    write(uploads, &idb, at(0), body_of(b, 1000))
         .await
         .expect("write b");
     let finished_b = parts.state.get(&idb).await.expect("b");
@@ -240,9 +241,48 @@ pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EnginePar
         .update(&crashed)
         .await
         .expect("as the crash left it");
+    parts.state.get(&fin.id).await.expect("final")
+}
+
+/// The same window later on: the join was done and recorded (offset = length) and the
+/// store had finished the final, but the record never said finished. The next look
+/// finishes it without joining again (on disk the joined `.part` is gone by then).
+pub async fn a_joined_final_the_store_finished_is_finished_when_seen(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(5_000, 44), pattern(7_000, 45));
+    let fin = join_cut_off(&parts, &uploads, &a, &b).await;
+    let joined = [a, b].concat();
+    let written = parts
+        .store
+        .write(&fin, body_of(&joined, 4096))
+        .await
+        .expect("the join");
+    let mut whole = UploadInfo {
+        offset: written.bytes,
+        store: written.store,
+        ..fin
+    };
+    whole = parts.state.update(&whole).await.expect("record the join");
+    parts
+        .store
+        .finish(&whole)
+        .await
+        .expect("the store's finish");
+    let seen = uploads.settled_info(&whole.id).await.expect("HEAD");
+    assert!(seen.is_finished(), "{seen:?}");
+    assert_eq!(stored(&uploads, &whole.id).await, joined);
+}
+
+/// A concatenation cut off by a crash: the last partial's finish was recorded, then the
+/// process died before (or while) the waiting final was joined, so no later write will
+/// start it again. The next look at the final (HEAD) joins it, continuing after what
+/// was already copied rather than copying it twice.
+pub async fn a_concatenation_cut_off_is_completed_when_seen(parts: Arc<EngineParts>) {
+    let uploads = default_engine(&parts);
+    let (a, b) = (pattern(5_000, 40), pattern(7_000, 41));
+    let fin = join_cut_off(&parts, &uploads, &a, &b).await;
 
     // The join had copied a's bytes and recorded them before the crash.
-    let fin = parts.state.get(&fin.id).await.expect("final");
     let copied = parts
         .store
         .write(&fin, body_of(&a, 4096))

@@ -295,6 +295,7 @@ macro_rules! engine_suite {
                     zero_length_finishes_at_creation,
                     a_whole_upload_left_unfinished_is_finished_when_seen,
                     a_concatenation_cut_off_is_completed_when_seen,
+                    a_joined_final_the_store_finished_is_finished_when_seen,
                     a_repeated_last_request_after_the_crash_finishes,
                     an_id_the_store_kept_without_a_record_is_created_again,
                     concatenation_of_finished_parts,
