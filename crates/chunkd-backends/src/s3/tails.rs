@@ -2,6 +2,8 @@
 //! Each write puts its tail under a new name, recorded with the offset, so a tail put by
 //! a write whose record was never saved can never be read for the recorded one.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use chunkd_core::{Result, UploadInfo};
 use rusty_s3::actions::ListObjectsV2;
@@ -30,32 +32,35 @@ impl S3Store {
         info: &UploadInfo,
         multipart: Option<&Multipart>,
     ) -> Result<()> {
+        let mut keys = match self.listed_tails(info).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(id = %info.id, error = %e, "cannot list the upload's tail objects; unrecorded ones stay");
+                BTreeSet::new()
+            }
+        };
+        // The named ones too, in case the listing stopped short of them; and the
+        // unnamed tail of records from before tails were named, which is not listed.
         let named = multipart.map_or([None, None], |m| {
             [m.tail.as_deref(), m.stale_tail.as_deref()]
         });
-        for name in [None].into_iter().chain(named) {
-            self.delete_object(&self.tail_key(info, name)).await?;
+        for name in named.into_iter().flatten() {
+            keys.insert(self.tail_key(info, Some(name)));
         }
-        match self.unrecorded_tails(info).await {
-            Ok(keys) => {
-                for key in keys {
-                    self.delete_object(&key).await?;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(id = %info.id, error = %e, "cannot list the upload's tail objects; unrecorded ones stay")
-            }
+        keys.insert(self.tail_key(info, None));
+        for key in keys {
+            self.delete_object(&key).await?;
         }
         Ok(())
     }
 
     /// The keys under `<key>.tail.`, as far as [`MAX_LIST_PAGES`] pages go.
-    async fn unrecorded_tails(
+    async fn listed_tails(
         &self,
         info: &UploadInfo,
-    ) -> std::result::Result<Vec<String>, S3Error> {
+    ) -> std::result::Result<BTreeSet<String>, S3Error> {
         let prefix = format!("{}.", self.tail_key(info, None));
-        let mut keys = Vec::new();
+        let mut keys = BTreeSet::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {
             let mut action = ListObjectsV2::new(&self.bucket, Some(&self.credentials));

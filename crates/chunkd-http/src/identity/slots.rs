@@ -58,11 +58,9 @@ impl Slots {
     /// A place for one more request of `key`, or `None` when it has `limit` running.
     pub(super) fn take(self: &Arc<Self>, key: String) -> Option<Slot> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // `limit` is at least 1, so a refused client already has an entry.
         let count = running.entry(key.clone()).or_default();
         if *count >= self.limit {
-            if *count == 0 {
-                running.remove(&key);
-            }
             return None;
         }
         *count += 1;
