@@ -1,6 +1,6 @@
 //! The S3 service of the tests: s3s-fs (which checks SigV4 signatures and the 5 MiB part
-//! minimum, and keeps objects as plain files), with one change to how it is served.
-//! Each request runs in a task of its own, to completion, even when its client goes
+//! minimum, and keeps objects as plain files), with S3's rules for completing multipart
+//! uploads (`faithful.rs`) and one change to how it is served. Each request runs in a task of its own, to completion, even when its client goes
 //! away. S3 itself behaves that way: a CompleteMultipartUpload that has been received
 //! completes. s3s-fs's own server drops a request when its connection closes, and its
 //! completion is not atomic (it forgets the upload, then moves the parts one by one).
@@ -8,6 +8,8 @@
 //! half an object. No real S3 service does that.
 //!
 //!     chunkd-test-s3 --host H --port P --access-key K --secret-key S ROOT
+
+mod faithful;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -59,9 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!("{e}\nusage: chunkd-test-s3 --host H --port P --access-key K --secret-key S ROOT")
     })?;
     let service = {
-        let mut builder = S3ServiceBuilder::new(
-            s3s_fs::FileSystem::new(&opt.root).map_err(|e| format!("{}: {e:?}", opt.root))?,
-        );
+        let mut builder = S3ServiceBuilder::new(faithful::Faithful::new(&opt.root)?);
         builder.set_auth(SimpleAuth::from_single(opt.access_key, opt.secret_key));
         builder.build()
     };
