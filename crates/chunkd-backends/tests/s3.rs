@@ -4,49 +4,24 @@
 #![cfg(feature = "s3")]
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chunkd_backends::s3::MIN_PART_SIZE;
-use chunkd_backends::{S3Config, S3Store, SqliteState, SyncPolicy};
+use chunkd_backends::{S3Store, SqliteState, SyncPolicy};
+use chunkd_core::DataStore;
 use chunkd_core::error::BoxError;
 use chunkd_core::memory::MemoryState;
 use chunkd_core::testing::direct::{Browser, DirectEngine};
 use chunkd_core::testing::engine::EngineParts;
 use chunkd_core::testing::{Fixture, body_of, pattern, sample_info};
-use chunkd_core::{DataStore, UploadId};
-use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!(
-            "{name} is not set: run scripts/test-all.sh, or eval \"$(scripts/services.sh start)\""
-        )
-    })
-}
-
-/// A store on a bucket of its own.
-async fn fresh_store() -> S3Store {
-    let store = S3Store::new(S3Config {
-        endpoint: env("CHUNKD_TEST_S3_ENDPOINT"),
-        bucket: format!("b{}", UploadId::generate()),
-        region: "us-east-1".into(),
-        access_key: env("CHUNKD_TEST_S3_ACCESS_KEY"),
-        secret_key: env("CHUNKD_TEST_S3_SECRET_KEY"),
-        prefix: "uploads/".into(),
-        part_size: MIN_PART_SIZE,
-        virtual_host: false,
-        create_bucket: false,
-        ca_file: None,
-    })
-    .expect("s3 store");
-    store.ensure_bucket().await.expect("bucket");
-    store
-}
+use support::{env, fresh_store, read_all, sha256, store_on};
 
 async fn s3() -> Fixture<dyn DataStore> {
     Fixture::new(Arc::new(fresh_store().await) as Arc<dyn DataStore>)
@@ -95,19 +70,6 @@ async fn s3_direct() -> Fixture<DirectEngine> {
         state: Arc::new(MemoryState::new()),
         browser: Arc::new(HttpBrowser(client)),
     }))
-}
-
-async fn read_all(
-    store: &S3Store,
-    info: &chunkd_core::UploadInfo,
-    range: std::ops::Range<u64>,
-) -> Vec<u8> {
-    let mut stream = store.read(info, range).await.expect("read");
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.expect("chunk"));
-    }
-    out
 }
 
 #[tokio::test]
@@ -160,20 +122,15 @@ async fn an_upload_resumes_on_a_new_store_from_its_record() {
         .expect("write");
     info.offset += written.bytes;
     info.store = written.store;
-    // Another process (same bucket, nothing shared in memory) continues from the record.
-    let second = S3Store::new(S3Config {
-        endpoint: env("CHUNKD_TEST_S3_ENDPOINT"),
-        bucket: first.bucket().to_owned(),
-        region: "us-east-1".into(),
-        access_key: env("CHUNKD_TEST_S3_ACCESS_KEY"),
-        secret_key: env("CHUNKD_TEST_S3_SECRET_KEY"),
-        prefix: "uploads/".into(),
-        part_size: MIN_PART_SIZE,
-        virtual_host: false,
-        create_bucket: false,
-        ca_file: None,
-    })
-    .unwrap();
+    // Another process (same bucket, nothing shared in memory) continues from the record,
+    // once it has claimed its part numbers.
+    let second = store_on(first.bucket());
+    let written = second
+        .write(&info, body_of(&data[part + 10..], 4096))
+        .await
+        .expect("claim");
+    assert_eq!(written.bytes, 0, "the first call only claims");
+    info.store = written.store;
     let written = second
         .write(&info, body_of(&data[part + 10..], 4096))
         .await
@@ -374,9 +331,4 @@ async fn concatenation_of_a_small_partial_before_the_end_is_left_to_streaming() 
         concatenated(&store, &parts).await.is_none(),
         "S3 cannot copy a 1000-byte part that is not the last"
     );
-}
-
-fn sha256(data: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(data))
 }

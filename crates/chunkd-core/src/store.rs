@@ -27,6 +27,9 @@ pub struct Written {
 ///   it drops them first, so the state's offset is the only truth.
 /// - When the body stream ends cleanly, every byte it yielded is stored and durable (as
 ///   far as the store's sync policy promises) before `write` returns.
+/// - `write` may return once without reading its body, with 0 bytes and changed
+///   bookkeeping that must be saved before it writes (the S3 store claims part numbers
+///   so); the engine saves it and calls again, and a second such return is an error.
 /// - When the body stream yields an error, nothing appended during that call is kept and
 ///   `write` returns an error; the upload stays at `info.offset`.
 /// - [`finish`](DataStore::finish) is called once, when `info.offset == length`;

@@ -30,6 +30,7 @@ impl Concat for S3Store {
         let Some(plan) = copy_plan(&lengths) else {
             return Ok(None);
         };
+        let _turn = self.writers.turn(&target.id).await;
         let mut multipart = Multipart::of(target)?;
         let key = self.key(target);
         for (index, range) in plan {
@@ -54,8 +55,7 @@ impl S3Store {
         source: &str,
         range: Range<u64>,
     ) -> std::result::Result<String, S3Error> {
-        let number = u16::try_from(multipart.etags.len() + 1)
-            .map_err(|_| S3Error::Unexpected("too many parts to copy".into()))?;
+        let number = multipart.next_number()?;
         let mut action =
             self.bucket
                 .upload_part(Some(&self.credentials), key, number, &multipart.upload_id);

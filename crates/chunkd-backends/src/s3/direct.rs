@@ -10,7 +10,7 @@ use rusty_s3::S3Action;
 
 use super::client::{S3Error, Signed};
 use super::xml::{element, unescape_etag};
-use super::{MIN_PART_SIZE, Multipart, S3Store};
+use super::{MIN_PART_SIZE, Multipart, RecordedPart, S3Store};
 
 /// S3 accepts signatures valid for at most a week.
 const MAX_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -37,47 +37,26 @@ impl DirectParts for S3Store {
 
     async fn parts(&self, info: &UploadInfo) -> Result<Vec<Part>> {
         let multipart = Multipart::of(info)?;
-        let key = self.key(info);
-        let mut parts = Vec::new();
-        let mut marker: Option<u16> = None;
-        loop {
-            let mut action =
-                self.bucket
-                    .list_parts(Some(&self.credentials), &key, &multipart.upload_id);
-            if let Some(marker) = marker {
-                action.set_part_number_marker(marker);
-            }
-            let (_, body) = self.client.send(&Signed::new(action, Bytes::new())).await?;
-            let listed = ListedParts::parse(&String::from_utf8_lossy(&body));
-            let last = listed.parts.last().map(|p| p.number);
-            parts.extend(listed.parts);
-            match (listed.next_marker, last) {
-                (Some(next), Some(_)) if listed.truncated && Some(next) != marker => {
-                    marker = Some(next);
-                }
-                _ => break,
-            }
-        }
-        // Some services list out of order.
-        parts.sort_by_key(|p| p.number);
-        parts.dedup_by_key(|p| p.number);
-        Ok(parts)
+        Ok(self
+            .list_parts(&self.key(info), &multipart.upload_id)
+            .await?)
     }
 
     async fn complete(&self, info: &UploadInfo, parts: &[Part]) -> Result<StoreState> {
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
-        let etags: Vec<String> = parts.iter().map(|p| p.etag.clone()).collect();
-        let action = rusty_s3::actions::CompleteMultipartUpload::new(
-            &self.bucket,
-            Some(&self.credentials),
-            &key,
-            &multipart.upload_id,
-            etags.iter().map(String::as_str),
-        );
-        let body = Bytes::from(action.clone().body());
-        match self.client.send(&Signed::new(action, body)).await {
-            Ok(_) => {}
+        let recorded: Vec<RecordedPart> = parts
+            .iter()
+            .map(|p| RecordedPart {
+                number: p.number,
+                etag: p.etag.clone(),
+            })
+            .collect();
+        match self
+            .complete_multipart(&key, &recorded, &multipart.upload_id)
+            .await
+        {
+            Ok(()) => {}
             // S3's own check of the parts the client named (a wrong ETag, a small part).
             Err(S3Error::Status { status, body })
                 if status == http::StatusCode::BAD_REQUEST
@@ -90,8 +69,45 @@ impl DirectParts for S3Store {
             Err(e) => return Err(e.into()),
         }
         multipart.parts_bytes = parts.iter().map(|p| p.size).sum();
-        multipart.etags = etags;
+        multipart.next_number = recorded.last().map_or(1, |p| p.number + 1);
+        multipart.parts = recorded;
         Ok(multipart.state())
+    }
+}
+
+impl S3Store {
+    /// Every part the service holds for the multipart upload, ascending by number.
+    pub(super) async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> std::result::Result<Vec<Part>, S3Error> {
+        let mut parts = Vec::new();
+        let mut marker: Option<u16> = None;
+        loop {
+            let mut action = self
+                .bucket
+                .list_parts(Some(&self.credentials), key, upload_id);
+            if let Some(marker) = marker {
+                action.set_part_number_marker(marker);
+            }
+            let (_, body) = self.client.send(&Signed::new(action, Bytes::new())).await?;
+            let listed = ListedParts::parse(&String::from_utf8_lossy(&body));
+            let last = listed.parts.last().map(|p| p.number);
+            parts.extend(listed.parts);
+            // Each page must move the marker on, so a service that repeats itself ends
+            // the loop (10,000 parts are at most 10 pages).
+            match (listed.next_marker, last) {
+                (Some(next), Some(_)) if listed.truncated && Some(next) > marker => {
+                    marker = Some(next);
+                }
+                _ => break,
+            }
+        }
+        // Some services list out of order.
+        parts.sort_by_key(|p| p.number);
+        parts.dedup_by_key(|p| p.number);
+        Ok(parts)
     }
 }
 

@@ -4,17 +4,21 @@
 //! `part_size`; what is left below a part at the end of a request (the tail) is kept
 //! in a staging object `<key>.tail.<name>` (a new name for each write), never in a
 //! local file, and prepended to the next request's bytes. So memory per in-flight
-//! request is one part, whatever the request size. The part ETags and the part size live in the upload's record, saved with the
-//! offset in one state update: after a restart, or on another instance, a write
-//! continues from the record alone. Finishing uploads the tail as the last part and
-//! completes the multipart upload. A concatenation copies its partial objects into
-//! parts inside S3 (UploadPartCopy) when their sizes allow.
+//! request is one part, whatever the request size. The parts (numbers and ETags) and
+//! the part size live in the upload's record, saved with the offset in one state
+//! update: after a restart, or on another instance, a write continues from the record
+//! alone, once it has claimed part numbers no earlier writer can still send
+//! ([`fence`]). Finishing uploads the tail as the last part and completes the
+//! multipart upload. A concatenation copies its partial objects into parts inside S3
+//! (UploadPartCopy) when their sizes allow.
 
 mod chunks;
 mod client;
 mod concat;
 mod config;
 mod direct;
+mod fence;
+mod record;
 mod tails;
 mod xml;
 
@@ -33,18 +37,11 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 use chunks::Chunks;
 use client::{S3Client, S3Error, Signed};
 pub use config::S3Config;
+use fence::Writers;
+use record::{Multipart, RecordedPart};
 
 /// S3 refuses smaller parts (except the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
-
-const UPLOAD_ID: &str = "s3.upload_id";
-const PARTS: &str = "s3.parts";
-const PART_SIZE: &str = "s3.part_size";
-const PARTS_BYTES: &str = "s3.parts_bytes";
-/// The name of the recorded tail object, and of the one it replaced (deleted by the next
-/// write, once a record naming the new one is saved).
-const TAIL: &str = "s3.tail";
-const STALE_TAIL: &str = "s3.stale_tail";
 
 /// Upload bytes in an S3 bucket.
 pub struct S3Store {
@@ -53,6 +50,7 @@ pub struct S3Store {
     prefix: String,
     part_size: u64,
     client: S3Client,
+    writers: Writers,
 }
 
 impl fmt::Debug for S3Store {
@@ -62,71 +60,6 @@ impl fmt::Debug for S3Store {
             .field("prefix", &self.prefix)
             .field("part_size", &self.part_size)
             .finish()
-    }
-}
-
-/// The multipart state of one upload, as kept in its record.
-struct Multipart {
-    upload_id: String,
-    part_size: u64,
-    etags: Vec<String>,
-    /// Bytes in the parts: appended parts are all `part_size`, copied ones are not.
-    parts_bytes: u64,
-    tail: Option<String>,
-    stale_tail: Option<String>,
-}
-
-impl Multipart {
-    fn of(info: &UploadInfo) -> std::result::Result<Multipart, S3Error> {
-        let upload_id =
-            info.store.get(UPLOAD_ID).cloned().ok_or_else(|| {
-                S3Error::Unexpected(format!("{} has no multipart upload", info.id))
-            })?;
-        let part_size = info
-            .store
-            .get(PART_SIZE)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| S3Error::Unexpected(format!("{} has no part size", info.id)))?;
-        let etags = info
-            .store
-            .get(PARTS)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.split(',').map(str::to_owned).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let parts_bytes = match info.store.get(PARTS_BYTES) {
-            Some(s) => s
-                .parse()
-                .map_err(|_| S3Error::Unexpected(format!("{} has no valid part total", info.id)))?,
-            // Records written before the total was kept hold appended parts only.
-            None => etags.len() as u64 * part_size,
-        };
-        Ok(Multipart {
-            upload_id,
-            part_size,
-            etags,
-            parts_bytes,
-            tail: info.store.get(TAIL).cloned(),
-            stale_tail: info.store.get(STALE_TAIL).cloned(),
-        })
-    }
-
-    fn push(&mut self, etag: String, len: u64) {
-        self.etags.push(etag);
-        self.parts_bytes += len;
-    }
-
-    fn state(&self) -> StoreState {
-        let mut state = StoreState::new();
-        state.insert(UPLOAD_ID.to_owned(), self.upload_id.clone());
-        state.insert(PART_SIZE.to_owned(), self.part_size.to_string());
-        state.insert(PARTS.to_owned(), self.etags.join(","));
-        state.insert(PARTS_BYTES.to_owned(), self.parts_bytes.to_string());
-        for (key, value) in [(TAIL, &self.tail), (STALE_TAIL, &self.stale_tail)] {
-            if let Some(value) = value {
-                state.insert(key.to_owned(), value.clone());
-            }
-        }
-        state
     }
 }
 
@@ -163,6 +96,7 @@ impl S3Store {
             prefix: config.prefix,
             part_size: config.part_size,
             client: S3Client::new(config.ca_file.as_deref())?,
+            writers: Writers::new(),
         })
     }
 
@@ -282,7 +216,8 @@ impl S3Store {
                 let etag = self.upload_part(&key, multipart, tail).await?;
                 multipart.push(etag, tail_len);
             }
-            self.complete_multipart(&key, multipart).await
+            self.complete_multipart(&key, &multipart.parts, &multipart.upload_id)
+                .await
         };
         match sent.await {
             Err(e)
@@ -317,8 +252,7 @@ impl S3Store {
         multipart: &Multipart,
         body: Chunks,
     ) -> std::result::Result<String, S3Error> {
-        let number = u16::try_from(multipart.etags.len() + 1)
-            .map_err(|_| S3Error::Settings("more than 65535 parts: raise part_size".into()))?;
+        let number = multipart.next_number()?;
         let action =
             self.bucket
                 .upload_part(Some(&self.credentials), key, number, &multipart.upload_id);
@@ -333,16 +267,18 @@ impl S3Store {
     async fn complete_multipart(
         &self,
         key: &str,
-        multipart: &Multipart,
+        parts: &[RecordedPart],
+        upload_id: &str,
     ) -> std::result::Result<(), S3Error> {
+        // Only the URL: the body numbers the parts as recorded, which may have gaps.
         let action = rusty_s3::actions::CompleteMultipartUpload::new(
             &self.bucket,
             Some(&self.credentials),
             key,
-            &multipart.upload_id,
-            multipart.etags.iter().map(String::as_str),
+            upload_id,
+            std::iter::empty(),
         );
-        let body = Bytes::from(action.clone().body());
+        let body = Bytes::from(record::completion_body(parts));
         self.client.send(&Signed::new(action, body)).await?;
         Ok(())
     }
@@ -382,20 +318,28 @@ impl DataStore for S3Store {
         let text = String::from_utf8_lossy(&body);
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .map_err(|e| S3Error::Unexpected(format!("CreateMultipartUpload: {e}")))?;
-        Ok(Multipart {
-            upload_id: created.upload_id().to_owned(),
-            part_size: self.part_size,
-            etags: Vec::new(),
-            parts_bytes: 0,
-            tail: None,
-            stale_tail: None,
-        }
+        Ok(Multipart::new(
+            created.upload_id().to_owned(),
+            self.part_size,
+            self.writers.instance(),
+        )
         .state())
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
+        let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
+        if self.writers.must_claim(&multipart) {
+            let listed = self.list_parts(&key, &multipart.upload_id).await?;
+            self.writers
+                .claim(&mut multipart, listed.last().map(|p| p.number));
+            // Nothing read: the engine saves the claim and calls again.
+            return Ok(Written {
+                bytes: 0,
+                store: multipart.state(),
+            });
+        }
         let tail_key = self.tail_key(info, multipart.tail.as_deref());
         let part_size = multipart.part_size;
         // The record naming the current tail is saved: the one it replaced is garbage.
@@ -448,6 +392,7 @@ impl DataStore for S3Store {
     }
 
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
+        let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
         let key = self.key(info);
         let tail_key = self.tail_key(info, multipart.tail.as_deref());
@@ -456,7 +401,7 @@ impl DataStore for S3Store {
         // never saved took it.
         match self.tail_unless_finished(info, &tail_key, tail_len).await? {
             None => {}
-            Some(body) if multipart.etags.is_empty() => {
+            Some(body) if multipart.parts.is_empty() => {
                 // Below one part: a plain object, no multipart upload needed.
                 self.put(&key, body).await?;
                 self.abort(&key, &multipart.upload_id).await?;

@@ -199,7 +199,14 @@ impl Uploads {
                 continue;
             }
             let stream = self.0.store.read(part, from..length).await?;
-            let written = self.0.store.write(&target, stream).await?;
+            let mut written = self.0.store.write(&target, stream).await?;
+            if written.bytes == 0 && written.store != target.store {
+                // The store's claim (see `DataStore::write`): saved, then asked again.
+                target.store = written.store;
+                target = self.0.state.update(&target).await?;
+                let stream = self.0.store.read(part, from..length).await?;
+                written = self.0.store.write(&target, stream).await?;
+            }
             if written.bytes != length - from {
                 return Err(Error::backend(
                     self.0.store.name(),

@@ -171,6 +171,7 @@ impl Uploads {
             self.0.limits.checkpoint_bytes.max(1)
         };
         let mut carry = None;
+        let mut claimed = false;
         loop {
             if info.length == Some(info.offset) {
                 // All stored, not yet finished: a retry after a crash between the store's
@@ -198,12 +199,18 @@ impl Uploads {
                 }
             };
             if written.bytes == 0 && !body.ended && carry.is_none() {
-                // A store that returns without reading its segment would be asked again
-                // forever.
-                return Err(Error::backend(
-                    self.0.store.name(),
-                    "the store returned without reading the body",
-                ));
+                // A store may return once without reading, to have its bookkeeping saved
+                // before it writes (a claim); one that keeps doing so, or returns
+                // without reading and without news, would be asked again forever.
+                if claimed || written.store == info.store {
+                    return Err(Error::backend(
+                        self.0.store.name(),
+                        "the store returned without reading the body",
+                    ));
+                }
+                claimed = true;
+            } else {
+                claimed = false;
             }
             if written.bytes > 0 || dirty || written.store != info.store {
                 info.offset += written.bytes;
