@@ -8,7 +8,7 @@
 //! the part size live in the upload's record, saved with the offset in one state
 //! update: after a restart, or on another instance, a write continues from the record
 //! alone, once it has claimed part numbers no earlier writer can still send
-//! ([`fence`]). Finishing uploads the tail as the last part and completes the
+//! (`fence.rs`). Finishing uploads the tail as the last part and completes the
 //! multipart upload. A concatenation copies its partial objects into parts inside S3
 //! (UploadPartCopy) when their sizes allow.
 
