@@ -248,6 +248,10 @@ impl DataStore for FsStore {
         "fs"
     }
 
+    fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
+        Some(chunkd_core::Location::File(self.final_path(&info.id)))
+    }
+
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
         let path = self.part_path(&info.id);
         tokio::fs::OpenOptions::new()

@@ -29,7 +29,10 @@ pub use engine::{
     BodyEnd, Caller, Capabilities, Limits, Uploads, UploadsBuilder, WriteOutcome, WriteRequest,
 };
 pub use error::{Error, Result};
-pub use hooks::{Event, HookEvent, Hooks, InvalidStatus, NoHooks, Rejection, Verdict};
+pub use hooks::{
+    Access, Changes, Event, HookEvent, HookKind, Hooks, InvalidStatus, Location, NoHooks,
+    Rejection, RequestInfo, Verdict,
+};
 pub use id::UploadId;
 pub use lock::{Lease, Locker};
 pub use metadata::Metadata;

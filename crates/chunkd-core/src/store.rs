@@ -66,6 +66,11 @@ pub trait DataStore: fmt::Debug + Send + Sync + 'static {
     fn direct(&self) -> Option<&dyn DirectParts> {
         None
     }
+
+    /// Where the upload's bytes are kept, for hooks and the application.
+    fn location(&self, _info: &UploadInfo) -> Option<crate::hooks::Location> {
+        None
+    }
 }
 
 /// One part a client stored directly.

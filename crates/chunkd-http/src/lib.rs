@@ -38,6 +38,7 @@ pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hex;
+mod hook_request;
 pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;

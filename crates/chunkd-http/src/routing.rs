@@ -21,6 +21,9 @@ use crate::refusal::Refusal;
 
 /// A protocol front end, as its shared extractors need it.
 pub(crate) trait FrontEnd: Send + Sync + 'static {
+    /// The protocol's name in hook events (`tus`, `ietf`, `content-range`).
+    const PROTOCOL: &'static str;
+
     fn uploads(&self) -> &Uploads;
 
     /// `refusal` in the protocol's own terms, as an answer to this request.
@@ -35,7 +38,11 @@ impl<F: FrontEnd> FromRequestParts<Arc<F>> for Acting {
 
     async fn from_request_parts(parts: &mut Parts, front: &Arc<F>) -> Result<Self, Response> {
         match identity::owner_in(&parts.extensions) {
-            Ok(owner) => Ok(Acting(front.uploads().for_owner(owner))),
+            Ok(owner) => Ok(Acting(crate::hook_request::describe(
+                front.uploads().for_owner(owner),
+                &*parts,
+                F::PROTOCOL,
+            ))),
             Err(refusal) => Err(front.refuse(parts, refusal)),
         }
     }

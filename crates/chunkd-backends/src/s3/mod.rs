@@ -430,6 +430,13 @@ impl DataStore for S3Store {
         Some(self)
     }
 
+    fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
+        Some(chunkd_core::Location::Object {
+            bucket: self.bucket().to_owned(),
+            key: self.key(info),
+        })
+    }
+
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
         let key = self.key(info);
         let multipart = Multipart::of(info).ok();

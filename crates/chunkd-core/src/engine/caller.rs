@@ -1,11 +1,14 @@
 //! The engine as one identity sees it: the only way to touch an upload.
 
+use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::Uploads;
 use super::write::{WriteOutcome, WriteRequest};
 use crate::body::ByteStream;
 use crate::error::{Error, Result};
+use crate::hooks::{Access, HookKind, RequestInfo, with_request};
 use crate::id::UploadId;
 use crate::owner::Owner;
 use crate::upload::{NewUpload, UploadInfo};
@@ -17,11 +20,41 @@ use crate::upload::{NewUpload, UploadInfo};
 pub struct Caller {
     uploads: Uploads,
     owner: Owner,
+    request: Option<Arc<RequestInfo>>,
 }
 
 impl Caller {
     pub(super) fn new(uploads: Uploads, owner: Owner) -> Self {
-        Caller { uploads, owner }
+        Caller {
+            uploads,
+            owner,
+            request: None,
+        }
+    }
+
+    /// This caller acting for `request`: hook events it causes describe it.
+    pub fn with_request(mut self, request: RequestInfo) -> Self {
+        self.request = Some(Arc::new(request));
+        self
+    }
+
+    /// Runs `work` as this caller's request: its hook events name the request.
+    async fn scoped<F: Future>(&self, work: F) -> F::Output {
+        with_request(self.request.clone(), work).await
+    }
+
+    /// The pre-access hook's say on `access` to `id`, when a hook listens for it.
+    async fn access(&self, id: &UploadId, access: Access) -> Result<()> {
+        if !self.uploads.0.hooks.wants(HookKind::PreAccess) {
+            return Ok(());
+        }
+        self.scoped(async {
+            let info = self.uploads.visible(id, &self.owner).await?;
+            self.uploads
+                .ask_access(HookKind::PreAccess, &info, Some(access))
+                .await
+        })
+        .await
     }
 
     /// The identity this caller acts for.
@@ -38,7 +71,7 @@ impl Caller {
     /// a final upload (whose parts must be this caller's partial uploads) is
     /// concatenated as soon as all its parts are finished.
     pub async fn create(&self, new: NewUpload) -> Result<UploadInfo> {
-        self.uploads.create(new, &self.owner).await
+        self.scoped(self.uploads.create(new, &self.owner)).await
     }
 
     /// Stores a body of unknown length as one finished upload (a form's file, a one-shot
@@ -70,7 +103,8 @@ impl Caller {
     }
 
     async fn discard(&self, id: &UploadId) {
-        if let Err(e) = self.terminate(id).await {
+        // The caller's own leftover: no access to ask for.
+        if let Err(e) = self.scoped(self.uploads.terminate(id, &self.owner)).await {
             tracing::warn!(upload.id = %id, error = %e, "incomplete upload not removed");
         }
     }
@@ -78,6 +112,7 @@ impl Caller {
     /// The current record. An expired upload not yet purged is [`Error::Expired`]; once
     /// purged it is [`Error::NotFound`].
     pub async fn info(&self, id: &UploadId) -> Result<UploadInfo> {
+        self.access(id, Access::Info).await?;
         self.uploads.visible(id, &self.owner).await
     }
 
@@ -89,13 +124,17 @@ impl Caller {
     /// finished is finished, and a final upload whose parts are all finished is joined
     /// (no later write on a part would start it again).
     pub async fn settled_info(&self, id: &UploadId) -> Result<UploadInfo> {
-        let (mut lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
-        if info.is_final() && !info.is_finished() {
-            drop(lease);
-            self.uploads.try_complete_final(id).await?;
-            return self.info(id).await;
-        }
-        self.uploads.finish_if_whole(info, &mut lease).await
+        self.access(id, Access::Info).await?;
+        self.scoped(async {
+            let (mut lease, info) = self.uploads.lock_visible(id, &self.owner).await?;
+            if info.is_final() && !info.is_finished() {
+                drop(lease);
+                self.uploads.try_complete_final(id).await?;
+                return self.uploads.visible(id, &self.owner).await;
+            }
+            self.uploads.finish_if_whole(info, &mut lease).await
+        })
+        .await
     }
 
     /// Appends `body` at `req.offset`; see [`WriteOutcome`] for how the body ended.
@@ -110,7 +149,9 @@ impl Caller {
         req: WriteRequest,
         body: ByteStream<'_>,
     ) -> Result<WriteOutcome> {
-        self.uploads.write(id, &self.owner, req, body).await
+        self.access(id, Access::Write).await?;
+        self.scoped(self.uploads.write(id, &self.owner, req, body))
+            .await
     }
 
     /// Streams a finished upload, or `range` of it.
@@ -119,13 +160,15 @@ impl Caller {
         id: &UploadId,
         range: Option<Range<u64>>,
     ) -> Result<(UploadInfo, ByteStream<'static>)> {
-        let info = self.info(id).await?;
+        self.access(id, Access::Read).await?;
+        let info = self.uploads.visible(id, &self.owner).await?;
         self.uploads.read(info, range).await
     }
 
     /// Deletes an upload, finished or not.
     pub async fn terminate(&self, id: &UploadId) -> Result<()> {
-        self.uploads.terminate(id, &self.owner).await
+        self.access(id, Access::Terminate).await?;
+        self.scoped(self.uploads.terminate(id, &self.owner)).await
     }
 
     /// A URL for part `number` of an open browser-direct upload, valid for `valid_for`.
@@ -135,6 +178,7 @@ impl Caller {
         number: u16,
         valid_for: std::time::Duration,
     ) -> Result<String> {
+        self.access(id, Access::Write).await?;
         self.uploads
             .sign_part(id, &self.owner, number, valid_for)
             .await
@@ -143,6 +187,7 @@ impl Caller {
     /// The parts of a browser-direct upload stored so far (a client resuming after a
     /// page reload asks this).
     pub async fn direct_parts(&self, id: &UploadId) -> Result<Vec<crate::store::Part>> {
+        self.access(id, Access::Info).await?;
         self.uploads.direct_parts(id, &self.owner).await
     }
 
@@ -154,6 +199,8 @@ impl Caller {
         id: &UploadId,
         named: &[(u16, String)],
     ) -> Result<UploadInfo> {
-        self.uploads.complete_direct(id, &self.owner, named).await
+        self.access(id, Access::Write).await?;
+        self.scoped(self.uploads.complete_direct(id, &self.owner, named))
+            .await
     }
 }

@@ -106,6 +106,7 @@ impl Uploads {
                 self.0.store.delete(&info).await?;
                 self.0.state.remove(id, None).await?;
                 self.emit(Event::Terminated(id.clone()));
+                self.notify(crate::hooks::HookKind::PostTerminate, &info);
                 return Err(too_large);
             }
             info.offset = size;

@@ -19,7 +19,7 @@ pub use write::{BodyEnd, WriteOutcome, WriteRequest};
 
 use crate::checksum::ChecksumAlgorithm;
 use crate::error::{Error, Result};
-use crate::hooks::{Event, HookEvent, Hooks, NoHooks, Verdict};
+use crate::hooks::{Access, Event, HookEvent, HookKind, Hooks, NoHooks, Verdict};
 use crate::id::UploadId;
 use crate::lock::{Lease, Locker};
 use crate::memory::MemoryLocker;
@@ -174,6 +174,13 @@ impl Uploads {
         &self.0.limits
     }
 
+    /// Whether any hook listens, so front ends describe requests only when one does.
+    pub fn hooks_listen(&self) -> bool {
+        HookKind::ALL
+            .into_iter()
+            .any(|kind| self.0.hooks.wants(kind))
+    }
+
     /// Subscribes to post-events (created, progress, finished, terminated, expired).
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.0.events.subscribe()
@@ -273,12 +280,28 @@ impl Uploads {
                 direct: new.direct,
                 revision: 0,
             };
-            if let Verdict::Reject(r) = self.0.hooks.pre_create(&hook_event(&info)).await {
-                return Err(Error::Rejected(r));
+            let mut chosen = new.id.is_some();
+            if self.0.hooks.wants(HookKind::PreCreate) {
+                let event = self.hook_event(HookKind::PreCreate, &info, None);
+                match self.0.hooks.pre_create(&event).await {
+                    Verdict::Continue => {}
+                    Verdict::Reject(r) => return Err(Error::Rejected(r)),
+                    Verdict::Change(changes) => {
+                        if let Some(id) = changes.id {
+                            tracing::debug!(upload.id = %id, "the pre-create hook chose the id");
+                            info.id = id;
+                            chosen = true;
+                        }
+                        if let Some(metadata) = changes.metadata {
+                            info.metadata = metadata;
+                        }
+                    }
+                }
             }
-            self.create_in_stores(&mut info, new.id.is_some()).await?;
+            self.create_in_stores(&mut info, chosen).await?;
             tracing::debug!(upload.length = ?info.length, "upload created");
             self.emit(Event::Created(info.clone()));
+            self.notify(HookKind::PostCreate, &info);
 
             if let ConcatKind::Final(parts) = &info.concat {
                 let parts = parts.clone();
@@ -324,12 +347,11 @@ impl Uploads {
     async fn terminate(&self, id: &UploadId, owner: &Owner) -> Result<()> {
         async {
             let (_lease, info) = self.lock_visible(id, owner).await?;
-            if let Verdict::Reject(r) = self.0.hooks.pre_terminate(&hook_event(&info)).await {
-                return Err(Error::Rejected(r));
-            }
+            self.ask(HookKind::PreTerminate, &info).await?;
             self.0.store.delete(&info).await?;
             self.0.state.remove(id, None).await?;
             self.emit(Event::Terminated(id.clone()));
+            self.notify(HookKind::PostTerminate, &info);
             Ok(())
         }
         .instrument(info_span!("upload.terminate", upload.id = %id))
@@ -420,9 +442,7 @@ impl Uploads {
         _lease: &mut Lease,
         step: Finish<'_>,
     ) -> Result<UploadInfo> {
-        if let Verdict::Reject(r) = self.0.hooks.pre_finish(&hook_event(&info)).await {
-            return Err(Error::Rejected(r));
-        }
+        self.ask(HookKind::PreFinish, &info).await?;
         info.store = match step {
             Finish::Store => self.0.store.finish(&info).await?,
             Finish::Direct(store, parts) => store.complete(&info, parts).await?,
@@ -436,6 +456,7 @@ impl Uploads {
         let info = self.0.state.update(&info).await?;
         tracing::info!(upload.id = %info.id, upload.length = ?info.length, "upload finished");
         self.emit(Event::Finished(info.clone()));
+        self.notify(HookKind::PostFinish, &info);
         Ok(info)
     }
 }
@@ -464,8 +485,55 @@ enum Finish<'a> {
     Direct(&'a dyn DirectParts, &'a [Part]),
 }
 
-fn hook_event(info: &UploadInfo) -> HookEvent {
-    HookEvent {
-        upload: info.clone(),
+impl Uploads {
+    /// The event of `kind` for `info`, with where its bytes are and the request the
+    /// current task serves.
+    fn hook_event(&self, kind: HookKind, info: &UploadInfo, access: Option<Access>) -> HookEvent {
+        HookEvent {
+            kind,
+            upload: info.clone(),
+            access,
+            location: self.0.store.location(info),
+            request: crate::hooks::current_request(),
+        }
+    }
+
+    /// Asks the blocking hook of `kind` (pre-finish, pre-terminate, pre-access) about
+    /// `info`: a refusal is the error. Changes only pre-create can make are ignored.
+    async fn ask(&self, kind: HookKind, info: &UploadInfo) -> Result<()> {
+        self.ask_access(kind, info, None).await
+    }
+
+    async fn ask_access(
+        &self,
+        kind: HookKind,
+        info: &UploadInfo,
+        access: Option<Access>,
+    ) -> Result<()> {
+        if !self.0.hooks.wants(kind) {
+            return Ok(());
+        }
+        let event = self.hook_event(kind, info, access);
+        let verdict = match kind {
+            HookKind::PreFinish => self.0.hooks.pre_finish(&event).await,
+            HookKind::PreTerminate => self.0.hooks.pre_terminate(&event).await,
+            HookKind::PreAccess => self.0.hooks.pre_access(&event).await,
+            _ => Verdict::Continue,
+        };
+        match verdict {
+            Verdict::Continue => Ok(()),
+            Verdict::Reject(r) => Err(Error::Rejected(r)),
+            Verdict::Change(_) => {
+                tracing::warn!(upload.id = %info.id, hook = kind.name(), "only pre-create may change an upload; the changes are ignored");
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells the hooks what happened to `info`.
+    fn notify(&self, kind: HookKind, info: &UploadInfo) {
+        if self.0.hooks.wants(kind) {
+            self.0.hooks.notify(self.hook_event(kind, info, None));
+        }
     }
 }

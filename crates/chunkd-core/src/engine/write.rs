@@ -226,6 +226,7 @@ impl Uploads {
                         id: info.id.clone(),
                         offset: info.offset,
                     });
+                    self.notify(crate::hooks::HookKind::PostReceive, &info);
                 }
             }
             if body.ended && carry.is_none() {

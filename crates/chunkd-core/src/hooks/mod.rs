@@ -5,71 +5,27 @@ use async_trait::async_trait;
 use crate::id::UploadId;
 use crate::upload::UploadInfo;
 
-/// What a pre-hook sees.
-#[derive(Clone, Debug)]
-pub struct HookEvent {
-    /// The upload record: as it will be saved (creation), or as it stands (finishing,
-    /// termination).
-    pub upload: UploadInfo,
-}
+mod answer;
+mod event;
 
-/// A refusal, rendered by the front end with this status and message. The status is
-/// checked when the refusal is made, so a front end never answers a "refusal" with 200.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    status: u16,
-    message: String,
-}
+pub use answer::{Changes, InvalidStatus, Rejection, Verdict};
+pub use event::{Access, HookEvent, HookKind, Location, RequestInfo};
+pub(crate) use event::{current_request, with_request};
 
-/// A refusal status outside 400..=599.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a refusal needs a 4xx or 5xx status, not {0}")]
-pub struct InvalidStatus(pub u16);
-
-impl Rejection {
-    /// A refusal with `status` and `message` for the client; [`InvalidStatus`] unless
-    /// `status` is 4xx or 5xx.
-    pub fn new(status: u16, message: impl Into<String>) -> Result<Self, InvalidStatus> {
-        if !(400..=599).contains(&status) {
-            return Err(InvalidStatus(status));
-        }
-        Ok(Rejection {
-            status,
-            message: message.into(),
-        })
-    }
-
-    /// A 403 with `message`, the usual "not allowed".
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Rejection {
-            status: 403,
-            message: message.into(),
-        }
-    }
-
-    /// Always within 400..=599.
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// What the client is told.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-/// A pre-hook's decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Let the operation go ahead.
-    Continue,
-    /// Stop it; the request fails with [`crate::Error::Rejected`].
-    Reject(Rejection),
-}
-
-/// Decisions an application makes about uploads. Every method defaults to `Continue`.
+/// Decisions an application makes about uploads, and what it is told happened. Every
+/// pre-hook defaults to `Continue`, and `notify` to nothing.
 #[async_trait]
 pub trait Hooks: Send + Sync + 'static {
+    /// Whether events of `kind` go anywhere; the engine skips building the others (a
+    /// pre-access event costs a record read on every request).
+    fn wants(&self, _kind: HookKind) -> bool {
+        true
+    }
+    /// Before a request reads, writes, ends or inspects an existing upload (HEAD, PATCH,
+    /// GET, DELETE and each protocol's equivalents); the event's `access` says which.
+    async fn pre_access(&self, _event: &HookEvent) -> Verdict {
+        Verdict::Continue
+    }
     /// Before an upload is created (nothing is stored yet): may refuse by its metadata,
     /// length or owner.
     async fn pre_create(&self, _event: &HookEvent) -> Verdict {
@@ -84,13 +40,20 @@ pub trait Hooks: Send + Sync + 'static {
     async fn pre_terminate(&self, _event: &HookEvent) -> Verdict {
         Verdict::Continue
     }
+    /// What happened (post-create, post-receive, post-finish, post-terminate), told
+    /// after the record says so. It must not block: a transport queues the event.
+    fn notify(&self, _event: HookEvent) {}
 }
 
 /// Accepts everything.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoHooks;
 
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    fn wants(&self, _kind: HookKind) -> bool {
+        false
+    }
+}
 
 /// What happened, broadcast to every subscriber of [`crate::Uploads::events`].
 #[derive(Clone, Debug)]

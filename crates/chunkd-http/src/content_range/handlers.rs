@@ -139,6 +139,8 @@ struct Chunk {
 }
 
 impl FrontEnd for ContentRangeUploads {
+    const PROTOCOL: &'static str = "content-range";
+
     fn uploads(&self) -> &Uploads {
         &self.uploads
     }
@@ -258,7 +260,7 @@ impl ContentRangeUploads {
         let headers = req.headers().clone();
         let method = req.method().clone();
         let range = content_range(&headers)?;
-        let caller = identity::caller(&self.uploads, &req)?;
+        let caller = identity::caller_for(&self.uploads, &req, "content-range")?;
         if !is_multipart(&headers) {
             let chunk = Chunk {
                 caller,
@@ -454,7 +456,7 @@ impl ContentRangeUploads {
     async fn complete_upload(&self, id: Option<UploadId>, req: Request) -> Answer {
         let drf = id.is_some();
         let headers = req.headers().clone();
-        let caller = identity::caller(&self.uploads, &req)?;
+        let caller = identity::caller_for(&self.uploads, &req, "content-range")?;
         let fields = read_fields(req).await?;
         let has_digest = ["md5", "sha256", "sha1"]
             .iter()

@@ -119,7 +119,7 @@ impl FormUploads {
     }
 
     async fn upload(&self, req: Request) -> Result<Response, Error> {
-        let caller = identity::caller(&self.uploads, &req)?;
+        let caller = identity::caller_for(&self.uploads, &req, "form")?;
         let owner = caller.owner().clone();
         let id = self.checked_progress_id(&req, &owner)?;
         let multipart = is_multipart(req.headers());

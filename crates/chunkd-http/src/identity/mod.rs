@@ -44,6 +44,19 @@ pub fn caller(uploads: &Uploads, req: &Request) -> Result<Caller, Refusal> {
     Ok(uploads.for_owner(owner_of(req)?))
 }
 
+/// [`caller`], with the request described for hooks as one of `protocol`.
+pub(crate) fn caller_for(
+    uploads: &Uploads,
+    req: &Request,
+    protocol: &'static str,
+) -> Result<Caller, Refusal> {
+    Ok(crate::hook_request::describe(
+        caller(uploads, req)?,
+        req,
+        protocol,
+    ))
+}
+
 /// Where identities come from.
 #[derive(Clone)]
 pub enum Source {

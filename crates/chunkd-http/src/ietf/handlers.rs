@@ -40,6 +40,8 @@ impl FromRequestParts<Arc<Ietf>> for Interop {
 }
 
 impl FrontEnd for Ietf {
+    const PROTOCOL: &'static str = "ietf";
+
     fn uploads(&self) -> &Uploads {
         &self.uploads
     }

@@ -36,7 +36,7 @@ struct Scope {
 
 impl Scope {
     fn of(chunks: &Chunks, req: &Request) -> Result<Scope, Refusal> {
-        let caller = identity::caller(&chunks.uploads, req)?;
+        let caller = identity::caller_for(&chunks.uploads, req, "resumablejs")?;
         let uploader = caller
             .owner()
             .is_anonymous()

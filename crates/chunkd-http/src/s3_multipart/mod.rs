@@ -136,7 +136,7 @@ struct CreateBody {
 }
 
 async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
-    let caller = identity::caller(&direct.uploads, &req)?;
+    let caller = identity::caller_for(&direct.uploads, &req, "s3-multipart")?;
     let body = axum::body::to_bytes(req.into_body(), 64 << 10)
         .await
         .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
@@ -194,7 +194,12 @@ impl Direct {
                     "the query must name the upload's key".into(),
                 )
             })
-            .and_then(|key| Ok((key, identity::caller(&self.uploads, req)?)));
+            .and_then(|key| {
+                Ok((
+                    key,
+                    identity::caller_for(&self.uploads, req, "s3-multipart")?,
+                ))
+            });
         async move {
             let (key, caller) = named?;
             let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());

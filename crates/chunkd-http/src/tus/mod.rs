@@ -60,6 +60,8 @@ pub(crate) struct Tus {
 }
 
 impl FrontEnd for Tus {
+    const PROTOCOL: &'static str = "tus";
+
     fn uploads(&self) -> &Uploads {
         &self.uploads
     }
