@@ -1,0 +1,157 @@
+use std::sync::Arc;
+
+use chunkd_core::testing::sample_info;
+use chunkd_core::{ConcatKind, HookEvent, HookKind, Location, RequestInfo, Verdict};
+use serde_json::{Value, json};
+
+use super::{AnswerError, request_body, verdict};
+
+fn event(kind: HookKind) -> HookEvent {
+    let mut upload = sample_info(None);
+    upload.id = "abc".parse().unwrap();
+    upload.offset = 7;
+    upload.owner = Some("alice".into());
+    upload.metadata.insert("filename", "a.txt");
+    upload.concat = ConcatKind::Final(vec!["p1".parse().unwrap(), "p2".parse().unwrap()]);
+    HookEvent {
+        kind,
+        upload,
+        access: None,
+        location: Some(Location::Object {
+            bucket: "b".into(),
+            key: "up/abc".into(),
+        }),
+        request: Some(Arc::new(RequestInfo {
+            protocol: "tus",
+            method: "POST".into(),
+            uri: "/files/".into(),
+            remote_addr: Some("127.0.0.1:5000".into()),
+            headers: vec![
+                ("upload-length".into(), vec!["10".into()]),
+                ("authorization".into(), vec!["Bearer t".into()]),
+            ],
+        })),
+    }
+}
+
+#[test]
+fn the_request_is_tusds_hook_json_with_chunkds_additions() {
+    let body = request_body(&event(HookKind::PreCreate), &|_| true);
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json,
+        json!({
+            "Type": "pre-create",
+            "Event": {
+                "Upload": {
+                    "ID": "abc", "Size": 0, "SizeIsDeferred": true, "Offset": 7,
+                    "MetaData": {"filename": "a.txt"},
+                    "IsPartial": false, "IsFinal": true, "PartialUploads": ["p1", "p2"],
+                    "Storage": {"Type": "s3store", "Bucket": "b", "Key": "up/abc"}
+                },
+                "HTTPRequest": {
+                    "Method": "POST", "URI": "/files/", "RemoteAddr": "127.0.0.1:5000",
+                    "Header": {"Upload-Length": ["10"], "Authorization": ["Bearer t"]}
+                },
+                "Protocol": "tus",
+                "Identity": "alice"
+            }
+        })
+    );
+}
+
+#[test]
+fn only_the_chosen_headers_are_passed_on() {
+    let body = request_body(&event(HookKind::PreCreate), &|name| name == "upload-length");
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["Event"]["HTTPRequest"]["Header"],
+        json!({"Upload-Length": ["10"]})
+    );
+}
+
+#[test]
+fn rejections_take_the_answers_status_and_body_or_tusds_defaults() {
+    let answer =
+        br#"{"RejectUpload": true, "HTTPResponse": {"StatusCode": 403, "Body": "not you"}}"#;
+    let Verdict::Reject(r) = verdict(HookKind::PreCreate, answer).unwrap() else {
+        panic!("not rejected");
+    };
+    assert_eq!((r.status(), r.message()), (403, "not you"));
+    let Verdict::Reject(r) =
+        verdict(HookKind::PreTerminate, br#"{"RejectTermination": true}"#).unwrap()
+    else {
+        panic!("not rejected");
+    };
+    assert_eq!(
+        (r.status(), r.message()),
+        (400, "upload termination has been rejected by server")
+    );
+    // A "refusal" with a success status keeps the default refusal status.
+    let answer = br#"{"RejectAccess": true, "HTTPResponse": {"StatusCode": 200}}"#;
+    let Verdict::Reject(r) = verdict(HookKind::PreAccess, answer).unwrap() else {
+        panic!("not rejected");
+    };
+    assert_eq!(r.status(), 403);
+    // A flag for another hook rejects nothing.
+    assert_eq!(
+        verdict(HookKind::PreCreate, br#"{"RejectTermination": true}"#).unwrap(),
+        Verdict::Continue
+    );
+}
+
+#[test]
+fn empty_and_unknown_answers_go_ahead_and_garbage_is_an_error() {
+    assert_eq!(
+        verdict(HookKind::PreCreate, b"").unwrap(),
+        Verdict::Continue
+    );
+    assert_eq!(
+        verdict(HookKind::PreCreate, b"{}").unwrap(),
+        Verdict::Continue
+    );
+    assert_eq!(
+        verdict(HookKind::PreFinish, br#"{"Something": [1, 2]}"#).unwrap(),
+        Verdict::Continue
+    );
+    assert!(matches!(
+        verdict(HookKind::PreCreate, b"<html>"),
+        Err(AnswerError::NotJson(_))
+    ));
+    assert!(matches!(
+        verdict(HookKind::PreCreate, br#"{"RejectUpload": "yes"}"#),
+        Err(AnswerError::NotJson(_))
+    ));
+}
+
+#[test]
+fn pre_create_may_choose_the_id_and_the_metadata_but_not_an_unsafe_id() {
+    let answer = br#"{"ChangeFileInfo": {"ID": "chosen-1", "MetaData": {"filename": "b.txt"}}}"#;
+    let Verdict::Change(changes) = verdict(HookKind::PreCreate, answer).unwrap() else {
+        panic!("no change");
+    };
+    assert_eq!(changes.id.unwrap().as_str(), "chosen-1");
+    assert_eq!(changes.metadata.unwrap().text("filename"), Some("b.txt"));
+    for id in ["../etc", "a/b", "x y"] {
+        let answer = format!(r#"{{"ChangeFileInfo": {{"ID": "{id}"}}}}"#);
+        assert!(
+            matches!(
+                verdict(HookKind::PreCreate, answer.as_bytes()),
+                Err(AnswerError::BadId(_))
+            ),
+            "{id}"
+        );
+    }
+    assert!(matches!(
+        verdict(
+            HookKind::PreCreate,
+            br#"{"ChangeFileInfo": {"Storage": {"Path": "/etc/x"}}}"#
+        ),
+        Err(AnswerError::Storage)
+    ));
+    // Changes are pre-create's alone.
+    assert_eq!(
+        verdict(HookKind::PreFinish, answer).unwrap(),
+        Verdict::Continue
+    );
+}
