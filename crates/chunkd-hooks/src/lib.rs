@@ -29,8 +29,9 @@ pub use transport::TransportError;
 use signing::Signer;
 use transport::{CommandHook, Delivery, Transport, Webhook};
 
-/// `[hooks]`: where events go and how hooks are held to account.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// `[hooks]`: where events go and how hooks are held to account. `Debug` leaves the
+/// secrets out.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HookSettings {
     /// POST every event here (`http://` or `https://`); empty for none.
@@ -74,6 +75,26 @@ impl Default for HookSettings {
             retries: 5,
             max_answer_bytes: 64 << 10,
         }
+    }
+}
+
+impl std::fmt::Debug for HookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSettings")
+            .field("url", &self.url)
+            .field("command", &self.command)
+            .field(
+                "secrets",
+                &format_args!("<{} redacted>", self.secrets.len()),
+            )
+            .field("events", &self.events)
+            .field("timeout", &self.timeout)
+            .field("on_failure", &self.on_failure)
+            .field("headers", &self.headers)
+            .field("progress_interval", &self.progress_interval)
+            .field("retries", &self.retries)
+            .field("max_answer_bytes", &self.max_answer_bytes)
+            .finish()
     }
 }
 

@@ -49,6 +49,10 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
                 .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
         }
     };
+    let builder = match chunkd_hooks::TransportHooks::new(config.hooks.clone())? {
+        Some(hooks) => builder.hooks(Arc::new(hooks)),
+        None => builder,
+    };
     Ok(builder.limits(limits).build())
 }
 

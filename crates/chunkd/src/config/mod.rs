@@ -79,6 +79,8 @@ pub struct Config {
     /// Forward mode: `[[forward]]` tables of `prefix` and `target`.
     pub forward: Vec<ForwardConfig>,
     pub auth: AuthConfig,
+    /// Hooks: tusd's hook JSON to a signed webhook (`url`) or a `command`.
+    pub hooks: chunkd_hooks::HookSettings,
     pub public_url: PublicUrl,
     pub log: LogConfig,
 }
@@ -152,6 +154,7 @@ impl Default for Config {
             signing: SigningConfig::default(),
             forward: Vec::new(),
             auth: AuthConfig::default(),
+            hooks: chunkd_hooks::HookSettings::default(),
             public_url: PublicUrl::default(),
             log: LogConfig::default(),
             connections: ConnectionLimits::default(),

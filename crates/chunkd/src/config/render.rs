@@ -19,6 +19,9 @@ impl Config {
         ] {
             *secret = shown(secret).to_owned();
         }
+        for secret in &mut shown_config.hooks.secrets {
+            *secret = shown(secret).to_owned();
+        }
         shown_config.postgres.url = self.postgres.redacted_url();
         shown_config
     }
@@ -32,11 +35,12 @@ mod tests {
     use super::super::tests::load;
     use super::*;
 
-    const SECRETS: [&str; 4] = [
+    const SECRETS: [&str; 5] = [
         "token-key-0123456789abcdef0123456789",
         "signing-key-0123456789",
         "s3-secret-0123456789",
         "pg-password-0123456789",
+        "hook-secret-0123456789",
     ];
 
     fn with_everything() -> Config {
@@ -55,6 +59,7 @@ mod tests {
         config.auth.token_key = SECRETS[0].into();
         config.signing.key = SECRETS[1].into();
         config.s3.secret_key = SECRETS[2].into();
+        config.hooks.secrets = vec![SECRETS[4].into()];
         config.s3.access_key = "AKIAEXAMPLE".into();
         config.s3.ca_file = Some(PathBuf::from("/etc/chunkd/ca.pem"));
         config.postgres.url = format!("postgres://chunkd:{}@db:5432/chunkd", SECRETS[3]);
