@@ -1,0 +1,129 @@
+"""Hooks against a real Flask receiver that verifies signatures: pre-create refusing by
+user and choosing the id, pre-access refusing another user's requests on tus and on
+Resumable.js, post-events in order with the stored file where they say."""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+from tusclient import client
+from tusclient.exceptions import TusCommunicationError
+
+from conftest import Chunkd, sha256
+from hook_receiver import Receiver
+
+SECRET = "hook-secret-of-sixteen-bytes-or-more"
+TUS = {"Tus-Resumable": "1.0.0"}
+ALICE = {"X-Api-Key": "key-alice"}
+BOB = {"X-Api-Key": "key-bob"}
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver(SECRET)
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def server(receiver):
+    with tempfile.TemporaryDirectory(prefix="chunkd-hooks-") as d:
+        s = Chunkd(Path(d), env={
+            "CHUNKD_HOOKS__URL": receiver.url,
+            # An old key first: a rotation in progress, the receiver knows only the new one.
+            "CHUNKD_HOOKS__SECRETS": f'["previous-key-0123456789", "{SECRET}"]',
+        })
+        yield s
+        s.stop()
+
+
+def events_of(events, upload_id):
+    return [kind for kind, uid, _, _ in events if uid == upload_id]
+
+
+def test_an_upload_is_told_in_order_and_stored_where_the_event_says(server, receiver):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    up = client.TusClient(server.endpoint, headers=ALICE).uploader(
+        file_stream=io.BytesIO(data), chunk_size=1024 * 1024, metadata={"filename": "a.bin"})
+    up.upload()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    events = receiver.wait_for(lambda ev: "post-finish" in events_of(ev, upload_id))
+    kinds = events_of(events, upload_id)
+    assert kinds[:2] == ["pre-create", "post-create"], kinds
+    assert kinds.index("post-finish") > kinds.index("pre-finish") > kinds.index("post-receive"), kinds
+    assert "pre-access" in kinds, kinds
+    finished = [e for kind, uid, _, e in events if uid == upload_id and kind == "post-finish"][0]
+    assert finished["Protocol"] == "tus"
+    assert finished["Upload"]["Size"] == len(data) and finished["Upload"]["Offset"] == len(data)
+    stored = Path(finished["Upload"]["Storage"]["Path"])
+    assert sha256(stored.read_bytes()) == sha256(data)
+    keys = [key for _, uid, key, _ in events if uid == upload_id]
+    assert len(set(keys)) == len(keys), "each delivery has its own Idempotency-Key"
+    assert receiver.bad_signatures == 0
+
+
+def test_pre_create_refuses_by_user_and_by_file(server):
+    for headers, meta, status, message in [
+        ({}, {"filename": "x.bin"}, 401, "unknown API key"),
+        (BOB, {"filename": "blocked.bin"}, 403, "no such files here"),
+    ]:
+        up = client.TusClient(server.endpoint, headers=headers)
+        with pytest.raises(TusCommunicationError) as refused:
+            up.uploader(file_stream=io.BytesIO(b"abc"), chunk_size=3, metadata=meta).upload()
+        assert refused.value.status_code == status
+        assert message in str(refused.value.response_content)
+
+
+def test_pre_create_chooses_the_id(server, receiver):
+    data = os.urandom(200_000)
+    up = client.TusClient(server.endpoint, headers=BOB).uploader(
+        file_stream=io.BytesIO(data), chunk_size=64 * 1024,
+        metadata={"filename": "b.bin", "choose": "yes"})
+    up.upload()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    assert upload_id.startswith("bob-chosen-"), up.url
+    assert sha256(server.stored(up.url)) == sha256(data)
+    events = receiver.wait_for(lambda ev: "post-finish" in events_of(ev, upload_id))
+    finished = [e for kind, uid, _, e in events if uid == upload_id and kind == "post-finish"][0]
+    assert finished["Upload"]["MetaData"] == {"filename": "b.bin", "choose": "yes", "user": "bob"}
+
+
+def test_pre_access_refuses_another_users_head_and_patch_on_tus(server):
+    created = requests.post(server.endpoint, headers={**TUS, **ALICE, "Upload-Length": "5"}, timeout=10)
+    assert created.status_code == 201, created.text
+    url = requests.compat.urljoin(server.endpoint, created.headers["Location"])
+    patch = {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    head = requests.head(url, headers={**TUS, **BOB}, timeout=10)
+    assert head.status_code == 403, head.status_code
+    refused = requests.patch(url, headers={**patch, **BOB}, data=b"bobs!", timeout=10)
+    assert refused.status_code == 403 and "not your upload" in refused.text, refused.text
+    assert requests.head(url, headers={**TUS, **ALICE}, timeout=10).headers["Upload-Offset"] == "0"
+    done = requests.patch(url, headers={**patch, **ALICE}, data=b"alice", timeout=10)
+    assert done.status_code == 204, done.text
+    fetched = requests.get(url, headers={**TUS, **ALICE}, timeout=10)
+    assert fetched.content == b"alice"
+
+
+def test_pre_access_refuses_another_users_chunk_test_on_resumablejs(server):
+    # The requests Resumable.js sends (testChunks on, one chunk of two).
+    base = server.endpoint.split("/files")[0]
+    data = os.urandom(2000)
+    params = {"resumableChunkSize": 1000, "resumableTotalSize": 2000, "resumableTotalChunks": 2,
+              "resumableIdentifier": "2000-hooks", "resumableFilename": "r.bin",
+              "resumableType": "application/octet-stream"}
+
+    def chunk(n):
+        return {**params, "resumableChunkNumber": n, "resumableCurrentChunkSize": 1000}
+
+    sent = requests.post(f"{base}/resumable", params=chunk(1), data=data[:1000], headers=ALICE, timeout=10)
+    assert sent.status_code == 200, sent.text
+    assert requests.get(f"{base}/resumable", params=chunk(1), headers=ALICE, timeout=10).status_code == 200
+    tested = requests.get(f"{base}/resumable", params=chunk(1), headers=BOB, timeout=10)
+    assert tested.status_code == 403, (tested.status_code, tested.text)
+    last = requests.post(f"{base}/resumable", params=chunk(2), data=data[1000:], headers=ALICE, timeout=10)
+    assert last.status_code == 200 and last.json()["complete"], last.text
+    stored = requests.get(f"{base}/files/{last.json()['id']}", headers=ALICE, timeout=10)
+    assert sha256(stored.content) == sha256(data)
