@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chunkd_backends::s3::MIN_PART_SIZE;
 use chunkd_backends::{S3Config, S3Store};
+use chunkd_core::error::with_causes;
 use chunkd_core::testing::{body_of, collect, pattern, sample_info};
 use chunkd_core::{DataStore, UploadId};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -80,16 +81,6 @@ fn config(addr: SocketAddr, ca_file: Option<PathBuf>) -> S3Config {
         create_bucket: false,
         ca_file,
     }
-}
-
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 #[tokio::test]

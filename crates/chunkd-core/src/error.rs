@@ -123,3 +123,17 @@ impl Error {
         }
     }
 }
+
+/// An error with its sources, `outer: inner: root`: transport errors (hyper's "client
+/// error (Connect)") keep their reason (a refused certificate, a refused connection)
+/// in the sources.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -273,6 +273,11 @@ async fn deliver_posts(shared: Arc<Shared>, mut queue: mpsc::Receiver<HookEvent>
                     continue;
                 }
                 last_progress.insert(event.upload.id.clone(), now);
+                // Uploads abandoned mid-way never finish: forget those long quiet.
+                if last_progress.len() > QUEUE {
+                    let interval = shared.settings.progress_interval;
+                    last_progress.retain(|_, at| now.duration_since(*at) < interval);
+                }
             }
             HookKind::PostFinish | HookKind::PostTerminate => {
                 last_progress.remove(&event.upload.id);

@@ -129,7 +129,7 @@ impl Webhook {
             .client
             .request(request)
             .await
-            .map_err(|e| TransportError::Unreachable(causes(&e)))?;
+            .map_err(|e| TransportError::Unreachable(chunkd_core::error::with_causes(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(TransportError::Status(status.as_u16()));
@@ -143,18 +143,6 @@ impl Webhook {
             })?;
         Ok(body.to_bytes().to_vec())
     }
-}
-
-/// hyper says "client error (Connect)"; the reason is in the sources.
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// Runs a command per event: the hook's name as its argument, `TUS_ID`, `TUS_OFFSET`

@@ -165,7 +165,7 @@ impl S3Client {
                         .unwrap_or_default();
                     S3Error::Status { status, body }
                 }
-                Err(e) => S3Error::Transport(with_causes(&e)),
+                Err(e) => S3Error::Transport(chunkd_core::error::with_causes(&e)),
             };
             if attempt >= ATTEMPTS || !outcome.retryable() {
                 return Err(outcome);
@@ -204,19 +204,6 @@ impl S3Client {
             attempt += 1;
         }
     }
-}
-
-/// hyper's errors say "client error (Connect)"; the reason (a refused certificate, a
-/// refused connection) is in their sources.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn root_certificates(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, S3Error> {
