@@ -107,3 +107,61 @@ async fn a_live_holder_keeps_its_lock_past_the_ttl() {
         Err(chunkd_core::Error::Locked)
     ));
 }
+
+/// Two instances (each its own pool) claiming from one outbox at once: every event goes
+/// to exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: scripts/test-all.sh starts it"]
+async fn two_instances_hand_out_each_outbox_event_once() {
+    use chunkd_core::testing::sample_info;
+    use chunkd_core::{HookEvent, HookKind};
+
+    let config = PgConfig {
+        url: url(),
+        schema: format!("t{}", UploadId::generate()),
+        pool_size: 4,
+        ..PgConfig::default()
+    };
+    let a = PgState::new(Pg::connect(&config).await.expect("pg a"));
+    let b = PgState::new(Pg::connect(&config).await.expect("pg b"));
+    let mut expected = Vec::new();
+    for _ in 0..60 {
+        let info = sample_info(Some(1));
+        let event = HookEvent {
+            kind: HookKind::PostCreate,
+            upload: info.clone(),
+            access: None,
+            location: None,
+            request: None,
+        };
+        a.insert_with_event(&info, Some(&event))
+            .await
+            .expect("insert");
+        expected.push(info.id.to_string());
+    }
+    let drain = |state: PgState| async move {
+        let mut got = Vec::new();
+        // Bounded: 60 events, a few at a time; an empty claim means the rest is held
+        // by the other instance or gone.
+        for _ in 0..100 {
+            let claimed = state
+                .claim_events(std::time::SystemTime::now(), Duration::from_secs(60), 3)
+                .await
+                .expect("claim");
+            if claimed.is_empty() {
+                break;
+            }
+            for event in claimed {
+                got.push(event.event.upload.id.to_string());
+                state.event_delivered(event.seq).await.expect("delivered");
+            }
+        }
+        got
+    };
+    let (from_a, from_b) = tokio::join!(tokio::spawn(drain(a)), tokio::spawn(drain(b)));
+    let (from_a, from_b) = (from_a.expect("a"), from_b.expect("b"));
+    let mut all: Vec<String> = from_a.iter().chain(&from_b).cloned().collect();
+    all.sort();
+    expected.sort();
+    assert_eq!(all, expected, "a: {}, b: {}", from_a.len(), from_b.len());
+}

@@ -26,17 +26,18 @@ pub mod testing;
 pub use body::ByteStream;
 pub use checksum::{Checksum, ChecksumAlgorithm};
 pub use engine::{
-    BodyEnd, Caller, Capabilities, Limits, Uploads, UploadsBuilder, WriteOutcome, WriteRequest,
+    BodyEnd, Caller, Capabilities, Delivery, Limits, Uploads, UploadsBuilder, WriteOutcome,
+    WriteRequest,
 };
 pub use error::{Error, Result};
 pub use hooks::{
-    Access, Changes, Event, HookEvent, HookKind, Hooks, InvalidStatus, Location, NoHooks,
-    Rejection, RequestInfo, Verdict,
+    Access, Changes, DeliveryError, Event, HookEvent, HookKind, Hooks, InvalidStatus, Location,
+    NoHooks, Rejection, RequestInfo, Verdict,
 };
 pub use id::UploadId;
 pub use lock::{Lease, Locker};
 pub use metadata::Metadata;
 pub use owner::Owner;
-pub use state::StateStore;
+pub use state::{OutboxEvent, StateStore};
 pub use store::{Concat, DataStore, DirectParts, Part, Written};
 pub use upload::{ConcatKind, NewUpload, Status, StoreState, UploadInfo};

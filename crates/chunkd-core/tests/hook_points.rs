@@ -8,33 +8,38 @@ use async_trait::async_trait;
 use chunkd_core::memory::{MemoryState, MemoryStore};
 use chunkd_core::testing::body_of;
 use chunkd_core::{
-    Access, Caller, Changes, Error, HookEvent, HookKind, Hooks, Metadata, NewUpload, Owner,
-    Rejection, RequestInfo, UploadId, Uploads, Verdict, WriteRequest,
+    Access, Caller, Changes, DeliveryError, Error, HookEvent, HookKind, Hooks, Metadata, NewUpload,
+    Owner, Rejection, RequestInfo, UploadId, Uploads, Verdict, WriteRequest,
 };
 
 /// Refuses any access from a request without `x-key: open`; names uploads called
-/// "chosen" `chosen-1` and tags their metadata; records every event.
+/// "chosen" `chosen-1` and tags their metadata; records every event, the delivered
+/// post-events apart (they come from the outbox, in their own time).
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<String>>,
+    delivered: Mutex<Vec<String>>,
+    all_delivered: tokio::sync::Notify,
+}
+
+fn describe(event: &HookEvent) -> String {
+    let request = event
+        .request
+        .as_ref()
+        .map(|r| format!("{} {} {}", r.protocol, r.method, r.uri))
+        .unwrap_or_else(|| "-".into());
+    let access = event.access.map(Access::name).unwrap_or("");
+    format!(
+        "{} {access} {} [{request}]",
+        event.kind.name(),
+        event.upload.offset
+    )
+    .replace("  ", " ")
 }
 
 impl Recorder {
     fn record(&self, event: &HookEvent) {
-        let request = event
-            .request
-            .as_ref()
-            .map(|r| format!("{} {} {}", r.protocol, r.method, r.uri))
-            .unwrap_or_else(|| "-".into());
-        let access = event.access.map(Access::name).unwrap_or("");
-        self.seen.lock().unwrap().push(
-            format!(
-                "{} {access} {} [{request}]",
-                event.kind.name(),
-                event.upload.offset
-            )
-            .replace("  ", " "),
-        );
+        self.seen.lock().unwrap().push(describe(event));
     }
 }
 
@@ -71,14 +76,19 @@ impl Hooks for Recorder {
         Verdict::Continue
     }
 
-    fn notify(&self, event: HookEvent) {
-        self.record(&event);
+    async fn deliver(&self, event: &HookEvent, _key: &str) -> Result<(), DeliveryError> {
+        let mut delivered = self.delivered.lock().unwrap();
+        delivered.push(describe(event));
+        if delivered.len() == 4 {
+            self.all_delivered.notify_one();
+        }
+        Ok(())
     }
 }
 
 fn request(method: &str, key: &str) -> RequestInfo {
     RequestInfo {
-        protocol: "tus",
+        protocol: "tus".into(),
         method: method.into(),
         uri: "/files/".into(),
         remote_addr: None,
@@ -140,15 +150,28 @@ async fn every_point_is_asked_or_told_with_its_request() {
         seen,
         [
             "pre-create 0 [tus POST /files/]",
-            "post-create 0 [tus POST /files/]",
             "pre-access info 0 [tus HEAD /files/]",
             "pre-access write 0 [tus PATCH /files/]",
             "pre-access info 0 [tus HEAD /files/]",
             "pre-access write 0 [tus PATCH /files/]",
-            "post-receive 4 [tus PATCH /files/]",
             "pre-finish 4 [tus PATCH /files/]",
-            "post-finish 4 [tus PATCH /files/]",
             "pre-access terminate 4 [tus DELETE /files/]",
+        ]
+    );
+    // Post-events were saved with each change, and now go out in order.
+    let deliverer = tokio::spawn({
+        let uploads = uploads.clone();
+        async move { uploads.deliver_events().await }
+    });
+    hooks.all_delivered.notified().await;
+    uploads.shutdown();
+    deliverer.await.unwrap();
+    assert_eq!(
+        *hooks.delivered.lock().unwrap(),
+        [
+            "post-create 0 [tus POST /files/]",
+            "post-receive 4 [tus PATCH /files/]",
+            "post-finish 4 [tus PATCH /files/]",
             "post-terminate 4 [tus DELETE /files/]",
         ]
     );

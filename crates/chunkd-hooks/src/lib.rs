@@ -1,33 +1,29 @@
 //! Hook transports for chunkd: every hook event as tusd's hook JSON, to an HTTP webhook
 //! (signed with HMAC-SHA256) or to a command's stdin. [`TransportHooks`] is a
 //! [`chunkd_core::Hooks`]: pre-hooks wait for the answer, within a timeout, and a hook
-//! that fails refuses or allows as configured; post-events are queued and delivered in
-//! order, retried with backoff, each with an `Idempotency-Key`.
-//!
-//! Post-event delivery is in memory: events queued when the process dies are lost, and
-//! after `retries` failures an event is given up, logged and counted
-//! ([`TransportHooks::given_up`]).
+//! that fails refuses or allows as configured. Post-events come from the engine's
+//! outbox ([`chunkd_core::Uploads::deliver_events`]), which retries them with backoff as
+//! [`HookSettings::delivery`] says; each carries its outbox key as `Idempotency-Key`.
 
 mod signing;
 mod transport;
 mod tusd;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use chunkd_core::{HookEvent, HookKind, Hooks, Rejection, UploadId, Verdict};
+use chunkd_core::{
+    Delivery, DeliveryError, HookEvent, HookKind, Hooks, Rejection, UploadId, Verdict,
+};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 pub use signing::{MIN_KEY_BYTES, SIGNATURE_HEADER};
 pub use transport::TransportError;
 
 use signing::Signer;
-use transport::{CommandHook, Delivery, Transport, Webhook};
+use transport::{CommandHook, Transport, Webhook};
 
 /// `[hooks]`: where events go and how hooks are held to account. `Debug` leaves the
 /// secrets out.
@@ -55,8 +51,14 @@ pub struct HookSettings {
     /// At most one post-receive per upload this often.
     #[serde(with = "humantime_serde")]
     pub progress_interval: Duration,
-    /// Post-events are tried this many more times after a failure, with backoff.
+    /// Post-events are tried this many more times after a failure, then parked.
     pub retries: u32,
+    /// The wait after a post-event's first failure; it doubles with each one after.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// The longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_backoff: Duration,
     /// Largest answer read from a hook.
     pub max_answer_bytes: usize,
 }
@@ -72,7 +74,9 @@ impl Default for HookSettings {
             on_failure: OnFailure::Refuse,
             headers: Vec::new(),
             progress_interval: Duration::from_secs(1),
-            retries: 5,
+            retries: 20,
+            retry_backoff: Duration::from_secs(1),
+            max_retry_backoff: Duration::from_secs(600),
             max_answer_bytes: 64 << 10,
         }
     }
@@ -93,8 +97,25 @@ impl std::fmt::Debug for HookSettings {
             .field("headers", &self.headers)
             .field("progress_interval", &self.progress_interval)
             .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("max_retry_backoff", &self.max_retry_backoff)
             .field("max_answer_bytes", &self.max_answer_bytes)
             .finish()
+    }
+}
+
+impl HookSettings {
+    /// How the engine's outbox delivers post-events: each attempt bounded by `timeout`,
+    /// so an event is held a little longer than that.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            progress_interval: self.progress_interval,
+            attempts: self.retries.saturating_add(1),
+            first_retry: self.retry_backoff,
+            max_retry: self.max_retry_backoff.max(self.retry_backoff),
+            hold: self.timeout.saturating_add(Duration::from_secs(10)),
+            ..Delivery::default()
+        }
     }
 }
 
@@ -116,24 +137,14 @@ pub struct SettingsError(String);
 
 /// Hooks delivered by a transport; see the crate's documentation.
 pub struct TransportHooks {
-    shared: Arc<Shared>,
-    posts: mpsc::Sender<HookEvent>,
-}
-
-struct Shared {
     transport: Transport,
     settings: HookSettings,
     events: Vec<HookKind>,
     headers: Vec<String>,
-    given_up: AtomicU64,
 }
 
-/// Post-events waiting beyond this many are dropped (and counted): the queue is memory.
-const QUEUE: usize = 10_000;
-
 impl TransportHooks {
-    /// The hooks `settings` describe, `None` when they name no transport. Starts the
-    /// post-event delivery task, so it needs a Tokio runtime.
+    /// The hooks `settings` describe, `None` when they name no transport.
     pub fn new(settings: HookSettings) -> Result<Option<TransportHooks>, SettingsError> {
         let transport = match (
             settings.url.is_empty(),
@@ -180,25 +191,19 @@ impl TransportHooks {
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect();
-        let shared = Arc::new(Shared {
+        Ok(Some(TransportHooks {
             transport,
             settings,
             events,
             headers,
-            given_up: AtomicU64::new(0),
-        });
-        let (posts, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver_posts(shared.clone(), queue));
-        Ok(Some(TransportHooks { shared, posts }))
+        }))
     }
 
-    /// Post-events given up after every retry, or dropped from a full queue.
-    pub fn given_up(&self) -> u64 {
-        self.shared.given_up.load(Ordering::Relaxed)
+    /// The settings these hooks were made from.
+    pub fn settings(&self) -> &HookSettings {
+        &self.settings
     }
-}
 
-impl Shared {
     fn body(&self, event: &HookEvent) -> Vec<u8> {
         let keep = |name: &str| self.headers.is_empty() || self.headers.iter().any(|h| h == name);
         tusd::request_body(event, &keep)
@@ -210,7 +215,7 @@ impl Shared {
         body: &[u8],
         key: &str,
     ) -> Result<Vec<u8>, TransportError> {
-        let delivery = Delivery {
+        let delivery = transport::Delivery {
             event,
             body,
             idempotency_key: key,
@@ -258,81 +263,33 @@ fn reject(status: u16, message: &str) -> Verdict {
     )
 }
 
-/// Delivers post-events one at a time, so each upload's arrive in order; progress of an
-/// upload at most once per `progress_interval`.
-async fn deliver_posts(shared: Arc<Shared>, mut queue: mpsc::Receiver<HookEvent>) {
-    let mut last_progress: HashMap<UploadId, Instant> = HashMap::new();
-    while let Some(event) = queue.recv().await {
-        match event.kind {
-            HookKind::PostReceive => {
-                let now = Instant::now();
-                let due = last_progress
-                    .get(&event.upload.id)
-                    .is_none_or(|at| now.duration_since(*at) >= shared.settings.progress_interval);
-                if !due {
-                    continue;
-                }
-                last_progress.insert(event.upload.id.clone(), now);
-                // Uploads abandoned mid-way never finish: forget those long quiet.
-                if last_progress.len() > QUEUE {
-                    let interval = shared.settings.progress_interval;
-                    last_progress.retain(|_, at| now.duration_since(*at) < interval);
-                }
-            }
-            HookKind::PostFinish | HookKind::PostTerminate => {
-                last_progress.remove(&event.upload.id);
-            }
-            _ => {}
-        }
-        let body = shared.body(&event);
-        let key = UploadId::generate();
-        let mut backoff = Duration::from_secs(1);
-        let mut attempt = 0;
-        loop {
-            match shared.call(&event, &body, key.as_str()).await {
-                Ok(_) => break,
-                Err(e) if attempt < shared.settings.retries => {
-                    tracing::warn!(upload.id = %event.upload.id, hook = event.kind.name(), error = %e, attempt, "hook delivery failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
-                    attempt += 1;
-                }
-                Err(e) => {
-                    shared.given_up.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), error = %e, "hook delivery given up");
-                    break;
-                }
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl Hooks for TransportHooks {
     fn wants(&self, kind: HookKind) -> bool {
-        self.shared.events.contains(&kind)
+        self.events.contains(&kind)
     }
 
     async fn pre_access(&self, event: &HookEvent) -> Verdict {
-        self.shared.ask(event).await
+        self.ask(event).await
     }
 
     async fn pre_create(&self, event: &HookEvent) -> Verdict {
-        self.shared.ask(event).await
+        self.ask(event).await
     }
 
     async fn pre_finish(&self, event: &HookEvent) -> Verdict {
-        self.shared.ask(event).await
+        self.ask(event).await
     }
 
     async fn pre_terminate(&self, event: &HookEvent) -> Verdict {
-        self.shared.ask(event).await
+        self.ask(event).await
     }
 
-    fn notify(&self, event: HookEvent) {
-        if let Err(mpsc::error::TrySendError::Full(event)) = self.posts.try_send(event) {
-            self.shared.given_up.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), "hook queue full; event dropped");
-        }
+    async fn deliver(&self, event: &HookEvent, key: &str) -> Result<(), DeliveryError> {
+        let body = self.body(event);
+        self.call(event, &body, key)
+            .await
+            .map(drop)
+            .map_err(|e| DeliveryError(e.to_string()))
     }
 }

@@ -27,7 +27,7 @@ struct EventJson<'a> {
     #[serde(rename = "HTTPRequest")]
     request: RequestJson,
     #[serde(rename = "Protocol")]
-    protocol: &'static str,
+    protocol: &'a str,
     #[serde(rename = "Identity")]
     identity: Option<&'a str>,
     #[serde(rename = "Access", skip_serializing_if = "Option::is_none")]
@@ -183,7 +183,7 @@ pub(crate) fn request_body(event: &HookEvent, keep: &dyn Fn(&str) -> bool) -> Ve
                 storage,
             },
             request,
-            protocol: event.request.as_deref().map_or("", |r| r.protocol),
+            protocol: event.request.as_deref().map_or("", |r| r.protocol.as_str()),
             identity: upload.owner.as_deref(),
             access: event.access.map(Access::name),
         },

@@ -10,8 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use chunkd_core::testing::sample_info;
-use chunkd_core::{HookEvent, HookKind, Hooks, Verdict};
+use chunkd_core::memory::{MemoryState, MemoryStore};
+use chunkd_core::testing::{body_of, sample_info};
+use chunkd_core::{HookEvent, HookKind, Hooks, NewUpload, Owner, Uploads, Verdict, WriteRequest};
 use chunkd_hooks::{HookSettings, OnFailure, TransportHooks};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -190,26 +191,40 @@ async fn an_answer_past_the_limit_is_a_failure() {
 #[tokio::test]
 async fn post_events_arrive_in_order_and_a_retry_keeps_its_key() {
     let mut running = receiver(503, "").await;
-    let hooks = TransportHooks::new(settings(&running.url))
-        .unwrap()
+    let hooks = TransportHooks::new(HookSettings {
+        retry_backoff: Duration::from_millis(20),
+        events: ["post-create", "post-receive", "post-finish"]
+            .map(String::from)
+            .to_vec(),
+        ..settings(&running.url)
+    })
+    .unwrap()
+    .unwrap();
+    let delivery = hooks.settings().delivery();
+    let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
+        .hooks(Arc::new(hooks))
+        .delivery(delivery)
+        .build();
+    let deliverer = tokio::spawn({
+        let uploads = uploads.clone();
+        async move { uploads.deliver_events().await }
+    });
+    let caller = uploads.for_owner(Owner::anonymous());
+    let info = caller
+        .create(NewUpload {
+            length: Some(10),
+            ..Default::default()
+        })
+        .await
         .unwrap();
-    let upload = sample_info(Some(10));
-    for kind in [
-        HookKind::PostCreate,
-        HookKind::PostReceive,
-        HookKind::PostFinish,
-    ] {
-        hooks.notify(HookEvent {
-            kind,
-            upload: upload.clone(),
-            access: None,
-            location: None,
-            request: None,
-        });
-    }
+    let _ = caller
+        .write(&info.id, WriteRequest::default(), body_of(b"0123456789", 4))
+        .await
+        .unwrap();
     // The first delivery fails; its retry carries the same key. Then the receiver works.
-    let (first, key, _) = running.seen.recv().await.unwrap();
+    let (first, key, signed) = running.seen.recv().await.unwrap();
     assert_eq!(first, "post-create");
+    assert!(signed);
     *running.answer.lock().unwrap() = (200, "{}".to_owned());
     let (again, retry_key, _) = running.seen.recv().await.unwrap();
     assert_eq!(
@@ -223,7 +238,9 @@ async fn post_events_arrive_in_order_and_a_retry_keeps_its_key() {
         ("post-receive", "post-finish")
     );
     assert_ne!(second_key, key, "each event has its own key");
-    assert_eq!(hooks.given_up(), 0);
+    assert_eq!(uploads.parked_events().await.unwrap(), 0);
+    uploads.shutdown();
+    deliverer.await.unwrap();
 }
 
 #[tokio::test]

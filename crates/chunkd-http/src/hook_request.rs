@@ -64,7 +64,7 @@ fn request_info(parts: Described<'_>, protocol: &'static str) -> RequestInfo {
         }
     }
     RequestInfo {
-        protocol,
+        protocol: protocol.to_owned(),
         method: parts.method.to_string(),
         uri: parts
             .uri

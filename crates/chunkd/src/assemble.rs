@@ -50,7 +50,10 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
         }
     };
     let builder = match chunkd_hooks::TransportHooks::new(config.hooks.clone())? {
-        Some(hooks) => builder.hooks(Arc::new(hooks)),
+        Some(hooks) => {
+            let delivery = hooks.settings().delivery();
+            builder.hooks(Arc::new(hooks)).delivery(delivery)
+        }
         None => builder,
     };
     Ok(builder.limits(limits).build())

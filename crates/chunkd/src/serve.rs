@@ -35,6 +35,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.gc_interval,
         stop.clone(),
     ));
+    // Post-events go out from the outbox; they stop with the engine, and what is left
+    // goes out after the next start.
+    let deliverer = tokio::spawn({
+        let uploads = uploads.clone();
+        async move { uploads.deliver_events().await }
+    });
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop_tx.send(true);
@@ -60,6 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match tokio::time::timeout(config.shutdown_timeout, served).await {
         Ok(result) => result??,
         Err(_) => tracing::warn!("shutdown timeout: closing remaining connections"),
+    }
+    // A delivery under way finishes (each is bounded by the hook timeout).
+    if tokio::time::timeout(config.shutdown_timeout, deliverer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown timeout: post-events in delivery go out after the next start");
     }
     collector.abort();
     signals.abort();

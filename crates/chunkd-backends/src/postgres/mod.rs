@@ -3,6 +3,7 @@
 
 mod config;
 mod lock;
+mod outbox;
 mod state;
 
 use std::fmt;
@@ -139,6 +140,7 @@ impl Pg {
         tx.execute("SELECT pg_advisory_xact_lock(7405315129)", &[])
             .await?;
         tx.batch_execute(SCHEMA).await?;
+        tx.batch_execute(outbox::SCHEMA).await?;
         tx.commit().await?;
         Ok(())
     }

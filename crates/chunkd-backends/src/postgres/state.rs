@@ -1,11 +1,13 @@
 //! Upload records in PostgreSQL, shared by every instance of a deployment.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use chunkd_core::{Error, Result, StateStore, UploadId, UploadInfo};
+use chunkd_core::state::OutboxEvent;
+use chunkd_core::{Error, HookEvent, Result, StateStore, UploadId, UploadInfo};
+use deadpool_postgres::GenericClient;
 
-use super::{Pg, PgError};
+use super::{Pg, PgError, outbox};
 
 /// Upload records in one PostgreSQL table; every update is a compare-and-swap on the
 /// record's revision, so instances never overwrite each other's changes.
@@ -39,16 +41,13 @@ fn revision(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-#[async_trait]
-impl StateStore for PgState {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
+/// The record changes, on a connection or inside a transaction.
+mod change {
+    use super::*;
 
-    async fn insert(&self, info: &UploadInfo) -> Result<()> {
-        let client = self.pg.client().await?;
+    pub(super) async fn insert(c: &impl GenericClient, info: &UploadInfo) -> Result<()> {
         let json = encode(info)?;
-        let inserted = client
+        let inserted = c
             .execute(
                 "INSERT INTO chunkd_uploads (id, revision, open, expires_at, record)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
@@ -68,27 +67,11 @@ impl StateStore for PgState {
         Ok(())
     }
 
-    async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
-        let client = self.pg.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT record FROM chunkd_uploads WHERE id = $1",
-                &[&id.as_str()],
-            )
-            .await
-            .map_err(PgError::from)?;
-        match row {
-            Some(row) => Ok(decode(id.as_str(), row.get(0))?),
-            None => Err(Error::NotFound(id.clone())),
-        }
-    }
-
-    async fn update(&self, info: &UploadInfo) -> Result<UploadInfo> {
+    pub(super) async fn update(c: &impl GenericClient, info: &UploadInfo) -> Result<UploadInfo> {
         let mut next = info.clone();
         next.revision += 1;
         let json = encode(&next)?;
-        let client = self.pg.client().await?;
-        let updated = client
+        let updated = c
             .execute(
                 "UPDATE chunkd_uploads SET revision = $3, open = $4, expires_at = $5, record = $6
                  WHERE id = $1 AND revision = $2",
@@ -106,27 +89,23 @@ impl StateStore for PgState {
         if updated == 1 {
             return Ok(next);
         }
-        let exists = client
-            .query_opt(
-                "SELECT 1 FROM chunkd_uploads WHERE id = $1",
-                &[&info.id.as_str()],
-            )
-            .await
-            .map_err(PgError::from)?;
-        Err(match exists {
-            Some(_) => Error::Conflict,
-            None => Error::NotFound(info.id.clone()),
+        Err(match exists(c, &info.id).await? {
+            true => Error::Conflict,
+            false => Error::NotFound(info.id.clone()),
         })
     }
 
-    async fn remove(&self, id: &UploadId, rev: Option<u64>) -> Result<()> {
-        let client = self.pg.client().await?;
+    pub(super) async fn remove(
+        c: &impl GenericClient,
+        id: &UploadId,
+        rev: Option<u64>,
+    ) -> Result<()> {
         let removed = match rev {
-            None => client
+            None => c
                 .execute("DELETE FROM chunkd_uploads WHERE id = $1", &[&id.as_str()])
                 .await
                 .map_err(PgError::from)?,
-            Some(rev) => client
+            Some(rev) => c
                 .execute(
                     "DELETE FROM chunkd_uploads WHERE id = $1 AND revision = $2",
                     &[&id.as_str(), &revision(rev)],
@@ -134,18 +113,87 @@ impl StateStore for PgState {
                 .await
                 .map_err(PgError::from)?,
         };
-        if removed == 0 && rev.is_some() {
-            let exists = client
-                .query_opt(
-                    "SELECT 1 FROM chunkd_uploads WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await
-                .map_err(PgError::from)?;
-            if exists.is_some() {
-                return Err(Error::Conflict);
-            }
+        if removed == 0 && rev.is_some() && exists(c, id).await? {
+            return Err(Error::Conflict);
         }
+        Ok(())
+    }
+
+    async fn exists(c: &impl GenericClient, id: &UploadId) -> Result<bool> {
+        let row = c
+            .query_opt(
+                "SELECT 1 FROM chunkd_uploads WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        Ok(row.is_some())
+    }
+}
+
+#[async_trait]
+impl StateStore for PgState {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {
+        let mut client = self.pg.client().await?;
+        let Some(event) = event else {
+            return change::insert(&client, info).await;
+        };
+        let tx = client.transaction().await.map_err(PgError::from)?;
+        change::insert(&tx, info).await?;
+        outbox::note(&tx, event).await?;
+        tx.commit().await.map_err(PgError::from)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
+        let client = self.pg.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT record FROM chunkd_uploads WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(PgError::from)?;
+        match row {
+            Some(row) => Ok(decode(id.as_str(), row.get(0))?),
+            None => Err(Error::NotFound(id.clone())),
+        }
+    }
+
+    async fn update_with_event(
+        &self,
+        info: &UploadInfo,
+        event: Option<&HookEvent>,
+    ) -> Result<UploadInfo> {
+        let mut client = self.pg.client().await?;
+        let Some(event) = event else {
+            return change::update(&client, info).await;
+        };
+        let tx = client.transaction().await.map_err(PgError::from)?;
+        let next = change::update(&tx, info).await?;
+        outbox::note(&tx, event).await?;
+        tx.commit().await.map_err(PgError::from)?;
+        Ok(next)
+    }
+
+    async fn remove_with_event(
+        &self,
+        id: &UploadId,
+        rev: Option<u64>,
+        event: Option<&HookEvent>,
+    ) -> Result<()> {
+        let mut client = self.pg.client().await?;
+        let Some(event) = event else {
+            return change::remove(&client, id, rev).await;
+        };
+        let tx = client.transaction().await.map_err(PgError::from)?;
+        change::remove(&tx, id, rev).await?;
+        outbox::note(&tx, event).await?;
+        tx.commit().await.map_err(PgError::from)?;
         Ok(())
     }
 
@@ -164,5 +212,30 @@ impl StateStore for PgState {
             .iter()
             .filter_map(|row| row.get::<_, &str>(0).parse().ok())
             .collect())
+    }
+
+    async fn claim_events(
+        &self,
+        now: SystemTime,
+        hold: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        let client = self.pg.client().await?;
+        Ok(outbox::claim(&client, now, now + hold, limit).await?)
+    }
+
+    async fn event_delivered(&self, seq: u64) -> Result<()> {
+        let client = self.pg.client().await?;
+        Ok(outbox::delivered(&client, seq).await?)
+    }
+
+    async fn event_failed(&self, seq: u64, retry_at: SystemTime, park: bool) -> Result<()> {
+        let client = self.pg.client().await?;
+        Ok(outbox::failed(&client, seq, retry_at, park).await?)
+    }
+
+    async fn parked_events(&self) -> Result<u64> {
+        let client = self.pg.client().await?;
+        Ok(outbox::parked(&client).await?)
     }
 }

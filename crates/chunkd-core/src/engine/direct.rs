@@ -104,9 +104,13 @@ impl Uploads {
             if let Err(too_large) = self.check_size(size) {
                 // Nothing of an oversized upload is kept.
                 self.0.store.delete(&info).await?;
-                self.0.state.remove(id, None).await?;
+                let event = self.post_event(crate::hooks::HookKind::PostTerminate, &info);
+                self.0
+                    .state
+                    .remove_with_event(id, None, event.as_ref())
+                    .await?;
+                self.outbox_written(&event);
                 self.emit(Event::Terminated(id.clone()));
-                self.notify(crate::hooks::HookKind::PostTerminate, &info);
                 return Err(too_large);
             }
             info.offset = size;

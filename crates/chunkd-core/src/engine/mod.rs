@@ -4,6 +4,7 @@ mod caller;
 mod concat;
 mod direct;
 mod guard;
+mod outbox;
 mod write;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tracing::{Instrument, info_span};
 
 pub use caller::Caller;
 pub use guard::{ExpectedChecksum, TrailerSlot};
+pub use outbox::Delivery;
 pub use write::{BodyEnd, WriteOutcome, WriteRequest};
 
 use crate::checksum::ChecksumAlgorithm;
@@ -76,6 +78,9 @@ struct Inner {
     capabilities: Capabilities,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    delivery: Delivery,
+    progress: outbox::ProgressThrottle,
+    outbox_written: tokio::sync::Notify,
 }
 
 /// The upload engine. Cheap to clone; use it as shared state.
@@ -99,6 +104,7 @@ pub struct UploadsBuilder {
     locker: Option<Arc<dyn Locker>>,
     hooks: Arc<dyn Hooks>,
     limits: Limits,
+    delivery: Delivery,
 }
 
 impl UploadsBuilder {
@@ -112,6 +118,12 @@ impl UploadsBuilder {
     /// Lets `hooks` accept or refuse creation, finishing and termination.
     pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Delivers post-events as `delivery` says instead of [`Delivery::default`].
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
         self
     }
 
@@ -140,6 +152,9 @@ impl UploadsBuilder {
             capabilities,
             events,
             shutdown: CancellationToken::new(),
+            delivery: self.delivery,
+            progress: Default::default(),
+            outbox_written: Default::default(),
         }))
     }
 }
@@ -154,6 +169,7 @@ impl Uploads {
             locker: None,
             hooks: Arc::new(NoHooks),
             limits: Limits::default(),
+            delivery: Delivery::default(),
         }
     }
 
@@ -301,7 +317,6 @@ impl Uploads {
             self.create_in_stores(&mut info, chosen).await?;
             tracing::debug!(upload.length = ?info.length, "upload created");
             self.emit(Event::Created(info.clone()));
-            self.notify(HookKind::PostCreate, &info);
 
             if let ConcatKind::Final(parts) = &info.concat {
                 let parts = parts.clone();
@@ -340,7 +355,9 @@ impl Uploads {
             }
             other => other?,
         };
-        self.0.state.insert(info).await?;
+        let event = self.post_event(HookKind::PostCreate, info);
+        self.0.state.insert_with_event(info, event.as_ref()).await?;
+        self.outbox_written(&event);
         Ok(())
     }
 
@@ -349,9 +366,13 @@ impl Uploads {
             let (_lease, info) = self.lock_visible(id, owner).await?;
             self.ask(HookKind::PreTerminate, &info).await?;
             self.0.store.delete(&info).await?;
-            self.0.state.remove(id, None).await?;
+            let event = self.post_event(HookKind::PostTerminate, &info);
+            self.0
+                .state
+                .remove_with_event(id, None, event.as_ref())
+                .await?;
+            self.outbox_written(&event);
             self.emit(Event::Terminated(id.clone()));
-            self.notify(HookKind::PostTerminate, &info);
             Ok(())
         }
         .instrument(info_span!("upload.terminate", upload.id = %id))
@@ -453,10 +474,15 @@ impl Uploads {
             ConcatKind::Partial => self.next_expiry(),
             _ => None,
         };
-        let info = self.0.state.update(&info).await?;
+        let event = self.post_event(HookKind::PostFinish, &info);
+        let info = self
+            .0
+            .state
+            .update_with_event(&info, event.as_ref())
+            .await?;
+        self.outbox_written(&event);
         tracing::info!(upload.id = %info.id, upload.length = ?info.length, "upload finished");
         self.emit(Event::Finished(info.clone()));
-        self.notify(HookKind::PostFinish, &info);
         Ok(info)
     }
 }
@@ -527,13 +553,6 @@ impl Uploads {
                 tracing::warn!(upload.id = %info.id, hook = kind.name(), "only pre-create may change an upload; the changes are ignored");
                 Ok(())
             }
-        }
-    }
-
-    /// Tells the hooks what happened to `info`.
-    fn notify(&self, kind: HookKind, info: &UploadInfo) {
-        if self.0.hooks.wants(kind) {
-            self.0.hooks.notify(self.hook_event(kind, info, None));
         }
     }
 }

@@ -216,7 +216,16 @@ impl Uploads {
                 info.offset += written.bytes;
                 info.store = written.store;
                 info.expires_at = self.next_expiry();
-                info = self.0.state.update(&info).await?;
+                let event = match written.bytes {
+                    0 => None,
+                    _ => self.post_event(crate::hooks::HookKind::PostReceive, &info),
+                };
+                info = self
+                    .0
+                    .state
+                    .update_with_event(&info, event.as_ref())
+                    .await?;
+                self.outbox_written(&event);
                 dirty = false;
                 if written.bytes > 0 {
                     if let Some(committed) = &committed {
@@ -226,7 +235,6 @@ impl Uploads {
                         id: info.id.clone(),
                         offset: info.offset,
                     });
-                    self.notify(crate::hooks::HookKind::PostReceive, &info);
                 }
             }
             if body.ended && carry.is_none() {

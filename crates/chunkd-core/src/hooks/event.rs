@@ -5,10 +5,13 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::upload::UploadInfo;
 
 /// The points where hooks are asked or told.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HookKind {
     /// Before an upload is created.
     PreCreate,
@@ -79,7 +82,8 @@ impl std::str::FromStr for HookKind {
 }
 
 /// What a request asks of an existing upload, for pre-access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Access {
     /// Its state (tus HEAD, a Resumable.js chunk test, a status poll).
     Info,
@@ -104,7 +108,8 @@ impl Access {
 }
 
 /// Where an upload's bytes are kept, as its store says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Location {
     /// A file (the finished upload's path; the bytes are at `<path>.part` until then).
     File(PathBuf),
@@ -118,10 +123,10 @@ pub enum Location {
 }
 
 /// The HTTP request behind an event, as the front end describes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestInfo {
     /// `tus`, `ietf`, `resumablejs`, `content-range`, `form`, `s3-multipart`.
-    pub protocol: &'static str,
+    pub protocol: String,
     /// The method, after any method override.
     pub method: String,
     /// The path and query.
@@ -132,8 +137,8 @@ pub struct RequestInfo {
     pub headers: Vec<(String, Vec<String>)>,
 }
 
-/// What a hook sees.
-#[derive(Clone, Debug)]
+/// What a hook sees; serialisable, so the outbox can keep it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HookEvent {
     /// Which point.
     pub kind: HookKind,

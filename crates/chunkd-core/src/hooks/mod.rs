@@ -40,10 +40,18 @@ pub trait Hooks: Send + Sync + 'static {
     async fn pre_terminate(&self, _event: &HookEvent) -> Verdict {
         Verdict::Continue
     }
-    /// What happened (post-create, post-receive, post-finish, post-terminate), told
-    /// after the record says so. It must not block: a transport queues the event.
-    fn notify(&self, _event: HookEvent) {}
+    /// What happened (post-create, post-receive, post-finish, post-terminate), from the
+    /// outbox, after the record says so: at least once, each upload's in order, with
+    /// the same `key` on every attempt. An error has it tried again later.
+    async fn deliver(&self, _event: &HookEvent, _key: &str) -> Result<(), DeliveryError> {
+        Ok(())
+    }
 }
+
+/// A post-event did not arrive; the outbox tries again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryError(pub String);
 
 /// Accepts everything.
 #[derive(Clone, Copy, Debug, Default)]

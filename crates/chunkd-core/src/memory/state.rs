@@ -1,18 +1,68 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::hooks::{HookEvent, HookKind};
 use crate::id::UploadId;
-use crate::state::StateStore;
+use crate::state::{OutboxEvent, StateStore, outbox_key};
 use crate::upload::UploadInfo;
 
-/// Keeps upload records in memory.
+/// Keeps upload records, and the outbox, in memory.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    records: Mutex<HashMap<UploadId, UploadInfo>>,
+    inner: Mutex<Records>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    uploads: HashMap<UploadId, UploadInfo>,
+    outbox: BTreeMap<u64, Outboxed>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct Outboxed {
+    key: String,
+    event: HookEvent,
+    attempts: u32,
+    due: SystemTime,
+    held_until: Option<SystemTime>,
+    parked: bool,
+}
+
+impl Records {
+    /// The outbox's half of a commit, under the same lock as the record's.
+    fn note(&mut self, event: Option<&HookEvent>) {
+        let Some(event) = event else { return };
+        if event.kind == HookKind::PostReceive {
+            let waiting = self.outbox.values_mut().find(|o| {
+                o.event.kind == HookKind::PostReceive
+                    && o.event.upload.id == event.upload.id
+                    && o.attempts == 0
+                    && o.held_until.is_none()
+                    && !o.parked
+            });
+            if let Some(waiting) = waiting {
+                waiting.event = event.clone();
+                return;
+            }
+        }
+        self.next_seq += 1;
+        self.outbox.insert(
+            self.next_seq,
+            Outboxed {
+                key: outbox_key(),
+                event: event.clone(),
+                attempts: 0,
+                due: SystemTime::UNIX_EPOCH,
+                held_until: None,
+                parked: false,
+            },
+        );
+    }
 }
 
 impl MemoryState {
@@ -21,12 +71,9 @@ impl MemoryState {
         Self::default()
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut HashMap<UploadId, UploadInfo>) -> Result<T>,
-    ) -> Result<T> {
+    fn with<T>(&self, f: impl FnOnce(&mut Records) -> Result<T>) -> Result<T> {
         let mut records = self
-            .records
+            .inner
             .lock()
             .map_err(|_| Error::backend("memory", "poisoned lock"))?;
         f(&mut records)
@@ -39,27 +86,34 @@ impl StateStore for MemoryState {
         "memory"
     }
 
-    async fn insert(&self, info: &UploadInfo) -> Result<()> {
+    async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {
         self.with(|r| {
-            if r.contains_key(&info.id) {
+            if r.uploads.contains_key(&info.id) {
                 return Err(Error::AlreadyExists(info.id.clone()));
             }
-            r.insert(info.id.clone(), info.clone());
+            r.uploads.insert(info.id.clone(), info.clone());
+            r.note(event);
             Ok(())
         })
     }
 
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
         self.with(|r| {
-            r.get(id)
+            r.uploads
+                .get(id)
                 .cloned()
                 .ok_or_else(|| Error::NotFound(id.clone()))
         })
     }
 
-    async fn update(&self, info: &UploadInfo) -> Result<UploadInfo> {
+    async fn update_with_event(
+        &self,
+        info: &UploadInfo,
+        event: Option<&HookEvent>,
+    ) -> Result<UploadInfo> {
         self.with(|r| {
             let stored = r
+                .uploads
                 .get_mut(&info.id)
                 .ok_or_else(|| Error::NotFound(info.id.clone()))?;
             if stored.revision != info.revision {
@@ -68,28 +122,92 @@ impl StateStore for MemoryState {
             let mut next = info.clone();
             next.revision += 1;
             *stored = next.clone();
+            r.note(event);
             Ok(next)
         })
     }
 
-    async fn remove(&self, id: &UploadId, revision: Option<u64>) -> Result<()> {
+    async fn remove_with_event(
+        &self,
+        id: &UploadId,
+        revision: Option<u64>,
+        event: Option<&HookEvent>,
+    ) -> Result<()> {
         self.with(|r| {
-            match (r.get(id), revision) {
+            match (r.uploads.get(id), revision) {
                 (Some(stored), Some(rev)) if stored.revision != rev => return Err(Error::Conflict),
                 _ => {}
             }
-            r.remove(id);
+            r.uploads.remove(id);
+            r.note(event);
             Ok(())
         })
     }
 
     async fn expired(&self, now: SystemTime, limit: usize) -> Result<Vec<UploadId>> {
         self.with(|r| {
-            Ok(r.values()
+            Ok(r.uploads
+                .values()
                 .filter(|i| i.is_expired(now))
                 .take(limit)
                 .map(|i| i.id.clone())
                 .collect())
         })
+    }
+
+    async fn claim_events(
+        &self,
+        now: SystemTime,
+        hold: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        self.with(|r| {
+            let mut seen = HashSet::new();
+            let mut claimed = Vec::new();
+            for (seq, o) in r.outbox.iter_mut() {
+                if claimed.len() >= limit {
+                    break;
+                }
+                // Only each upload's oldest unparked event may go.
+                if o.parked || !seen.insert(o.event.upload.id.clone()) {
+                    continue;
+                }
+                let held = o.held_until.is_some_and(|until| until > now);
+                if held || o.due > now {
+                    continue;
+                }
+                o.held_until = Some(now + hold);
+                claimed.push(OutboxEvent {
+                    seq: *seq,
+                    key: o.key.clone(),
+                    attempts: o.attempts,
+                    event: o.event.clone(),
+                });
+            }
+            Ok(claimed)
+        })
+    }
+
+    async fn event_delivered(&self, seq: u64) -> Result<()> {
+        self.with(|r| {
+            r.outbox.remove(&seq);
+            Ok(())
+        })
+    }
+
+    async fn event_failed(&self, seq: u64, retry_at: SystemTime, park: bool) -> Result<()> {
+        self.with(|r| {
+            if let Some(o) = r.outbox.get_mut(&seq) {
+                o.attempts = o.attempts.saturating_add(1);
+                o.due = retry_at;
+                o.held_until = None;
+                o.parked = park;
+            }
+            Ok(())
+        })
+    }
+
+    async fn parked_events(&self) -> Result<u64> {
+        self.with(|r| Ok(r.outbox.values().filter(|o| o.parked).count() as u64))
     }
 }

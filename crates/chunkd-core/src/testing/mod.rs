@@ -20,6 +20,7 @@ pub mod direct;
 pub mod engine;
 mod lifecycle;
 pub mod lock;
+pub mod outbox;
 mod running;
 pub mod state;
 pub mod store;
@@ -247,6 +248,17 @@ macro_rules! state_store_suite {
                     update_is_compare_and_swap,
                     remove_is_idempotent_and_conditional,
                     expired_lists_only_expired_open_uploads,
+                ]
+                [$(#[$attr])*]
+            );
+            $crate::__conformance_cases!(
+                outbox,
+                $factory,
+                [
+                    outbox_event_commits_with_its_change,
+                    outbox_hands_out_each_uploads_events_in_order,
+                    outbox_coalesces_progress_not_yet_handed_out,
+                    outbox_retries_parks_and_outlives_its_holder,
                 ]
                 [$(#[$attr])*]
             );

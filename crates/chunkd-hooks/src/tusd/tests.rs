@@ -22,7 +22,7 @@ fn event(kind: HookKind) -> HookEvent {
             key: "up/abc".into(),
         }),
         request: Some(Arc::new(RequestInfo {
-            protocol: "tus",
+            protocol: "tus".into(),
             method: "POST".into(),
             uri: "/files/".into(),
             remote_addr: Some("127.0.0.1:5000".into()),

@@ -3,12 +3,15 @@
 //! Several processes on one machine may open the same file (the server and `chunkd gc`);
 //! every update is a compare-and-swap on the record's revision.
 
+mod outbox;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use chunkd_core::{Error, Result, StateStore, UploadId, UploadInfo};
+use chunkd_core::state::{OutboxEvent, epoch_millis};
+use chunkd_core::{Error, HookEvent, Result, StateStore, UploadId, UploadInfo};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::sync::SyncPolicy;
@@ -100,6 +103,7 @@ impl SqliteState {
             };
             conn.pragma_update(None, "synchronous", synchronous)?;
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(outbox::SCHEMA)?;
             Ok(conn)
         };
         let conn = open()?;
@@ -139,11 +143,13 @@ impl StateStore for SqliteState {
         "sqlite"
     }
 
-    async fn insert(&self, info: &UploadInfo) -> Result<()> {
+    async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {
         let info = info.clone();
+        let event = event.cloned();
         self.run(move |conn| {
             let json = encode(&info)?;
-            let inserted = conn
+            let tx = conn.unchecked_transaction().map_err(sql)?;
+            let inserted = tx
                 .prepare_cached(
                     "INSERT INTO uploads (id, revision, open, expires_ms, record)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
@@ -158,10 +164,14 @@ impl StateStore for SqliteState {
                     ])
                 })
                 .map_err(sql)?;
-            match inserted {
-                0 => Err(Error::AlreadyExists(info.id.clone())),
-                _ => Ok(()),
+            if inserted == 0 {
+                return Err(Error::AlreadyExists(info.id.clone()));
             }
+            if let Some(event) = &event {
+                outbox::note(&tx, event)?;
+            }
+            tx.commit().map_err(sql)?;
+            Ok(())
         })
         .await
     }
@@ -178,12 +188,18 @@ impl StateStore for SqliteState {
         }
     }
 
-    async fn update(&self, info: &UploadInfo) -> Result<UploadInfo> {
+    async fn update_with_event(
+        &self,
+        info: &UploadInfo,
+        event: Option<&HookEvent>,
+    ) -> Result<UploadInfo> {
         let mut next = info.clone();
         next.revision += 1;
+        let event = event.cloned();
         self.run(move |conn| {
             let json = encode(&next)?;
-            let changed = conn
+            let tx = conn.unchecked_transaction().map_err(sql)?;
+            let changed = tx
                 .prepare_cached(
                     "UPDATE uploads SET revision = ?1, open = ?2, expires_ms = ?3, record = ?4
                      WHERE id = ?5 AND revision = ?6",
@@ -200,9 +216,13 @@ impl StateStore for SqliteState {
                 })
                 .map_err(sql)?;
             if changed == 1 {
+                if let Some(event) = &event {
+                    outbox::note(&tx, event)?;
+                }
+                tx.commit().map_err(sql)?;
                 return Ok(next);
             }
-            let exists: bool = conn
+            let exists: bool = tx
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
                     [next.id.as_str()],
@@ -218,22 +238,29 @@ impl StateStore for SqliteState {
         .await
     }
 
-    async fn remove(&self, id: &UploadId, revision: Option<u64>) -> Result<()> {
+    async fn remove_with_event(
+        &self,
+        id: &UploadId,
+        revision: Option<u64>,
+        event: Option<&HookEvent>,
+    ) -> Result<()> {
         let id = id.clone();
+        let event = event.cloned();
         self.run(move |conn| {
+            let tx = conn.unchecked_transaction().map_err(sql)?;
             match revision {
                 None => {
-                    conn.execute("DELETE FROM uploads WHERE id = ?1", [id.as_str()])
+                    tx.execute("DELETE FROM uploads WHERE id = ?1", [id.as_str()])
                         .map_err(sql)?;
                 }
                 Some(rev) => {
-                    let deleted = conn
+                    let deleted = tx
                         .execute(
                             "DELETE FROM uploads WHERE id = ?1 AND revision = ?2",
                             params![id.as_str(), rev as i64],
                         )
                         .map_err(sql)?;
-                    let exists: bool = conn
+                    let exists: bool = tx
                         .query_row(
                             "SELECT EXISTS (SELECT 1 FROM uploads WHERE id = ?1)",
                             [id.as_str()],
@@ -245,6 +272,10 @@ impl StateStore for SqliteState {
                     }
                 }
             }
+            if let Some(event) = &event {
+                outbox::note(&tx, event)?;
+            }
+            tx.commit().map_err(sql)?;
             Ok(())
         })
         .await
@@ -272,5 +303,31 @@ impl StateStore for SqliteState {
             Ok(ids)
         })
         .await
+    }
+
+    async fn claim_events(
+        &self,
+        now: SystemTime,
+        hold: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>> {
+        let (now, until) = (epoch_millis(now), epoch_millis(now + hold));
+        self.run(move |conn| Ok(outbox::claim(conn, now, until, limit)?))
+            .await
+    }
+
+    async fn event_delivered(&self, seq: u64) -> Result<()> {
+        self.run(move |conn| Ok(outbox::delivered(conn, seq)?))
+            .await
+    }
+
+    async fn event_failed(&self, seq: u64, retry_at: SystemTime, park: bool) -> Result<()> {
+        let retry = epoch_millis(retry_at);
+        self.run(move |conn| Ok(outbox::failed(conn, seq, retry, park)?))
+            .await
+    }
+
+    async fn parked_events(&self) -> Result<u64> {
+        self.run(|conn| Ok(outbox::parked(conn)?)).await
     }
 }
