@@ -105,15 +105,19 @@ impl std::fmt::Debug for HookSettings {
 }
 
 impl HookSettings {
-    /// How the engine's outbox delivers post-events: each attempt bounded by `timeout`,
-    /// so an event is held a little longer than that.
+    /// How the engine's outbox delivers post-events: each attempt is bounded by
+    /// `timeout`, so an event is held for twice that (and a second), after which an
+    /// instance that died delivering it no longer keeps it from another.
     pub fn delivery(&self) -> Delivery {
         Delivery {
             progress_interval: self.progress_interval,
             attempts: self.retries.saturating_add(1),
             first_retry: self.retry_backoff,
             max_retry: self.max_retry_backoff.max(self.retry_backoff),
-            hold: self.timeout.saturating_add(Duration::from_secs(10)),
+            hold: self
+                .timeout
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(1)),
             ..Delivery::default()
         }
     }
