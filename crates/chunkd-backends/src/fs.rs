@@ -2,6 +2,9 @@
 //!
 //! An open upload is `<root>/<id>.part`; finishing renames it to `<root>/<id>`. Ids are
 //! validated [`UploadId`]s (letters, digits, `-`, `_`), so a path can never leave `root`.
+//! A pre-create hook may place an upload at a relative path of its choosing instead
+//! (`<root>/<path>.part`, then `<root>/<path>`): [`placement`] checks it stays below
+//! `root`, and a place another file holds is refused, at creation and at finishing.
 
 use std::io::{self, SeekFrom};
 use std::ops::Range;
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chunkd_core::{
-    ByteStream, Concat, DataStore, Error, Result, StoreState, UploadId, UploadInfo, Written,
+    ByteStream, Concat, DataStore, Error, Placement, Result, StoreState, UploadInfo, Written,
 };
 use futures::StreamExt;
 use tokio::io::AsyncSeekExt;
@@ -185,6 +188,46 @@ impl Pipelined {
     }
 }
 
+/// The bookkeeping entry naming a placed upload's path below `root`.
+const PLACED: &str = "fs.path";
+
+/// The relative path a placement names, if it is one the file store can follow safely:
+/// plain names only (no `..`, no root, no `.`), not a `.part` name, within the usual
+/// length limits, and nothing for another store.
+fn placement(wanted: &Placement) -> std::result::Result<String, String> {
+    if wanted.key.is_some() || wanted.bucket.is_some() {
+        return Err("a file store takes a Path, not a Key or Bucket".into());
+    }
+    let Some(path) = wanted.path.as_deref() else {
+        return Err("no Path given".into());
+    };
+    let path = path.trim_start_matches("./");
+    if path.is_empty() || path.len() > 1024 || path.contains('\0') {
+        return Err(format!("path {path:?} is empty, too long or has NUL"));
+    }
+    if path.ends_with(".part") || path.ends_with('/') {
+        return Err(format!("path {path:?} names a directory or a .part file"));
+    }
+    let mut parts = 0;
+    for part in path.split('/') {
+        let plain = !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part.len() <= 255
+            && !part.chars().any(char::is_control);
+        if !plain {
+            return Err(format!(
+                "path {path:?} leaves the data directory or is not plain"
+            ));
+        }
+        parts += 1;
+    }
+    if parts > 32 {
+        return Err(format!("path {path:?} is nested too deep"));
+    }
+    Ok(path.to_owned())
+}
+
 /// Stores upload bytes under one directory.
 #[derive(Debug, Clone)]
 pub struct FsStore {
@@ -205,12 +248,19 @@ impl FsStore {
         &self.root
     }
 
-    fn part_path(&self, id: &UploadId) -> PathBuf {
-        self.root.join(format!("{id}.part"))
+    /// Where the upload's name points below `root`: its placed path, or its id.
+    fn name(info: &UploadInfo) -> &str {
+        info.store
+            .get(PLACED)
+            .map_or(info.id.as_str(), String::as_str)
     }
 
-    fn final_path(&self, id: &UploadId) -> PathBuf {
-        self.root.join(id.as_str())
+    fn part_path(&self, info: &UploadInfo) -> PathBuf {
+        self.root.join(format!("{}.part", Self::name(info)))
+    }
+
+    fn final_path(&self, info: &UploadInfo) -> PathBuf {
+        self.root.join(Self::name(info))
     }
 
     /// A write to an upload whose file was already finished (renamed) by a process that
@@ -218,7 +268,7 @@ impl FsStore {
     /// finish after it completes the record. Anything else is an unknown upload.
     async fn write_after_finish(&self, info: &UploadInfo) -> Result<Written> {
         let complete = info.length == Some(info.offset);
-        let stored = tokio::fs::metadata(self.final_path(&info.id))
+        let stored = tokio::fs::metadata(self.final_path(info))
             .await
             .map(|m| m.len());
         match stored {
@@ -230,14 +280,31 @@ impl FsStore {
         }
     }
 
-    async fn sync_dir(&self) -> Result<()> {
-        if self.sync == SyncPolicy::Always {
-            let root = self.root.clone();
-            tokio::task::spawn_blocking(move || std::fs::File::open(&root)?.sync_all())
-                .await
-                .map_err(|e| Error::backend("fs", e))?
-                .map_err(io_err("sync directory", &self.root))?;
+    /// Makes the directory entries of `path` durable: its directory's, and for a placed
+    /// upload each directory made for it up to `root`.
+    async fn sync_dirs(&self, path: &Path) -> Result<()> {
+        if self.sync != SyncPolicy::Always {
+            return Ok(());
         }
+        let mut dirs = Vec::new();
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            dirs.push(d.to_owned());
+            if d == self.root {
+                break;
+            }
+            dir = d.parent();
+        }
+        tokio::task::spawn_blocking(move || {
+            for dir in &dirs {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io_err("sync directory", dir))?;
+            }
+            Ok::<_, FsError>(())
+        })
+        .await
+        .map_err(|e| Error::backend("fs", e))??;
         Ok(())
     }
 }
@@ -249,25 +316,54 @@ impl DataStore for FsStore {
     }
 
     fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
-        Some(chunkd_core::Location::File(self.final_path(&info.id)))
+        Some(chunkd_core::Location::File(self.final_path(info)))
+    }
+
+    fn place(&self, info: &UploadInfo, wanted: &Placement) -> Result<StoreState> {
+        let path = placement(wanted).map_err(|why| Error::backend("fs", why))?;
+        let mut state = info.store.clone();
+        state.insert(PLACED.to_owned(), path);
+        Ok(state)
     }
 
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
-        let path = self.part_path(&info.id);
+        let path = self.part_path(info);
+        let placed = info.store.contains_key(PLACED);
+        if placed {
+            // Another upload's file, or anyone's: never taken over, never overwritten.
+            let taken = self.final_path(info);
+            if tokio::fs::try_exists(&taken).await.unwrap_or(true) {
+                return Err(Error::backend(
+                    "fs",
+                    format!("{} is taken", taken.display()),
+                ));
+            }
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(io_err("create directory", parent))?;
+            }
+        }
         tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .await
             .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists if placed => {
+                    Error::backend("fs", format!("{} is taken", path.display()))
+                }
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists(info.id.clone()),
                 _ => io_err("create", &path)(e).into(),
             })?;
-        Ok(StoreState::new())
+        if placed {
+            self.sync_dirs(&path).await?;
+        }
+        Ok(info.store.clone())
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
-        let path = self.part_path(&info.id);
+        let path = self.part_path(info);
         let offset = info.offset;
         let file = match blocking(path.clone(), move |path| open_at(path, offset)).await {
             Ok(file) => file,
@@ -311,8 +407,18 @@ impl DataStore for FsStore {
     }
 
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
-        let from = self.part_path(&info.id);
-        let to = self.final_path(&info.id);
+        let from = self.part_path(info);
+        let to = self.final_path(info);
+        // Both there: the final name is another file's (a placed path, or an id named
+        // like one), which a rename would replace.
+        if tokio::fs::try_exists(&from).await.unwrap_or(false)
+            && tokio::fs::try_exists(&to).await.unwrap_or(false)
+        {
+            return Err(Error::backend(
+                "fs",
+                format!("{} is taken by another file", to.display()),
+            ));
+        }
         match tokio::fs::rename(&from, &to).await {
             Ok(()) => {}
             // Already renamed by an earlier attempt that crashed before saving state.
@@ -321,12 +427,12 @@ impl DataStore for FsStore {
                     && tokio::fs::try_exists(&to).await.unwrap_or(false) => {}
             Err(e) => return Err(io_err("rename", &from)(e).into()),
         }
-        self.sync_dir().await?;
+        self.sync_dirs(&to).await?;
         Ok(info.store.clone())
     }
 
     async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
-        let path = self.final_path(&info.id);
+        let path = self.final_path(info);
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| match e.kind() {
@@ -341,7 +447,7 @@ impl DataStore for FsStore {
     }
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
-        for path in [self.part_path(&info.id), self.final_path(&info.id)] {
+        for path in [self.part_path(info), self.final_path(info)] {
             match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -363,8 +469,8 @@ impl Concat for FsStore {
         target: &UploadInfo,
         parts: &[UploadInfo],
     ) -> Result<Option<StoreState>> {
-        let target_path = self.part_path(&target.id);
-        let sources: Vec<PathBuf> = parts.iter().map(|p| self.final_path(&p.id)).collect();
+        let target_path = self.part_path(target);
+        let sources: Vec<PathBuf> = parts.iter().map(|p| self.final_path(p)).collect();
         let sync = self.sync;
         // std::io::copy between files uses copy_file_range: the bytes never enter user space.
         let result = tokio::task::spawn_blocking(move || -> std::result::Result<(), FsError> {

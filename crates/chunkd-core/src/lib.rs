@@ -32,7 +32,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use hooks::{
     Access, Changes, DeliveryError, Event, HookEvent, HookKind, Hooks, InvalidStatus, Location,
-    NoHooks, Rejection, RequestInfo, Verdict,
+    NoHooks, Placement, Rejection, RequestInfo, Verdict,
 };
 pub use id::UploadId;
 pub use lock::{Lease, Locker};
@@ -40,4 +40,4 @@ pub use metadata::Metadata;
 pub use owner::Owner;
 pub use state::{OutboxEvent, StateStore};
 pub use store::{Concat, DataStore, DirectParts, Part, Written};
-pub use upload::{ConcatKind, NewUpload, Status, StoreState, UploadInfo};
+pub use upload::{ConcatKind, NewUpload, Status, StoreState, UploadInfo, UploadLimits};

@@ -71,6 +71,17 @@ pub trait DataStore: fmt::Debug + Send + Sync + 'static {
     fn location(&self, _info: &UploadInfo) -> Option<crate::hooks::Location> {
         None
     }
+
+    /// Checks where a pre-create hook wants `info`'s bytes and returns the bookkeeping
+    /// that makes [`create`](DataStore::create) and every later call use that place. A
+    /// place that is unsafe (outside the store's directory or prefix, another bucket)
+    /// or already taken is an error, never followed.
+    fn place(&self, _info: &UploadInfo, _wanted: &crate::hooks::Placement) -> Result<StoreState> {
+        Err(crate::error::Error::backend(
+            self.name(),
+            "this store cannot place uploads where a hook asks",
+        ))
+    }
 }
 
 /// One part a client stored directly.

@@ -35,6 +35,25 @@ pub enum ConcatKind {
 /// saved with the offset in the same state update so there is one source of truth.
 pub type StoreState = BTreeMap<String, String>;
 
+/// Limits a pre-create hook set for one upload: a size below the server's largest, and
+/// its own idle expiry instead of the server's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadLimits {
+    /// Largest size the upload may reach, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Unfinished, it is purged this many seconds after its last write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after_secs: Option<u64>,
+}
+
+impl UploadLimits {
+    /// Whether nothing is set (the server's limits apply).
+    pub fn is_empty(&self) -> bool {
+        self == &UploadLimits::default()
+    }
+}
+
 /// The record a [`crate::StateStore`] persists for every upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadInfo {
@@ -68,6 +87,9 @@ pub struct UploadInfo {
     /// appended through the engine.
     #[serde(default)]
     pub direct: bool,
+    /// What a pre-create hook set for this upload alone.
+    #[serde(default, skip_serializing_if = "UploadLimits::is_empty")]
+    pub limits: UploadLimits,
     /// Compare-and-swap token, bumped by every [`crate::StateStore::update`].
     pub revision: u64,
 }

@@ -68,6 +68,7 @@ impl Hooks for Recorder {
         Verdict::Change(Changes {
             id: Some("chosen-1".parse().unwrap()),
             metadata: Some(metadata),
+            ..Changes::default()
         })
     }
 
@@ -178,4 +179,49 @@ async fn every_point_is_asked_or_told_with_its_request() {
     // The kinds a transport names are tusd's.
     assert_eq!(HookKind::PostFinish.name(), "post-finish");
     assert_eq!("pre-access".parse::<HookKind>(), Ok(HookKind::PreAccess));
+}
+
+/// Gives every upload its own limits: at most 3 bytes, and an hour's idle expiry.
+struct Tight;
+
+#[async_trait]
+impl Hooks for Tight {
+    async fn pre_create(&self, _event: &HookEvent) -> Verdict {
+        Verdict::Change(Changes {
+            max_size: Some(3),
+            expire_after: Some(std::time::Duration::from_secs(3600)),
+            ..Changes::default()
+        })
+    }
+}
+
+#[tokio::test]
+async fn pre_create_sets_an_uploads_own_size_limit_and_expiry() {
+    let uploads = Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new()))
+        .hooks(Arc::new(Tight))
+        .build();
+    let caller = uploads.for_owner(Owner::anonymous());
+    let declared = caller
+        .create(NewUpload {
+            length: Some(4),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(declared, Err(Error::TooLarge { max: 3 })),
+        "{declared:?}"
+    );
+    let deferred = caller.create(NewUpload::default()).await.expect("create");
+    let expires = deferred.expires_at.expect("an expiry");
+    let hour = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    assert!(expires > hour - std::time::Duration::from_secs(60) && expires <= hour);
+    let written = caller
+        .write(&deferred.id, WriteRequest::default(), body_of(b"abcd", 2))
+        .await;
+    assert!(
+        matches!(written, Err(Error::TooLarge { max: 3 })),
+        "{written:?}"
+    );
+    let stored = caller.info(&deferred.id).await.expect("info");
+    assert!(stored.offset <= 3, "{}", stored.offset);
 }

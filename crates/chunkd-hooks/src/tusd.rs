@@ -2,13 +2,16 @@
 //! `{Type, Event: {Upload, HTTPRequest}}`, the answer `{HTTPResponse, RejectUpload,
 //! RejectTermination, ChangeFileInfo, StopUpload}`. chunkd adds fields tusd receivers
 //! ignore: `Event.Protocol`, `Event.Identity`, `Event.Access` (pre-access), the
-//! storage's `Bucket` and `Key` on S3, and `RejectAccess` in the answer.
+//! storage's `Bucket` and `Key` on S3; in the answer, `RejectAccess`,
+//! `ChangeFileInfo.Storage.Key`/`Bucket` (tusd has `Path` only), and
+//! `ChangeFileInfo.MaxSize` and `ExpireAfter` (seconds).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chunkd_core::{
-    Access, Changes, ConcatKind, HookEvent, HookKind, Location, Metadata, Rejection, UploadId,
-    Verdict,
+    Access, Changes, ConcatKind, HookEvent, HookKind, Location, Metadata, Placement, Rejection,
+    UploadId, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +96,8 @@ struct HttpResponseJson {
     status_code: u16,
     #[serde(rename = "Body")]
     body: String,
+    #[serde(rename = "Header")]
+    header: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -103,7 +108,26 @@ struct ChangeFileInfo {
     #[serde(rename = "MetaData")]
     metadata: Option<BTreeMap<String, String>>,
     #[serde(rename = "Storage")]
-    storage: Option<serde_json::Value>,
+    storage: Option<StorageJson>,
+    /// chunkd's: the upload's largest size, in bytes.
+    #[serde(rename = "MaxSize")]
+    max_size: Option<u64>,
+    /// chunkd's: its idle expiry, in seconds.
+    #[serde(rename = "ExpireAfter")]
+    expire_after: Option<u64>,
+}
+
+/// Where the upload goes: tusd's `Path` for a file store; chunkd's `Key` (or a prefix
+/// ending in `/`) and `Bucket` for S3.
+#[derive(Deserialize, Default, Debug)]
+#[serde(default)]
+struct StorageJson {
+    #[serde(rename = "Path")]
+    path: Option<String>,
+    #[serde(rename = "Key")]
+    key: Option<String>,
+    #[serde(rename = "Bucket")]
+    bucket: Option<String>,
 }
 
 /// Go's canonical form of a header name (`upload-length` → `Upload-Length`), which
@@ -199,8 +223,6 @@ pub(crate) enum AnswerError {
     NotJson(#[from] serde_json::Error),
     #[error("the answer chose an id that is not a valid upload id: {0:?}")]
     BadId(String),
-    #[error("the answer asks to change the storage location, which chunkd does not do yet")]
-    Storage,
 }
 
 /// What the answer to a hook of `kind` means for the upload.
@@ -250,6 +272,14 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
         let rejection = Rejection::new(response.status_code, message.clone())
             .or_else(|_| Rejection::new(default_status, message))
             .unwrap_or_else(|_| Rejection::forbidden(default_message));
+        let (rejection, left_out) = rejection.with_headers(response.header);
+        if !left_out.is_empty() {
+            tracing::warn!(
+                hook = kind.name(),
+                ?left_out,
+                "response headers a hook may not set were left out"
+            );
+        }
         return Ok(Verdict::Reject(rejection));
     }
     let Some(change) = answer
@@ -258,9 +288,11 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
     else {
         return Ok(Verdict::Continue);
     };
-    if change.storage.as_ref().is_some_and(|s| !s.is_null()) {
-        return Err(AnswerError::Storage);
-    }
+    let placement = change.storage.map(|s| Placement {
+        path: s.path,
+        key: s.key,
+        bucket: s.bucket,
+    });
     let id = match change.id.as_str() {
         "" => None,
         id => Some(
@@ -275,9 +307,16 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
         }
         metadata
     });
-    Ok(match (id, metadata) {
-        (None, None) => Verdict::Continue,
-        (id, metadata) => Verdict::Change(Changes { id, metadata }),
+    let changes = Changes {
+        id,
+        metadata,
+        placement,
+        max_size: change.max_size,
+        expire_after: change.expire_after.map(Duration::from_secs),
+    };
+    Ok(match changes == Changes::default() {
+        true => Verdict::Continue,
+        false => Verdict::Change(changes),
     })
 }
 

@@ -28,7 +28,8 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chunkd_core::{
-    ByteStream, DataStore, Result, Status, StoreState, UploadId, UploadInfo, Written,
+    ByteStream, DataStore, Error, Placement, Result, Status, StoreState, UploadId, UploadInfo,
+    Written,
 };
 use futures::StreamExt;
 use http_body_util::BodyExt;
@@ -106,7 +107,53 @@ impl S3Store {
     }
 
     fn key(&self, info: &UploadInfo) -> String {
-        format!("{}{}", self.prefix, info.id)
+        match info.store.get(record::KEY) {
+            Some(placed) => placed.clone(),
+            None => format!("{}{}", self.prefix, info.id),
+        }
+    }
+
+    /// The key a placement names, if the store can follow it safely: this bucket, below
+    /// the prefix, no `.` or `..` segment (some S3 servers map keys to files), no
+    /// control characters, at most S3's 1024 bytes. A key ending in `/` is a prefix the
+    /// upload's id is appended to.
+    fn placed_key(
+        &self,
+        info: &UploadInfo,
+        wanted: &Placement,
+    ) -> std::result::Result<String, String> {
+        if wanted.path.is_some() {
+            return Err("an S3 store takes a Key (and Bucket), not a Path".into());
+        }
+        if let Some(bucket) = &wanted.bucket
+            && bucket != self.bucket()
+        {
+            return Err(format!("bucket {bucket:?} is not the configured one"));
+        }
+        let Some(key) = wanted.key.as_deref() else {
+            return Err("no Key given".into());
+        };
+        let key = match key.ends_with('/') {
+            true => format!("{key}{}", info.id),
+            false => key.to_owned(),
+        };
+        let Some(below) = key.strip_prefix(self.prefix.as_str()) else {
+            return Err(format!(
+                "key {key:?} is outside the prefix {:?}",
+                self.prefix
+            ));
+        };
+        let plain = !below.is_empty()
+            && key.len() <= 1024
+            && !key.starts_with('/')
+            && !key.chars().any(char::is_control)
+            && key
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != "..");
+        match plain {
+            true => Ok(key),
+            false => Err(format!("key {key:?} is not a plain object key")),
+        }
     }
 
     /// Creates the bucket if it does not exist (for setups and tests).
@@ -309,8 +356,25 @@ impl DataStore for S3Store {
         "s3"
     }
 
+    fn place(&self, info: &UploadInfo, wanted: &Placement) -> Result<StoreState> {
+        let key = self
+            .placed_key(info, wanted)
+            .map_err(|why| Error::backend("s3", why))?;
+        let mut state = info.store.clone();
+        state.insert(record::KEY.to_owned(), key);
+        Ok(state)
+    }
+
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
         let key = self.key(info);
+        let placed = info.store.get(record::KEY).cloned();
+        // Completion would replace an object there: a placed key must be free.
+        if placed.is_some() && self.object_len(&key).await?.is_some() {
+            return Err(Error::backend(
+                "s3",
+                format!("object {key:?} exists already"),
+            ));
+        }
         let action = self
             .bucket
             .create_multipart_upload(Some(&self.credentials), &key);
@@ -318,12 +382,13 @@ impl DataStore for S3Store {
         let text = String::from_utf8_lossy(&body);
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
             .map_err(|e| S3Error::Unexpected(format!("CreateMultipartUpload: {e}")))?;
-        Ok(Multipart::new(
+        let mut multipart = Multipart::new(
             created.upload_id().to_owned(),
             self.part_size,
             self.writers.instance(),
-        )
-        .state())
+        );
+        multipart.key = placed;
+        Ok(multipart.state())
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {

@@ -18,6 +18,8 @@ const WRITER: &str = "s3.writer";
 /// write, once a record naming the new one is saved).
 const TAIL: &str = "s3.tail";
 const STALE_TAIL: &str = "s3.stale_tail";
+/// The object key a pre-create hook placed the upload at, when it did.
+pub(super) const KEY: &str = "s3.key";
 
 /// S3 numbers parts 1 to 10,000.
 pub(super) const MAX_PART_NUMBER: u16 = 10_000;
@@ -42,6 +44,8 @@ pub(super) struct Multipart {
     pub(super) writer: Option<String>,
     pub(super) tail: Option<String>,
     pub(super) stale_tail: Option<String>,
+    /// The placed object key (else the prefix and the id).
+    pub(super) key: Option<String>,
 }
 
 impl Multipart {
@@ -56,6 +60,7 @@ impl Multipart {
             writer: Some(writer.to_owned()),
             tail: None,
             stale_tail: None,
+            key: None,
         }
     }
 
@@ -95,6 +100,7 @@ impl Multipart {
             writer: info.store.get(WRITER).cloned(),
             tail: info.store.get(TAIL).cloned(),
             stale_tail: info.store.get(STALE_TAIL).cloned(),
+            key: info.store.get(KEY).cloned(),
         })
     }
 
@@ -132,6 +138,7 @@ impl Multipart {
             (WRITER, &self.writer),
             (TAIL, &self.tail),
             (STALE_TAIL, &self.stale_tail),
+            (KEY, &self.key),
         ] {
             if let Some(value) = value {
                 state.insert(key.to_owned(), value.clone());

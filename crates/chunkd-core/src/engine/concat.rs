@@ -116,7 +116,7 @@ impl Uploads {
             return Ok(false);
         }
         let kept = UploadInfo {
-            expires_at: self.next_expiry(),
+            expires_at: self.next_expiry(info),
             ..info.clone()
         };
         let kept = match self.0.state.update(&kept).await {

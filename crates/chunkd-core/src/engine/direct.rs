@@ -59,7 +59,7 @@ impl Uploads {
             return Err(Error::InvalidPart("part numbers run from 1 to 10000"));
         }
         // A part that starts past the largest allowed upload can only be refused later.
-        if let Some(max) = self.0.limits.max_size
+        if let Some(max) = self.max_size(&info)
             && u64::from(number - 1) * store.min_part_size() >= max.max(1)
         {
             return Err(Error::TooLarge { max });
@@ -101,7 +101,7 @@ impl Uploads {
                     "the parts do not add up to the declared size",
                 ));
             }
-            if let Err(too_large) = self.check_size(size) {
+            if let Err(too_large) = self.check_size(&info, size) {
                 // Nothing of an oversized upload is kept.
                 self.0.store.delete(&info).await?;
                 let event = self.post_event(crate::hooks::HookKind::PostTerminate, &info);

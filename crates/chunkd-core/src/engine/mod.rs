@@ -216,16 +216,28 @@ impl Uploads {
         SystemTime::now()
     }
 
-    fn next_expiry(&self) -> Option<SystemTime> {
-        self.0.limits.expire_after.map(|d| Self::now() + d)
+    /// When `info`, written to now, expires: after its own idle expiry, or the server's.
+    fn next_expiry(&self, info: &UploadInfo) -> Option<SystemTime> {
+        let own = info.limits.expire_after_secs.map(Duration::from_secs);
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX));
+        own.or(self.0.limits.expire_after)
+            .map(|d| Self::now().checked_add(d).unwrap_or(far))
+    }
+
+    /// The largest size `info` may reach: the server's, or its own when lower.
+    fn max_size(&self, info: &UploadInfo) -> Option<u64> {
+        match (self.0.limits.max_size, info.limits.max_size) {
+            (Some(server), Some(own)) => Some(server.min(own)),
+            (server, own) => server.or(own),
+        }
     }
 
     async fn lock(&self, id: &UploadId) -> Result<Lease> {
         self.0.locker.lock(id, self.0.limits.lock_timeout).await
     }
 
-    fn check_size(&self, length: u64) -> Result<()> {
-        match self.0.limits.max_size {
+    fn check_size(&self, info: &UploadInfo, length: u64) -> Result<()> {
+        match self.max_size(info) {
             Some(max) if length > max => Err(Error::TooLarge { max }),
             _ => Ok(()),
         }
@@ -278,9 +290,6 @@ impl Uploads {
                 ConcatKind::Final(parts) => Some(self.final_length(parts, owner).await?),
                 ConcatKind::None | ConcatKind::Partial => new.length,
             };
-            if let Some(length) = length {
-                self.check_size(length)?;
-            }
             let mut info = UploadInfo {
                 id: id.clone(),
                 length,
@@ -290,12 +299,17 @@ impl Uploads {
                 concat: new.concat,
                 owner: owner.clone().into_record(),
                 created_at: Self::now(),
-                expires_at: self.next_expiry(),
+                expires_at: None,
                 store: Default::default(),
                 pending_finals: Vec::new(),
                 direct: new.direct,
+                limits: Default::default(),
                 revision: 0,
             };
+            info.expires_at = self.next_expiry(&info);
+            if let Some(length) = length {
+                self.check_size(&info, length)?;
+            }
             let mut chosen = new.id.is_some();
             if self.0.hooks.wants(HookKind::PreCreate) {
                 let event = self.hook_event(HookKind::PreCreate, &info, None);
@@ -303,14 +317,8 @@ impl Uploads {
                     Verdict::Continue => {}
                     Verdict::Reject(r) => return Err(Error::Rejected(r)),
                     Verdict::Change(changes) => {
-                        if let Some(id) = changes.id {
-                            tracing::debug!(upload.id = %id, "the pre-create hook chose the id");
-                            info.id = id;
-                            chosen = true;
-                        }
-                        if let Some(metadata) = changes.metadata {
-                            info.metadata = metadata;
-                        }
+                        chosen |= changes.id.is_some();
+                        self.apply_changes(&mut info, changes)?;
                     }
                 }
             }
@@ -471,7 +479,7 @@ impl Uploads {
         info.status = Status::Finished;
         // A partial only lives to be joined: it keeps an expiry, counted from now.
         info.expires_at = match info.concat {
-            ConcatKind::Partial => self.next_expiry(),
+            ConcatKind::Partial => self.next_expiry(&info),
             _ => None,
         };
         let event = self.post_event(HookKind::PostFinish, &info);
@@ -522,6 +530,30 @@ impl Uploads {
             location: self.0.store.location(info),
             request: crate::hooks::current_request(),
         }
+    }
+
+    /// Applies what a pre-create hook changed to the upload about to be created: its
+    /// id, metadata, place, and its own limits (checked against its length as declared).
+    fn apply_changes(&self, info: &mut UploadInfo, changes: crate::hooks::Changes) -> Result<()> {
+        if let Some(id) = changes.id {
+            tracing::debug!(upload.id = %id, "the pre-create hook chose the id");
+            info.id = id;
+        }
+        if let Some(metadata) = changes.metadata {
+            info.metadata = metadata;
+        }
+        info.limits.max_size = changes.max_size;
+        info.limits.expire_after_secs = changes.expire_after.map(|d| d.as_secs().max(1));
+        if let Some(length) = info.length {
+            self.check_size(info, length)?;
+        }
+        info.expires_at = self.next_expiry(info);
+        if let Some(placement) = changes.placement {
+            info.store = self.0.store.place(info, &placement).inspect_err(|e| {
+                tracing::error!(upload.id = %info.id, ?placement, error = %crate::error::with_causes(e), "refused the pre-create hook's storage location");
+            })?;
+        }
+        Ok(())
     }
 
     /// Asks the blocking hook of `kind` (pre-finish, pre-terminate, pre-access) about

@@ -132,14 +132,14 @@ impl Uploads {
                     ));
                 }
                 None => {
-                    self.check_size(declared)?;
+                    self.check_size(&info, declared)?;
                     info.length = Some(declared);
                     dirty = true;
                 }
             }
         }
 
-        let max = self.0.limits.max_size;
+        let max = self.max_size(&info);
         let (allowance, overflow): (u64, Box<dyn Fn() -> Error + Send>) = match (info.length, max) {
             (Some(length), _) => (
                 length - info.offset,
@@ -215,7 +215,7 @@ impl Uploads {
             if written.bytes > 0 || dirty || written.store != info.store {
                 info.offset += written.bytes;
                 info.store = written.store;
-                info.expires_at = self.next_expiry();
+                info.expires_at = self.next_expiry(&info);
                 let event = match written.bytes {
                     0 => None,
                     _ => self.post_event(crate::hooks::HookKind::PostReceive, &info),

@@ -1,5 +1,7 @@
 //! What a pre-hook answers: go ahead, go ahead with changes, or a refusal.
 
+use std::time::Duration;
+
 use crate::id::UploadId;
 use crate::metadata::Metadata;
 
@@ -9,7 +11,27 @@ use crate::metadata::Metadata;
 pub struct Rejection {
     status: u16,
     message: String,
+    headers: Vec<(String, String)>,
 }
+
+/// Most headers a refusal carries, and the longest value.
+const MAX_HEADERS: usize = 16;
+const MAX_HEADER_VALUE: usize = 4096;
+
+/// Headers the protocol or the connection own: a hook never sets them.
+const RESERVED_HEADERS: [&str; 11] = [
+    "connection",
+    "content-length",
+    "content-type",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "tus-resumable",
+    "upload-offset",
+];
 
 /// A refusal status outside 400..=599.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -26,7 +48,43 @@ impl Rejection {
         Ok(Rejection {
             status,
             message: message.into(),
+            headers: Vec::new(),
         })
+    }
+
+    /// The refusal with extra response headers (`Retry-After`, `WWW-Authenticate`, …).
+    /// Headers that are not valid HTTP, or that framing or the protocol own, are left
+    /// out and returned by name, as are any past the sixteenth.
+    pub fn with_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (String, String)>,
+    ) -> (Self, Vec<String>) {
+        let mut left_out = Vec::new();
+        for (name, value) in headers {
+            let token = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            let printable = value.len() <= MAX_HEADER_VALUE
+                && value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+            let reserved = RESERVED_HEADERS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&name));
+            if !token || !printable || reserved || self.headers.len() >= MAX_HEADERS {
+                left_out.push(name);
+                continue;
+            }
+            self.headers.push((name, value));
+        }
+        (self, left_out)
+    }
+
+    /// Extra response headers, each a valid HTTP name and value.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 
     /// A 403 with `message`, the usual "not allowed".
@@ -34,6 +92,7 @@ impl Rejection {
         Rejection {
             status: 403,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -68,4 +127,24 @@ pub struct Changes {
     pub id: Option<UploadId>,
     /// The metadata, replaced as a whole.
     pub metadata: Option<Metadata>,
+    /// Where the bytes are kept, checked by the store; one it cannot follow safely
+    /// fails the creation (5xx), logged.
+    pub placement: Option<Placement>,
+    /// The upload's largest size, applied only when below the server's.
+    pub max_size: Option<u64>,
+    /// Its own idle expiry, instead of the server's.
+    pub expire_after: Option<Duration>,
+}
+
+/// Where a pre-create hook wants an upload's bytes: a path under the file store's
+/// directory, or an object key (a key ending in `/` is a prefix the id is appended to)
+/// in a configured bucket. Each store takes what applies to it and refuses the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// A relative path under the file store's directory.
+    pub path: Option<String>,
+    /// An object key, or a prefix ending in `/`.
+    pub key: Option<String>,
+    /// The bucket, which must be the configured one.
+    pub bucket: Option<String>,
 }

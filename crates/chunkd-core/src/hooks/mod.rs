@@ -8,7 +8,7 @@ use crate::upload::UploadInfo;
 mod answer;
 mod event;
 
-pub use answer::{Changes, InvalidStatus, Rejection, Verdict};
+pub use answer::{Changes, InvalidStatus, Placement, Rejection, Verdict};
 pub use event::{Access, HookEvent, HookKind, Location, RequestInfo};
 pub(crate) use event::{current_request, with_request};
 

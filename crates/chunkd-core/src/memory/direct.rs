@@ -297,6 +297,7 @@ mod tests {
             store: StoreState::new(),
             pending_finals: Vec::new(),
             direct: true,
+            limits: Default::default(),
             revision: 0,
         };
         info.store = store.create(&info).await.expect("create");

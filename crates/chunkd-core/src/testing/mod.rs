@@ -73,6 +73,7 @@ pub fn sample_info(length: Option<u64>) -> UploadInfo {
         store: Default::default(),
         pending_finals: Vec::new(),
         direct: false,
+        limits: Default::default(),
         revision: 0,
     }
 }

@@ -142,16 +142,48 @@ fn pre_create_may_choose_the_id_and_the_metadata_but_not_an_unsafe_id() {
             "{id}"
         );
     }
+    // A place, a size and an expiry are passed on for the store and the engine to check.
+    let answer = br#"{"ChangeFileInfo": {"Storage": {"Key": "u/a.bin", "Bucket": "b"},
+        "MaxSize": 100, "ExpireAfter": 60}}"#;
+    let Verdict::Change(changes) = verdict(HookKind::PreCreate, answer).unwrap() else {
+        panic!("no change");
+    };
+    let placement = changes.placement.unwrap();
+    assert_eq!(
+        (
+            placement.path,
+            placement.key.as_deref(),
+            placement.bucket.as_deref()
+        ),
+        (None, Some("u/a.bin"), Some("b"))
+    );
+    assert_eq!(changes.max_size, Some(100));
+    assert_eq!(
+        changes.expire_after,
+        Some(std::time::Duration::from_secs(60))
+    );
     assert!(matches!(
         verdict(
             HookKind::PreCreate,
-            br#"{"ChangeFileInfo": {"Storage": {"Path": "/etc/x"}}}"#
+            br#"{"ChangeFileInfo": {"Storage": {"Path": 7}}}"#
         ),
-        Err(AnswerError::Storage)
+        Err(AnswerError::NotJson(_))
     ));
     // Changes are pre-create's alone.
     assert_eq!(
-        verdict(HookKind::PreFinish, answer).unwrap(),
+        verdict(HookKind::PreFinish, &answer[..]).unwrap(),
         Verdict::Continue
     );
+}
+
+#[test]
+fn a_refusal_carries_the_hooks_headers_but_not_framing_or_protocol_ones() {
+    let answer = br#"{"RejectUpload": true, "HTTPResponse": {"StatusCode": 429,
+        "Body": "slow down", "Header": {"Retry-After": "30", "Content-Length": "0",
+        "Tus-Resumable": "0.1", "Bad Name": "x", "X-Quota": "line\nbreak"}}}"#;
+    let Verdict::Reject(r) = verdict(HookKind::PreCreate, answer).unwrap() else {
+        panic!("not refused");
+    };
+    assert_eq!((r.status(), r.message()), (429, "slow down"));
+    assert_eq!(r.headers(), [("Retry-After".to_owned(), "30".to_owned())]);
 }
