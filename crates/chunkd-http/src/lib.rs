@@ -50,6 +50,14 @@ pub mod public_url;
 pub mod query;
 pub mod range;
 pub mod refusal;
+#[cfg(all(
+    test,
+    feature = "tus",
+    feature = "ietf",
+    feature = "content-range",
+    feature = "resumablejs"
+))]
+mod rejection_tests;
 #[cfg(feature = "resumablejs")]
 pub mod resumablejs;
 #[cfg(any(feature = "tus", feature = "ietf", feature = "content-range"))]

@@ -2,7 +2,7 @@
 //! of a failed identification), which each protocol renders in its own terms. Errors are
 //! logged here, once: 5xx with their causes, refusals at debug level.
 
-use http::StatusCode;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::identity::IdentityError;
 
@@ -110,6 +110,39 @@ pub struct Refusal {
     pub message: String,
     /// Where the upload stands, when that helps the client resume.
     pub offset: Option<u64>,
+    /// Headers a hook's refusal adds.
+    pub headers: HookHeaders,
+}
+
+/// Response headers a hook's refusal adds (`Retry-After`, `WWW-Authenticate`, …).
+/// The protocol's own headers win: one it sets is never replaced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl HookHeaders {
+    /// Adds each header `headers` lacks.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.0 {
+            if !headers.contains_key(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+
+    fn of(rejection: &chunkd_core::Rejection) -> Self {
+        HookHeaders(
+            rejection
+                .headers()
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_str(value).ok()?,
+                    ))
+                })
+                .collect(),
+        )
+    }
 }
 
 impl Refusal {
@@ -119,6 +152,7 @@ impl Refusal {
             kind,
             message: message.into(),
             offset: None,
+            headers: HookHeaders::default(),
         }
     }
 
@@ -179,12 +213,15 @@ impl From<chunkd_core::Error> for Refusal {
                 Kind::RangeNotSatisfiable { length },
                 message,
             ),
-            E::Rejected(r) => Refusal::new(
-                // A rejection's status is checked to be 4xx or 5xx when it is made.
-                StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN),
-                Kind::Rejected,
-                r.message(),
-            ),
+            E::Rejected(r) => Refusal {
+                headers: HookHeaders::of(&r),
+                ..Refusal::new(
+                    // A rejection's status is checked to be 4xx or 5xx when it is made.
+                    StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN),
+                    Kind::Rejected,
+                    r.message(),
+                )
+            },
             E::Interrupted { offset } => {
                 Refusal::new(StatusCode::CONFLICT, Kind::Interrupted, message).at(offset)
             }

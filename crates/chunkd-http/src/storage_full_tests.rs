@@ -5,12 +5,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use axum::body::Body;
 use chunkd_core::memory::{MemoryState, MemoryStore};
 use chunkd_core::{ByteStream, DataStore, Error, StoreState, UploadInfo, Uploads, Written};
 use http::StatusCode;
 
-use crate::test_support::call;
+use crate::test_support::send;
 
 /// A store whose disk is full: uploads can be created, no byte can be written.
 #[derive(Debug)]
@@ -42,51 +41,14 @@ impl DataStore for FullStore {
     }
 }
 
-/// (protocol, URI, headers, body) of a request that stores bytes.
-type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Body);
-
 #[tokio::test]
 async fn a_full_disk_is_507_in_every_protocol() {
     let store = Arc::new(FullStore(MemoryStore::new()));
     let uploads = Uploads::builder(store, Arc::new(MemoryState::new())).build();
     let app = crate::test_support::every_front_end(&uploads);
-    let tus = [
-        ("tus-resumable", "1.0.0"),
-        ("upload-length", "4"),
-        ("content-type", "application/offset+octet-stream"),
-    ];
-    let ietf = [
-        ("upload-complete", "?1"),
-        ("upload-draft-interop-version", "6"),
-    ];
-    let resumable = "/resumable?resumableChunkNumber=1&resumableChunkSize=4\
-        &resumableCurrentChunkSize=4&resumableTotalSize=4&resumableTotalChunks=1\
-        &resumableIdentifier=4-f&resumableFilename=f.bin";
-    let boundary = "b0";
-    let form = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n\
-         data\r\n--{boundary}--\r\n"
-    );
-    let multipart = format!("multipart/form-data; boundary={boundary}");
-    let cases: [Case; 5] = [
-        ("tus", "/files/", tus.to_vec(), Body::from("data")),
-        ("ietf", "/uploads", ietf.to_vec(), Body::from("data")),
-        ("resumable", resumable, vec![], Body::from("data")),
-        (
-            "content-range",
-            "/chunked/",
-            vec![("content-type", multipart.as_str())],
-            Body::from(form.clone()),
-        ),
-        (
-            "form",
-            "/upload",
-            vec![("content-type", multipart.as_str())],
-            Body::from(form.clone()),
-        ),
-    ];
-    for (protocol, uri, headers, body) in cases {
-        let r = call(&app, "POST", uri, &headers, body).await;
+    for creation in crate::test_support::creating_requests() {
+        let protocol = creation.0;
+        let r = send(&app, "POST", creation).await;
         assert_eq!(
             r.status,
             StatusCode::INSUFFICIENT_STORAGE,

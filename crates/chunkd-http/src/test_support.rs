@@ -87,3 +87,53 @@ pub(crate) fn every_front_end(uploads: &chunkd_core::Uploads) -> Router {
         ))
         .merge(crate::form::router(uploads.clone(), Default::default()))
 }
+
+/// (protocol, URI, headers, body) of a request that creates an upload and stores its
+/// four bytes, in each protocol of [`every_front_end`].
+pub(crate) type Creation = (&'static str, String, Vec<(&'static str, String)>, Body);
+
+pub(crate) fn creating_requests() -> Vec<Creation> {
+    let owned = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    let tus = owned(&[
+        ("tus-resumable", "1.0.0"),
+        ("upload-length", "4"),
+        ("content-type", "application/offset+octet-stream"),
+    ]);
+    let ietf = owned(&[
+        ("upload-complete", "?1"),
+        ("upload-draft-interop-version", "6"),
+    ]);
+    let resumable = "/resumable?resumableChunkNumber=1&resumableChunkSize=4\
+        &resumableCurrentChunkSize=4&resumableTotalSize=4&resumableTotalChunks=1\
+        &resumableIdentifier=4-f&resumableFilename=f.bin";
+    let boundary = "b0";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n\
+         data\r\n--{boundary}--\r\n"
+    );
+    let multipart = vec![(
+        "content-type",
+        format!("multipart/form-data; boundary={boundary}"),
+    )];
+    vec![
+        ("tus", "/files/".into(), tus, Body::from("data")),
+        ("ietf", "/uploads".into(), ietf, Body::from("data")),
+        ("resumable", resumable.into(), vec![], Body::from("data")),
+        (
+            "content-range",
+            "/chunked/".into(),
+            multipart.clone(),
+            Body::from(form.clone()),
+        ),
+        ("form", "/upload".into(), multipart, Body::from(form)),
+    ]
+}
+
+/// [`call`] with owned headers, as [`creating_requests`] gives them.
+pub(crate) async fn send(app: &Router, method: &str, creation: Creation) -> Reply {
+    let (_, uri, headers, body) = creation;
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    call(app, method, &uri, &headers, body).await
+}

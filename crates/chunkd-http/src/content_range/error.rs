@@ -9,7 +9,7 @@ use http::{StatusCode, header};
 use crate::download;
 use serde_json::{Value, json};
 
-use crate::refusal::{Kind, Refusal};
+use crate::refusal::{HookHeaders, Kind, Refusal};
 
 /// A refusal: a status and a Django-style JSON body (`{"detail": ...}`).
 #[derive(Debug)]
@@ -18,6 +18,7 @@ pub struct Error {
     body: Value,
     /// `Content-Range: bytes */length` for 416.
     unsatisfied_length: Option<u64>,
+    hook_headers: HookHeaders,
 }
 
 impl Error {
@@ -26,6 +27,7 @@ impl Error {
             status,
             body,
             unsatisfied_length: None,
+            hook_headers: HookHeaders::default(),
         }
     }
 }
@@ -38,6 +40,7 @@ impl IntoResponse for Error {
                 .headers_mut()
                 .insert(header::CONTENT_RANGE, download::unsatisfied_range(length));
         }
+        self.hook_headers.apply(response.headers_mut());
         response
     }
 }
@@ -52,7 +55,8 @@ pub(super) fn bad_request(message: impl ToString) -> Error {
 
 impl From<Refusal> for Error {
     fn from(refusal: Refusal) -> Self {
-        match refusal.kind {
+        let hook_headers = refusal.headers.clone();
+        let error = match refusal.kind {
             Kind::NotFound => detail(StatusCode::NOT_FOUND, "Not found."),
             Kind::Expired => detail(StatusCode::GONE, "Upload has expired"),
             // drf-chunked-upload answers a wrong offset with 400 and the right offset.
@@ -62,6 +66,10 @@ impl From<Refusal> for Error {
                 ..detail(refusal.status, refusal.message)
             },
             _ => detail(refusal.status, refusal.message),
+        };
+        Error {
+            hook_headers,
+            ..error
         }
     }
 }

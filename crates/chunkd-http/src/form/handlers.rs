@@ -17,7 +17,7 @@ use super::progress::{Report, State as Progress, TrackError, valid_id};
 use crate::form_data::{MAX_FIELDS, field_stream, is_multipart, read_text};
 use crate::forward::{Completed, CompletedFile};
 use crate::identity::{self, Owner};
-use crate::refusal::Refusal;
+use crate::refusal::{HookHeaders, Refusal};
 use crate::{body, disposition, hex, query};
 
 /// A refusal with a JSON `{"error": ...}` body.
@@ -25,6 +25,7 @@ use crate::{body, disposition, hex, query};
 pub struct Error {
     status: StatusCode,
     message: String,
+    hook_headers: HookHeaders,
 }
 
 impl Error {
@@ -32,6 +33,7 @@ impl Error {
         Error {
             status,
             message: message.to_string(),
+            hook_headers: HookHeaders::default(),
         }
     }
 
@@ -42,13 +44,18 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        self.hook_headers.apply(response.headers_mut());
+        response
     }
 }
 
 impl From<Refusal> for Error {
     fn from(refusal: Refusal) -> Self {
-        Error::new(refusal.status, refusal.message)
+        Error {
+            hook_headers: refusal.headers,
+            ..Error::new(refusal.status, refusal.message)
+        }
     }
 }
 

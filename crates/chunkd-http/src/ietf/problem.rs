@@ -6,7 +6,7 @@ use http::{HeaderValue, StatusCode, header};
 use serde_json::json;
 
 use super::version::Interop;
-use crate::refusal::{Kind as RefusalKind, Refusal};
+use crate::refusal::{HookHeaders, Kind as RefusalKind, Refusal};
 
 const PROBLEM_TYPES: &str = "https://iana.org/assignments/http-problem-types#";
 
@@ -32,6 +32,8 @@ pub(crate) struct Problem {
     pub with_limits: bool,
     /// The upload resource, for a failed creation the client may still resume.
     pub location: Option<String>,
+    /// Headers a hook's refusal adds.
+    pub hook_headers: HookHeaders,
 }
 
 impl Problem {
@@ -44,6 +46,7 @@ impl Problem {
             complete: None,
             with_limits: false,
             location: None,
+            hook_headers: HookHeaders::default(),
         }
     }
 
@@ -136,6 +139,7 @@ impl Problem {
                 HeaderValue::from(u16::from(version)),
             );
         }
+        self.hook_headers.apply(headers);
         response
     }
 }
@@ -144,6 +148,7 @@ impl From<Refusal> for Problem {
     fn from(refusal: Refusal) -> Self {
         let problem = Problem {
             offset: refusal.offset,
+            hook_headers: refusal.headers,
             ..Problem::new(refusal.status, refusal.message)
         };
         match refusal.kind {

@@ -108,7 +108,9 @@ fn bad_request(message: impl ToString) -> Response {
 
 /// Both libraries read only the status; the body says why for people.
 fn refused(refusal: Refusal) -> Response {
-    (refusal.status, Json(json!({ "error": refusal.message }))).into_response()
+    let mut response = (refusal.status, Json(json!({ "error": refusal.message }))).into_response();
+    refusal.headers.apply(response.headers_mut());
+    response
 }
 
 fn engine_error(err: CoreError) -> Response {

@@ -103,17 +103,25 @@ where
 }
 
 /// A refusal as the companion answers it: a status and `{"error": ...}`.
-struct Refusal(StatusCode, String);
+struct Refusal(StatusCode, String, crate::refusal::HookHeaders);
+
+impl Refusal {
+    fn of(status: StatusCode, message: String) -> Self {
+        Refusal(status, message, Default::default())
+    }
+}
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        self.2.apply(response.headers_mut());
+        response
     }
 }
 
 impl From<crate::refusal::Refusal> for Refusal {
     fn from(refusal: crate::refusal::Refusal) -> Self {
-        Refusal(refusal.status, refusal.message)
+        Refusal(refusal.status, refusal.message, refusal.headers)
     }
 }
 
@@ -139,12 +147,12 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
     let caller = identity::caller_for(&direct.uploads, &req, "s3-multipart")?;
     let body = axum::body::to_bytes(req.into_body(), 64 << 10)
         .await
-        .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
+        .map_err(|_| Refusal::of(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
     let body: CreateBody = serde_json::from_slice(&body)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+        .map_err(|e| Refusal::of(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let mut metadata = Metadata::new();
     let filename = crate::disposition::clean_filename(body.filename)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.into()))?;
+        .map_err(|e| Refusal::of(StatusCode::BAD_REQUEST, e.into()))?;
     if let Some(name) = filename {
         metadata.insert(keys::FILENAME, name);
     }
@@ -161,7 +169,10 @@ async fn create(State(direct): State<Arc<Direct>>, req: Request) -> Answer {
             k.len() <= 64 && k != keys::FILENAME && k != keys::FILETYPE,
         ) && !metadata.try_insert(k, v)
         {
-            return Err(Refusal(StatusCode::BAD_REQUEST, "invalid metadata".into()));
+            return Err(Refusal::of(
+                StatusCode::BAD_REQUEST,
+                "invalid metadata".into(),
+            ));
         }
     }
     let info = caller
@@ -189,7 +200,7 @@ impl Direct {
     ) -> impl Future<Output = Result<(Caller, UploadId), Refusal>> + Send + 'a {
         let named = query::value(req.uri().query(), "key")
             .ok_or_else(|| {
-                Refusal(
+                Refusal::of(
                     StatusCode::BAD_REQUEST,
                     "the query must name the upload's key".into(),
                 )
@@ -202,7 +213,7 @@ impl Direct {
             });
         async move {
             let (key, caller) = named?;
-            let not_found = || Refusal(StatusCode::NOT_FOUND, "no such upload".into());
+            let not_found = || Refusal::of(StatusCode::NOT_FOUND, "no such upload".into());
             let id: UploadId = key.parse().map_err(|_| not_found())?;
             let info = caller.info(&id).await?;
             let matches = self.uploads.direct_session(&info).as_deref() == Some(upload_id);
@@ -216,7 +227,7 @@ impl Direct {
 
 fn part_number(s: &str) -> Result<u16, Refusal> {
     s.trim().parse().map_err(|_| {
-        Refusal(
+        Refusal::of(
             StatusCode::BAD_REQUEST,
             format!("invalid part number {s:?}"),
         )
@@ -247,7 +258,7 @@ async fn sign_batch(
         .map(part_number)
         .collect::<Result<_, _>>()?;
     if numbers.is_empty() || numbers.len() > 1000 {
-        return Err(Refusal(
+        return Err(Refusal::of(
             StatusCode::BAD_REQUEST,
             "name 1 to 1000 partNumbers".into(),
         ));
@@ -296,9 +307,9 @@ async fn complete(
     let (caller, id) = direct.target(&upload_id, &req).await?;
     let body = axum::body::to_bytes(req.into_body(), 2 << 20)
         .await
-        .map_err(|_| Refusal(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
+        .map_err(|_| Refusal::of(StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()))?;
     let body: CompleteBody = serde_json::from_slice(&body)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+        .map_err(|e| Refusal::of(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
     let named: Vec<(u16, String)> = body.parts.into_iter().map(|p| (p.number, p.etag)).collect();
     let info = caller.complete_direct(&id, &named).await?;
     let location = direct

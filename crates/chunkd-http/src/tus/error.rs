@@ -6,7 +6,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use super::{TUS_RESUMABLE, TUS_VERSION};
 use crate::download;
-use crate::refusal::{Kind, Refusal};
+use crate::refusal::{HookHeaders, Kind, Refusal};
 
 /// A tus error response.
 #[derive(Debug)]
@@ -18,6 +18,7 @@ pub struct Error {
     offset: Option<u64>,
     /// `Content-Range: bytes */length` for 416.
     length: Option<u64>,
+    hook_headers: HookHeaders,
 }
 
 impl Error {
@@ -29,6 +30,7 @@ impl Error {
             message: message.into(),
             offset: None,
             length: None,
+            hook_headers: HookHeaders::default(),
         }
     }
 
@@ -72,6 +74,7 @@ impl From<Refusal> for Error {
             message: refusal.message,
             offset: refusal.offset,
             length,
+            hook_headers: refusal.headers,
         }
     }
 }
@@ -101,6 +104,7 @@ impl IntoResponse for Error {
         if let Some(length) = self.length {
             headers.insert(header::CONTENT_RANGE, download::unsatisfied_range(length));
         }
+        self.hook_headers.apply(headers);
         response
     }
 }
