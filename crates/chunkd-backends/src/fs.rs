@@ -1,9 +1,9 @@
 //! Upload bytes as files on local disk.
 //!
 //! An open upload is `<root>/<id>.part`; finishing renames it to `<root>/<id>`. Ids are
-//! validated [`UploadId`]s (letters, digits, `-`, `_`), so a path can never leave `root`.
+//! validated [`UploadId`](chunkd_core::UploadId)s (letters, digits, `-`, `_`), so a path can never leave `root`.
 //! A pre-create hook may place an upload at a relative path of its choosing instead
-//! (`<root>/<path>.part`, then `<root>/<path>`): [`placement`] checks it stays below
+//! (`<root>/<path>.part`, then `<root>/<path>`): `placement` checks it stays below
 //! `root`, and a place another file holds is refused, at creation and at finishing.
 
 use std::io::{self, SeekFrom};
