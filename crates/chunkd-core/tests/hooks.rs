@@ -131,10 +131,11 @@ async fn events_report_the_lifecycle() {
     while let Ok(event) = events.try_recv() {
         seen.push(match event {
             Event::Created(i) => format!("created {}", i.metadata.text("filename").unwrap_or("?")),
-            Event::Progress { offset, .. } => format!("progress {offset}"),
+            Event::Progress(info) => format!("progress {}", info.offset),
             Event::Finished(i) => format!("finished {}", i.offset),
             Event::Terminated(_) => "terminated".to_owned(),
             Event::Expired(_) => "expired".to_owned(),
+            Event::Refused(_, why) => format!("refused {why}"),
         });
     }
     assert_eq!(

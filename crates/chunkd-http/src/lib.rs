@@ -24,6 +24,7 @@ pub mod completed;
 pub mod content_range;
 mod cors;
 pub mod disposition;
+pub mod events;
 pub mod download;
 pub mod form;
 mod form_data;

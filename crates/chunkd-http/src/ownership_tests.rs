@@ -85,8 +85,8 @@ pub(crate) fn stalled(
 pub(crate) async fn committed(events: &mut tokio::sync::broadcast::Receiver<Event>, id: &UploadId) {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(Event::Progress { id: seen, .. }) = events.recv().await
-                && &seen == id
+            if let Ok(Event::Progress(seen)) = events.recv().await
+                && &seen.id == id
             {
                 return;
             }

@@ -167,7 +167,8 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
             uploads.clone(),
             content_range,
         ))
-        .merge(chunkd_http::form::router(uploads, form));
+        .merge(chunkd_http::form::router(uploads.clone(), form))
+        .merge(chunkd_http::events::router(uploads, config.events.clone()));
     if let Some(signer) = signer {
         app = app.merge(signed_ids::router(signer, &config.signing.path));
     }

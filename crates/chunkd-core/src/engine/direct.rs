@@ -110,7 +110,7 @@ impl Uploads {
                     .remove_with_event(id, None, event.as_ref())
                     .await?;
                 self.outbox_written(&event);
-                self.emit(Event::Terminated(id.clone()));
+                self.emit(Event::Terminated(info.clone()));
                 return Err(too_large);
             }
             info.offset = size;

@@ -207,6 +207,12 @@ impl Uploads {
         self.0.shutdown.cancel();
     }
 
+    /// Resolves once [`Uploads::shutdown`] was called: long-lived responses (event
+    /// streams) end then, so a graceful shutdown does not wait for them.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.0.shutdown.clone().cancelled_owned()
+    }
+
     fn emit(&self, event: Event) {
         // No subscribers is fine.
         let _ = self.0.events.send(event);
@@ -380,7 +386,7 @@ impl Uploads {
                 .remove_with_event(id, None, event.as_ref())
                 .await?;
             self.outbox_written(&event);
-            self.emit(Event::Terminated(id.clone()));
+            self.emit(Event::Terminated(info));
             Ok(())
         }
         .instrument(info_span!("upload.terminate", upload.id = %id))
@@ -454,7 +460,7 @@ impl Uploads {
                 purged += 1;
                 progressed = true;
                 tracing::info!(upload.id = %id, "expired upload purged");
-                self.emit(Event::Expired(id));
+                self.emit(Event::Expired(info));
             }
             if !progressed {
                 break;
@@ -471,7 +477,12 @@ impl Uploads {
         _lease: &mut Lease,
         step: Finish<'_>,
     ) -> Result<UploadInfo> {
-        self.ask(HookKind::PreFinish, &info).await?;
+        if let Err(refused) = self.ask(HookKind::PreFinish, &info).await {
+            if let Error::Rejected(rejection) = &refused {
+                self.emit(Event::Refused(info.clone(), rejection.message().to_owned()));
+            }
+            return Err(refused);
+        }
         info.store = match step {
             Finish::Store => self.0.store.finish(&info).await?,
             Finish::Direct(store, parts) => store.complete(&info, parts).await?,

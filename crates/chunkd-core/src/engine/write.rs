@@ -231,10 +231,7 @@ impl Uploads {
                     if let Some(committed) = &committed {
                         committed.send_replace(info.offset);
                     }
-                    self.emit(Event::Progress {
-                        id: info.id.clone(),
-                        offset: info.offset,
-                    });
+                    self.emit(Event::Progress(info.clone()));
                 }
             }
             if body.ended && carry.is_none() {

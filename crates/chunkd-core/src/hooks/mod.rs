@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 
-use crate::id::UploadId;
 use crate::upload::UploadInfo;
 
 mod answer;
@@ -63,22 +62,35 @@ impl Hooks for NoHooks {
     }
 }
 
-/// What happened, broadcast to every subscriber of [`crate::Uploads::events`].
+/// What happened, broadcast to every subscriber of [`crate::Uploads::events`]. Each
+/// carries the upload as recorded at that moment (its owner says whose it is).
 #[derive(Clone, Debug)]
 pub enum Event {
-    /// An upload was created, as recorded.
+    /// An upload was created.
     Created(UploadInfo),
-    /// Bytes of upload `id` were committed; it is now at `offset`.
-    Progress {
-        /// The upload.
-        id: UploadId,
-        /// Bytes stored so far.
-        offset: u64,
-    },
-    /// An upload received its last byte and is readable, as recorded.
+    /// Bytes were committed; the upload is now at its `offset`.
+    Progress(UploadInfo),
+    /// An upload received its last byte and is readable.
     Finished(UploadInfo),
-    /// A client removed the upload.
-    Terminated(UploadId),
+    /// Every byte arrived but the pre-finish hook refused it, with this message; the
+    /// upload is not readable.
+    Refused(UploadInfo, String),
+    /// A client removed the upload (or it outgrew its size limit).
+    Terminated(UploadInfo),
     /// The upload was purged unfinished after its expiry.
-    Expired(UploadId),
+    Expired(UploadInfo),
+}
+
+impl Event {
+    /// The upload the event is about.
+    pub fn upload(&self) -> &UploadInfo {
+        match self {
+            Event::Created(info)
+            | Event::Progress(info)
+            | Event::Finished(info)
+            | Event::Refused(info, _)
+            | Event::Terminated(info)
+            | Event::Expired(info) => info,
+        }
+    }
 }

@@ -456,8 +456,8 @@ pub async fn checkpoints_commit_long_bodies(parts: Arc<EngineParts>) {
         .expect("write");
     let mut progress = Vec::new();
     while let Ok(event) = events.try_recv() {
-        if let crate::hooks::Event::Progress { offset, .. } = event {
-            progress.push(offset);
+        if let crate::hooks::Event::Progress(info) = event {
+            progress.push(info.offset);
         }
     }
     assert_eq!(

@@ -269,7 +269,7 @@ async fn a_one_shot_upload_with_a_wrong_md5_is_not_kept() {
     while let Ok(event) = events.try_recv() {
         match event {
             chunkd_core::Event::Finished(info) => finished = Some(info.id),
-            chunkd_core::Event::Terminated(id) => assert_eq!(Some(&id), finished.as_ref()),
+            chunkd_core::Event::Terminated(info) => assert_eq!(Some(&info.id), finished.as_ref()),
             _ => {}
         }
     }

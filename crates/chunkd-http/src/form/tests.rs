@@ -224,7 +224,7 @@ async fn a_refused_form_keeps_none_of_its_files() {
         while let Ok(event) = events.try_recv() {
             match event {
                 chunkd_core::Event::Finished(info) => finished.push(info.id),
-                chunkd_core::Event::Terminated(id) => removed.push(id),
+                chunkd_core::Event::Terminated(info) => removed.push(info.id),
                 _ => {}
             }
         }

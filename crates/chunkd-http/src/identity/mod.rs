@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, Method, header};
 
 use crate::refusal::Refusal;
 
-mod slots;
+pub(crate) mod slots;
 mod token;
 
 pub use token::{MIN_KEY_BYTES, TokenRules, WeakKey};
@@ -130,6 +130,30 @@ const MAX_IDENTITY: usize = 255;
 impl Config {
     /// Who `headers` identify: anonymous when nothing is sent and none is required.
     pub fn identify(&self, headers: &HeaderMap) -> Result<Owner, IdentityError> {
+        self.identify_with(headers, None)
+    }
+
+    /// Who `req` acts for. A browser's `EventSource` cannot send headers, so an event
+    /// stream request may carry its token as the `access_token` query parameter
+    /// (RFC 6750 §2.3) instead; no other request may, as URLs end up in logs.
+    pub fn identify_request(&self, req: &Request) -> Result<Owner, IdentityError> {
+        let streams = req.method() == Method::GET
+            && req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/event-stream"));
+        let query_token = streams
+            .then(|| crate::query::value(req.uri().query(), "access_token"))
+            .flatten();
+        self.identify_with(req.headers(), query_token.as_deref())
+    }
+
+    fn identify_with(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<Owner, IdentityError> {
         let identity = match &self.source {
             Source::None => None,
             Source::TrustedHeader(name) => {
@@ -152,7 +176,10 @@ impl Config {
                 }
             }
             Source::Token(rules) => match headers.get(header::AUTHORIZATION) {
-                None => None,
+                None => match query_token {
+                    None => None,
+                    Some(token) => Some(rules.verify(token.trim(), now())?),
+                },
                 Some(v) => {
                     let v = v
                         .to_str()
@@ -204,7 +231,7 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
             if req.method() == Method::OPTIONS {
                 return next.run(req).await;
             }
-            let mut found = config.identify(req.headers());
+            let mut found = config.identify_request(&req);
             // Held until the handler has answered, which is after it read the body.
             let mut slot = None;
             if let (Ok(owner), Some(slots)) = (&found, &slots)

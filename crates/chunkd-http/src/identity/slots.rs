@@ -1,7 +1,7 @@
-//! How many upload requests one client has running at once: a named identity counts as
-//! one client wherever it connects from, anonymous clients by their address. Past the
-//! limit a request is refused (429) before it reads any body, so one client cannot hold
-//! every connection slot, lock and disk stream the server has.
+//! How many upload requests (or event streams) one client has running at once: a named
+//! identity counts as one client wherever it connects from, anonymous clients by their
+//! address. Past the limit a request is refused (429) before it reads any body, so one
+//! client cannot hold every connection slot, lock and disk stream the server has.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,12 +13,12 @@ use http::{Extensions, Method};
 use super::Owner;
 
 /// The requests that write (create, append, send parts or forms).
-pub(super) fn is_upload(method: &Method) -> bool {
+pub(crate) fn is_upload(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PATCH | Method::PUT)
 }
 
 /// Who counts as one client: the identity, or for anonymous requests the address.
-pub(super) fn client_key(owner: &Owner, extensions: &Extensions) -> String {
+pub(crate) fn client_key(owner: &Owner, extensions: &Extensions) -> String {
     match owner.as_deref() {
         Some(name) => format!("identity {name}"),
         None => match extensions.get::<ConnectInfo<SocketAddr>>() {
@@ -31,32 +31,32 @@ pub(super) fn client_key(owner: &Owner, extensions: &Extensions) -> String {
 /// The running upload requests of each client. Only clients with a request running
 /// have an entry, so the map is bounded by the connections served at once.
 #[derive(Debug)]
-pub(super) struct Slots {
+pub(crate) struct Slots {
     limit: usize,
     running: Mutex<HashMap<String, usize>>,
 }
 
 /// One running request's place; gives it back when dropped (the request ended).
 #[derive(Debug)]
-pub(super) struct Slot {
+pub(crate) struct Slot {
     slots: Arc<Slots>,
     key: String,
 }
 
 impl Slots {
-    pub(super) fn new(limit: usize) -> Arc<Slots> {
+    pub(crate) fn new(limit: usize) -> Arc<Slots> {
         Arc::new(Slots {
             limit,
             running: Mutex::new(HashMap::new()),
         })
     }
 
-    pub(super) fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.limit
     }
 
     /// A place for one more request of `key`, or `None` when it has `limit` running.
-    pub(super) fn take(self: &Arc<Self>, key: String) -> Option<Slot> {
+    pub(crate) fn take(self: &Arc<Self>, key: String) -> Option<Slot> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         // `limit` is at least 1, so a refused client already has an entry.
         let count = running.entry(key.clone()).or_default();

@@ -96,6 +96,7 @@ mod tests {
             "resumablejs",
             "content_range",
             "form",
+            "events",
             "signing",
             "auth",
             "public_url",

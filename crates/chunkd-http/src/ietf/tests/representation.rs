@@ -204,10 +204,11 @@ async fn hooks_and_events_apply_as_for_every_front_end() {
     while let Ok(event) = events.try_recv() {
         seen.push(match event {
             Event::Created(_) => "created",
-            Event::Progress { .. } => "progress",
+            Event::Progress(_) => "progress",
             Event::Finished(_) => "finished",
             Event::Terminated(_) => "terminated",
             Event::Expired(_) => "expired",
+            Event::Refused(..) => "refused",
         });
     }
     assert_eq!(seen, ["created", "progress", "finished"]);
