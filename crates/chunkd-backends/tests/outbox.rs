@@ -12,8 +12,10 @@ use async_trait::async_trait;
 use chunkd_backends::{FsStore, SqliteState, SyncPolicy};
 use chunkd_core::testing::body_of;
 use chunkd_core::{
-    Delivery, DeliveryError, HookEvent, Hooks, NewUpload, Owner, Uploads, WriteRequest,
+    BodyEnd, Delivered, Delivery, DeliveryError, Error, HookEvent, HookKind, Hooks, Limits,
+    NewUpload, Owner, Uploads, WriteRequest,
 };
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 /// Long enough for any step here; reaching it fails the test instead of hanging it.
@@ -31,16 +33,20 @@ enum Answer {
     Ok,
     Fail,
     Never,
+    /// `StopUpload` to post-receive.
+    Stop,
 }
 
 #[async_trait]
 impl Hooks for Receiver {
-    async fn deliver(&self, event: &HookEvent, key: &str) -> Result<(), DeliveryError> {
+    async fn deliver(&self, event: &HookEvent, key: &str) -> Result<Delivered, DeliveryError> {
         let _ = self
             .seen
             .send((event.kind.name().to_owned(), key.to_owned()));
         match self.answer {
-            Answer::Ok => Ok(()),
+            Answer::Ok => Ok(Delivered::Noted),
+            Answer::Stop if event.kind == HookKind::PostReceive => Ok(Delivered::StopUpload),
+            Answer::Stop => Ok(Delivered::Noted),
             Answer::Fail => Err(DeliveryError("receiver down".into())),
             Answer::Never => std::future::pending().await,
         }
@@ -58,6 +64,10 @@ fn engine(
     let uploads = Uploads::builder(Arc::new(store), Arc::new(state))
         .hooks(Arc::new(Receiver { seen, answer }))
         .delivery(delivery)
+        .limits(Limits {
+            checkpoint_bytes: 4096,
+            ..Limits::default()
+        })
         .build();
     (uploads, deliveries)
 }
@@ -173,4 +183,56 @@ async fn an_event_failing_every_attempt_is_parked_and_counted() {
     let mut distinct: Vec<&String> = attempts.iter().map(|(_, k)| k).collect();
     distinct.dedup();
     assert_eq!(distinct.len(), 3, "each event has its own key");
+}
+
+/// tusd's `StopUpload`: the application answers a post-receive by stopping the upload,
+/// while its request still sends.
+#[tokio::test]
+async fn stop_upload_interrupts_the_running_request_and_removes_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (uploads, mut deliveries) = engine(dir.path(), Answer::Stop, quick());
+    let caller = uploads.for_owner(Owner::anonymous());
+    let info = caller
+        .create(NewUpload {
+            length: Some(100_000),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let delivering = tokio::spawn({
+        let uploads = uploads.clone();
+        async move { uploads.deliver_events().await }
+    });
+    // Past the first checkpoint, then the client stalls: only the stop can end it.
+    let first = bytes::Bytes::from(vec![7u8; 8000]);
+    let body = futures::stream::iter([Ok(first)])
+        .chain(futures::stream::pending())
+        .boxed();
+    let written = tokio::time::timeout(LONG, caller.write(&info.id, WriteRequest::default(), body))
+        .await
+        .expect("the stopped request ended");
+    let end = written
+        .expect("the bytes before the stop are committed")
+        .end;
+    assert_eq!(end, BodyEnd::Interrupted);
+    let kinds: Vec<String> = [
+        next(&mut deliveries).await,
+        next(&mut deliveries).await,
+        next(&mut deliveries).await,
+    ]
+    .into_iter()
+    .map(|(kind, _)| kind)
+    .collect();
+    assert_eq!(kinds, ["post-create", "post-receive", "post-terminate"]);
+    assert!(matches!(
+        caller.info(&info.id).await,
+        Err(Error::NotFound(_))
+    ));
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "bytes left behind: {left:?}");
+    uploads.shutdown();
+    delivering.await.unwrap();
 }

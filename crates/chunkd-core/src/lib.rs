@@ -31,8 +31,8 @@ pub use engine::{
 };
 pub use error::{Error, Result};
 pub use hooks::{
-    Access, Changes, DeliveryError, Event, HookEvent, HookKind, Hooks, InvalidStatus, Location,
-    NoHooks, Placement, Rejection, RequestInfo, Verdict,
+    Access, Changes, Delivered, DeliveryError, Event, HookEvent, HookKind, Hooks, InvalidStatus,
+    Location, NoHooks, Placement, Rejection, RequestInfo, Verdict,
 };
 pub use id::UploadId;
 pub use lock::{Lease, Locker};

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chunkd_core::memory::{MemoryState, MemoryStore};
 use chunkd_core::testing::body_of;
 use chunkd_core::{
-    Access, Caller, Changes, DeliveryError, Error, HookEvent, HookKind, Hooks, Metadata, NewUpload,
-    Owner, Rejection, RequestInfo, UploadId, Uploads, Verdict, WriteRequest,
+    Access, Caller, Changes, Delivered, DeliveryError, Error, HookEvent, HookKind, Hooks, Metadata,
+    NewUpload, Owner, Rejection, RequestInfo, UploadId, Uploads, Verdict, WriteRequest,
 };
 
 /// Refuses any access from a request without `x-key: open`; names uploads called
@@ -77,13 +77,13 @@ impl Hooks for Recorder {
         Verdict::Continue
     }
 
-    async fn deliver(&self, event: &HookEvent, _key: &str) -> Result<(), DeliveryError> {
+    async fn deliver(&self, event: &HookEvent, _key: &str) -> Result<Delivered, DeliveryError> {
         let mut delivered = self.delivered.lock().unwrap();
         delivered.push(describe(event));
         if delivered.len() == 4 {
             self.all_delivered.notify_one();
         }
-        Ok(())
+        Ok(Delivered::Noted)
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chunkd_core::{
-    Delivery, DeliveryError, HookEvent, HookKind, Hooks, Rejection, UploadId, Verdict,
+    Delivered, Delivery, DeliveryError, HookEvent, HookKind, Hooks, Rejection, UploadId, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -289,11 +289,11 @@ impl Hooks for TransportHooks {
         self.ask(event).await
     }
 
-    async fn deliver(&self, event: &HookEvent, key: &str) -> Result<(), DeliveryError> {
+    async fn deliver(&self, event: &HookEvent, key: &str) -> Result<Delivered, DeliveryError> {
         let body = self.body(event);
         self.call(event, &body, key)
             .await
-            .map(drop)
+            .map(|answer| tusd::delivered(&answer))
             .map_err(|e| DeliveryError(e.to_string()))
     }
 }

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chunkd_core::{
-    Access, Changes, ConcatKind, HookEvent, HookKind, Location, Metadata, Placement, Rejection,
-    UploadId, Verdict,
+    Access, Changes, ConcatKind, Delivered, HookEvent, HookKind, Location, Metadata, Placement,
+    Rejection, UploadId, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +225,17 @@ pub(crate) enum AnswerError {
     BadId(String),
 }
 
+/// What the answer to a post-event asks for: only `StopUpload` means anything. A
+/// receiver is not expected to answer post-events in JSON, so anything else is noted.
+pub(crate) fn delivered(answer: &[u8]) -> Delivered {
+    match serde_json::from_slice::<HookResponse>(answer) {
+        Ok(HookResponse {
+            stop_upload: true, ..
+        }) => Delivered::StopUpload,
+        _ => Delivered::Noted,
+    }
+}
+
 /// What the answer to a hook of `kind` means for the upload.
 pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerError> {
     let answer: HookResponse = if answer.iter().all(u8::is_ascii_whitespace) {
@@ -253,15 +264,8 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
             403,
             "access to the upload has been rejected by server",
         ),
-        _ => {
-            if answer.stop_upload {
-                tracing::warn!(
-                    hook = kind.name(),
-                    "StopUpload is not supported yet; ignored"
-                );
-            }
-            return Ok(Verdict::Continue);
-        }
+        // Post-events are answered through `delivered`.
+        _ => return Ok(Verdict::Continue),
     };
     if rejected {
         let response = answer.http_response.unwrap_or_default();

@@ -154,7 +154,9 @@ impl Watch {
                 Event::Terminated(_) => ("failed", Some("terminated".to_owned())),
                 Event::Expired(_) => ("failed", Some("expired".to_owned())),
             };
-            let total = self.batch.record(info, name != "created" && name != "progress");
+            let total = self
+                .batch
+                .record(info, name != "created" && name != "progress");
             let data = Described::of(info, reason, total);
             let json = serde_json::to_string(&data).unwrap_or_else(|_| "{}".to_owned());
             return Some(SseEvent::default().event(name).data(json));

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::StreamExt;
 
 use super::Uploads;
-use crate::hooks::{HookEvent, HookKind};
+use crate::error::Error;
+use crate::hooks::{Delivered, Event, HookEvent, HookKind};
 use crate::id::UploadId;
 use crate::state::OutboxEvent;
 use crate::upload::UploadInfo;
@@ -172,7 +173,12 @@ impl Uploads {
             event,
         } = outboxed;
         let outcome = match self.0.hooks.deliver(&event, &key).await {
-            Ok(()) => self.0.state.event_delivered(seq).await,
+            Ok(answer) => {
+                if answer == Delivered::StopUpload {
+                    self.stop_upload(&event).await;
+                }
+                self.0.state.event_delivered(seq).await
+            }
             Err(failure) => {
                 let failures = attempts.saturating_add(1);
                 let park = failures >= self.0.delivery.attempts;
@@ -191,6 +197,45 @@ impl Uploads {
         if let Err(e) = outcome {
             // The hold runs out and the event is handed out again: at least once.
             tracing::warn!(upload.id = %event.upload.id, %key, error = %crate::error::with_causes(&e), "outbox not updated after a delivery attempt");
+        }
+    }
+
+    /// An application's `StopUpload` answer: the running request lets go (the newest
+    /// lock wins), then the unfinished upload is removed as if its client terminated it,
+    /// without asking pre-terminate (the application asked for it).
+    async fn stop_upload(&self, event: &HookEvent) {
+        let id = &event.upload.id;
+        if event.kind != HookKind::PostReceive {
+            tracing::warn!(upload.id = %id, hook = event.kind.name(), "StopUpload answers only post-receive; ignored");
+            return;
+        }
+        let stopped = async {
+            let _lease = self.lock(id).await?;
+            let info = match self.0.state.get(id).await {
+                Ok(info) => info,
+                Err(Error::NotFound(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if info.is_finished() {
+                tracing::warn!(upload.id = %id, "StopUpload came after the upload finished; it stays");
+                return Ok(false);
+            }
+            self.0.store.delete(&info).await?;
+            let removed = self.post_event(HookKind::PostTerminate, &info);
+            self.0
+                .state
+                .remove_with_event(id, None, removed.as_ref())
+                .await?;
+            self.outbox_written(&removed);
+            self.emit(Event::Terminated(info));
+            Ok(true)
+        };
+        match stopped.await {
+            Ok(true) => tracing::info!(upload.id = %id, "upload stopped by the application"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(upload.id = %id, error = %crate::error::with_causes(&e), "StopUpload failed; the upload stays")
+            }
         }
     }
 

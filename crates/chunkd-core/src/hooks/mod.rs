@@ -42,9 +42,21 @@ pub trait Hooks: Send + Sync + 'static {
     /// What happened (post-create, post-receive, post-finish, post-terminate), from the
     /// outbox, after the record says so: at least once, each upload's in order, with
     /// the same `key` on every attempt. An error has it tried again later.
-    async fn deliver(&self, _event: &HookEvent, _key: &str) -> Result<(), DeliveryError> {
-        Ok(())
+    async fn deliver(&self, _event: &HookEvent, _key: &str) -> Result<Delivered, DeliveryError> {
+        Ok(Delivered::Noted)
     }
+}
+
+/// What the application answered a post-event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivered {
+    /// It took note.
+    #[default]
+    Noted,
+    /// Stop this upload (an answer to post-receive, like tusd's `StopUpload`): a running
+    /// request on it is interrupted and the unfinished upload removed. Ignored for other
+    /// events and for uploads already finished.
+    StopUpload,
 }
 
 /// A post-event did not arrive; the outbox tries again.

@@ -4,7 +4,7 @@ use chunkd_core::testing::sample_info;
 use chunkd_core::{ConcatKind, HookEvent, HookKind, Location, RequestInfo, Verdict};
 use serde_json::{Value, json};
 
-use super::{AnswerError, request_body, verdict};
+use super::{AnswerError, delivered, request_body, verdict};
 
 fn event(kind: HookKind) -> HookEvent {
     let mut upload = sample_info(None);
@@ -186,4 +186,19 @@ fn a_refusal_carries_the_hooks_headers_but_not_framing_or_protocol_ones() {
     };
     assert_eq!((r.status(), r.message()), (429, "slow down"));
     assert_eq!(r.headers(), [("Retry-After".to_owned(), "30".to_owned())]);
+}
+
+#[test]
+fn a_post_event_answer_means_something_only_when_it_stops_the_upload() {
+    use chunkd_core::Delivered;
+    assert_eq!(delivered(br#"{"StopUpload": true}"#), Delivered::StopUpload);
+    for noted in [
+        &b""[..],
+        b"ok",
+        br#"{"StopUpload": false}"#,
+        br#"{"StopUpload": "yes"}"#,
+        br#"{"RejectUpload": true}"#,
+    ] {
+        assert_eq!(delivered(noted), Delivered::Noted, "{noted:?}");
+    }
 }

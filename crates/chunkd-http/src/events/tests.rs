@@ -163,7 +163,10 @@ async fn a_stream_shows_the_callers_uploads_and_their_batch_total() {
     let mut seen = Vec::new();
     loop {
         let (event, data) = alice.next().await.unwrap();
-        assert_ne!(data["filename"], "bob.bin", "another user's upload was shown");
+        assert_ne!(
+            data["filename"], "bob.bin",
+            "another user's upload was shown"
+        );
         let batch = &data["batch"];
         seen.push(format!(
             "{event} {} {} | {}/{} of {}, {} ended",
@@ -195,7 +198,10 @@ async fn a_stream_shows_the_callers_uploads_and_their_batch_total() {
     // With the batch over, the next upload starts a new one.
     let third = create(&app, "alice", "c.bin", 5).await;
     let (event, data) = alice.next().await.unwrap();
-    assert_eq!((event.as_str(), &data["batch"]["uploads"]), ("created", &1.into()));
+    assert_eq!(
+        (event.as_str(), &data["batch"]["uploads"]),
+        ("created", &1.into())
+    );
     append(&app, "alice", &third, 0, vec![1; 5]).await;
     assert_eq!(alice.next().await.unwrap().0, "progress");
     assert_eq!(alice.next().await.unwrap().0, "finished");
@@ -263,7 +269,10 @@ async fn anonymous_callers_need_the_setting() {
     assert_eq!(stream.next().await.unwrap().0, "ready");
     create(&app, "", "anon.bin", 4).await;
     let (event, data) = stream.next().await.unwrap();
-    assert_eq!((event.as_str(), &data["filename"]), ("created", &"anon.bin".into()));
+    assert_eq!(
+        (event.as_str(), &data["filename"]),
+        ("created", &"anon.bin".into())
+    );
 }
 
 #[tokio::test]

@@ -18,9 +18,7 @@ use anyhow::Context as _;
 use chunkd_backends::{PgConfig, S3Config, SyncPolicy};
 use chunkd_core::Limits;
 use chunkd_http::interim::ConnectionLimits;
-use chunkd_http::{
-    PublicUrl, content_range, events, form, ietf, resumablejs, s3_multipart, tus,
-};
+use chunkd_http::{PublicUrl, content_range, events, form, ietf, resumablejs, s3_multipart, tus};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
