@@ -1,7 +1,7 @@
 """A Flask application receiving chunkd's hooks, as an application written for tusd's
 hook JSON would: it verifies each delivery's signature, decides who may create and
-touch uploads by an API key header, names some uploads itself, and records every
-event. Run in a thread by the tests (werkzeug's server)."""
+touch uploads by an API key header, names and places some uploads itself, stops one,
+and records every event. Run in a thread by the tests (werkzeug's server)."""
 
 import hashlib
 import hmac
@@ -45,7 +45,8 @@ class Receiver:
         """Waits (bounded) until `predicate(events)` holds; returns the events."""
         with self.changed:
             if not self.changed.wait_for(lambda: predicate(self.events), timeout=timeout):
-                raise AssertionError(f"hooks never satisfied the test: {self.events}")
+                seen = [(kind, uid) for kind, uid, _, _ in self.events]
+                raise AssertionError(f"hooks never satisfied the test: {seen}")
             return list(self.events)
 
     def _app(self):
@@ -71,10 +72,20 @@ class Receiver:
                     answer = {"RejectUpload": True, "HTTPResponse": {"StatusCode": 403, "Body": "no such files here"}}
                 else:
                     upload_id = upload["ID"]
+                    change = {}
                     if meta.get("choose") == "yes":
                         upload_id = f"{user}-chosen-{len(self.creators)}"
-                        answer = {"ChangeFileInfo": {"ID": upload_id, "MetaData": {**meta, "user": user}}}
+                        change = {"ID": upload_id, "MetaData": {**meta, "user": user}}
+                    # Each user's files in a folder (disk) or under a key prefix (S3).
+                    if meta.get("place") == "disk":
+                        change["Storage"] = {"Path": f"{user}/{meta['filename']}"}
+                    elif meta.get("place") == "bucket":
+                        change["Storage"] = {"Key": f"users/{user}/", "Bucket": upload["Storage"]["Bucket"]}
+                    if change:
+                        answer = {"ChangeFileInfo": change}
                     self.creators[upload_id] = user
+            elif kind == "post-receive" and upload["MetaData"].get("filename") == "stop-me.bin":
+                answer = {"StopUpload": True}
             elif kind == "pre-access":
                 if self.creators.get(upload["ID"]) != user:
                     answer = {"RejectAccess": True, "HTTPResponse": {"StatusCode": 403, "Body": "not your upload"}}

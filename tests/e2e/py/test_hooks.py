@@ -5,6 +5,7 @@ Resumable.js, post-events in order with the stored file where they say."""
 import io
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,85 @@ def test_pre_access_refuses_another_users_chunk_test_on_resumablejs(server):
     assert last.status_code == 200 and last.json()["complete"], last.text
     stored = requests.get(f"{base}/files/{last.json()['id']}", headers=ALICE, timeout=10)
     assert sha256(stored.content) == sha256(data)
+
+
+def finished_event(receiver, upload_id):
+    events = receiver.wait_for(lambda ev: "post-finish" in events_of(ev, upload_id))
+    return [e for kind, uid, _, e in events if uid == upload_id and kind == "post-finish"][0]
+
+
+def test_pre_create_places_the_file_in_the_users_folder(server, receiver):
+    data = os.urandom(700_000)
+    up = client.TusClient(server.endpoint, headers=ALICE).uploader(
+        file_stream=io.BytesIO(data), chunk_size=256 * 1024,
+        metadata={"filename": "placed.bin", "place": "disk"})
+    up.upload()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    finished = finished_event(receiver, upload_id)
+    where = server.data_dir / "files" / "alice" / "placed.bin"
+    assert Path(finished["Upload"]["Storage"]["Path"]) == where
+    assert sha256(where.read_bytes()) == sha256(data)
+    assert not (server.data_dir / "files" / upload_id).exists(), "the default place is unused"
+    got = requests.get(up.url, headers={**TUS, **ALICE}, timeout=10)
+    assert sha256(got.content) == sha256(data)
+    # A second file wanting the same place is refused, the first one untouched.
+    with pytest.raises(TusCommunicationError) as taken:
+        client.TusClient(server.endpoint, headers=ALICE).uploader(
+            file_stream=io.BytesIO(b"other"), chunk_size=5,
+            metadata={"filename": "placed.bin", "place": "disk"}).upload()
+    assert taken.value.status_code == 500
+    assert sha256(where.read_bytes()) == sha256(data)
+
+
+def test_stop_upload_ends_an_upload_from_post_receive(server, receiver):
+    data = os.urandom(3 * 1024 * 1024)
+    up = client.TusClient(server.endpoint, headers=ALICE).uploader(
+        file_stream=io.BytesIO(data), chunk_size=1024 * 1024, metadata={"filename": "stop-me.bin"})
+    up.upload_chunk()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    events = receiver.wait_for(lambda ev: "post-terminate" in events_of(ev, upload_id))
+    told = [k for k in events_of(events, upload_id) if k.startswith("post-")]
+    assert told[:2] == ["post-create", "post-receive"] and told[-1] == "post-terminate", told
+    head = requests.head(up.url, headers={**TUS, **ALICE}, timeout=10)
+    assert head.status_code == 404
+    with pytest.raises(TusCommunicationError):
+        up.upload_chunk()
+    assert not (server.data_dir / "files" / f"{upload_id}.part").exists()
+
+
+@pytest.fixture(scope="module")
+def s3_server(receiver):
+    from test_scale_out import env
+    bucket = f"hooks{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory(prefix="chunkd-hooks-s3-") as d:
+        s = Chunkd(Path(d), env={
+            "CHUNKD_HOOKS__URL": receiver.url,
+            "CHUNKD_HOOKS__SECRETS": f'["{SECRET}"]',
+            "CHUNKD_STORE": "s3",
+            "CHUNKD_S3__ENDPOINT": env("CHUNKD_TEST_S3_ENDPOINT"),
+            "CHUNKD_S3__BUCKET": bucket,
+            "CHUNKD_S3__ACCESS_KEY": env("CHUNKD_TEST_S3_ACCESS_KEY"),
+            "CHUNKD_S3__SECRET_KEY": env("CHUNKD_TEST_S3_SECRET_KEY"),
+            "CHUNKD_S3__CREATE_BUCKET": "true",
+        })
+        s.bucket = bucket
+        yield s
+        s.stop()
+
+
+def test_pre_create_places_the_object_under_the_users_key_prefix(s3_server, receiver):
+    from test_scale_out import s3_client
+    data = os.urandom(6 * 1024 * 1024 + 5)
+    up = client.TusClient(s3_server.endpoint, headers=BOB).uploader(
+        file_stream=io.BytesIO(data), chunk_size=2 * 1024 * 1024,
+        metadata={"filename": "placed.bin", "place": "bucket"})
+    up.upload()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    storage = finished_event(receiver, upload_id)["Upload"]["Storage"]
+    assert storage["Bucket"] == s3_server.bucket
+    assert storage["Key"] == f"users/bob/{upload_id}"
+    s3 = s3_client()
+    stored = s3.get_object(Bucket=s3_server.bucket, Key=storage["Key"])["Body"].read()
+    assert sha256(stored) == sha256(data)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])]
+    assert keys == [storage["Key"]], keys
