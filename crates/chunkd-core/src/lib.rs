@@ -32,7 +32,7 @@ pub use engine::{
 pub use error::{Error, Result};
 pub use hooks::{
     Access, Changes, Delivered, DeliveryError, Event, HookEvent, HookKind, Hooks, InvalidStatus,
-    Location, NoHooks, Placement, Rejection, RequestInfo, Verdict,
+    Location, NoHooks, Placement, Rejection, Reply, ReplySlot, RequestInfo, Verdict,
 };
 pub use id::UploadId;
 pub use lock::{Lease, Locker};

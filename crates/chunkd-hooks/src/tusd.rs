@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chunkd_core::{
     Access, Changes, ConcatKind, Delivered, HookEvent, HookKind, Location, Metadata, Placement,
-    Rejection, UploadId, Verdict,
+    Rejection, Reply, UploadId, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -236,6 +236,32 @@ pub(crate) fn delivered(answer: &[u8]) -> Delivered {
     }
 }
 
+/// A pre-finish `HTTPResponse`: headers, and a body for the protocols whose answer has
+/// one. Its `StatusCode` is not followed: the completing request keeps the status its
+/// client expects.
+fn finish_reply(response: HttpResponseJson) -> Verdict {
+    let (headers, content_type): (Vec<_>, Vec<_>) = response
+        .header
+        .into_iter()
+        .partition(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+    if headers.is_empty() && response.body.is_empty() {
+        return Verdict::Continue;
+    }
+    let (mut reply, left_out) = Reply::with_headers(headers);
+    if !left_out.is_empty() {
+        tracing::warn!(
+            hook = HookKind::PreFinish.name(),
+            ?left_out,
+            "response headers a hook may not set were left out"
+        );
+    }
+    if !response.body.is_empty() {
+        let content_type = content_type.into_iter().next().map(|(_, value)| value);
+        reply = reply.with_body(response.body, content_type);
+    }
+    Verdict::Reply(reply)
+}
+
 /// What the answer to a hook of `kind` means for the upload.
 pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerError> {
     let answer: HookResponse = if answer.iter().all(u8::is_ascii_whitespace) {
@@ -285,6 +311,12 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
             );
         }
         return Ok(Verdict::Reject(rejection));
+    }
+    if kind == HookKind::PreFinish {
+        return Ok(match answer.http_response {
+            Some(response) => finish_reply(response),
+            None => Verdict::Continue,
+        });
     }
     let Some(change) = answer
         .change_file_info

@@ -51,7 +51,12 @@ pub(crate) fn describe<'a>(
     if !caller.engine().hooks_listen() {
         return caller;
     }
-    caller.with_request(request_info(request.into(), protocol))
+    let request = request.into();
+    let caller = match request.extensions.get::<crate::finish_reply::Slot>() {
+        Some(slot) => caller.answering_into(slot.0.clone()),
+        None => caller,
+    };
+    caller.with_request(request_info(request, protocol))
 }
 
 fn request_info(parts: Described<'_>, protocol: &'static str) -> RequestInfo {

@@ -26,6 +26,15 @@ mod cors;
 pub mod disposition;
 pub mod download;
 pub mod events;
+mod finish_reply;
+#[cfg(all(
+    test,
+    feature = "tus",
+    feature = "ietf",
+    feature = "content-range",
+    feature = "resumablejs"
+))]
+mod finish_reply_tests;
 pub mod form;
 mod form_data;
 pub mod forward;

@@ -5,6 +5,7 @@ and records every event. Run in a thread by the tests (werkzeug's server)."""
 
 import hashlib
 import hmac
+import json
 import threading
 import time
 
@@ -84,6 +85,11 @@ class Receiver:
                     if change:
                         answer = {"ChangeFileInfo": change}
                     self.creators[upload_id] = user
+            elif kind == "pre-finish" and upload["MetaData"].get("filename") == "processed.bin":
+                answer = {"HTTPResponse": {
+                    "Body": json.dumps({"processed": upload["ID"], "user": user}),
+                    "Header": {"Content-Type": "application/json", "X-Processed": "yes"},
+                }}
             elif kind == "post-receive" and upload["MetaData"].get("filename") == "stop-me.bin":
                 answer = {"StopUpload": True}
             elif kind == "pre-access":

@@ -215,3 +215,16 @@ def test_pre_create_places_the_object_under_the_users_key_prefix(s3_server, rece
     assert sha256(stored) == sha256(data)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])]
     assert keys == [storage["Key"]], keys
+
+
+def test_pre_finish_answers_the_completing_request(server):
+    base = server.endpoint.split("/files")[0]
+    data = os.urandom(300_000)
+    sent = requests.post(f"{base}/upload", files={"file": ("processed.bin", data)}, headers=ALICE, timeout=10)
+    assert sent.status_code == 200, sent.text
+    assert sent.headers["X-Processed"] == "yes"
+    assert sent.headers["Content-Type"] == "application/json"
+    answer = sent.json()
+    assert answer["user"] == "alice"
+    stored = requests.get(f"{base}/files/{answer['processed']}", headers=ALICE, timeout=10)
+    assert sha256(stored.content) == sha256(data)

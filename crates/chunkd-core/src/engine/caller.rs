@@ -8,7 +8,7 @@ use super::Uploads;
 use super::write::{WriteOutcome, WriteRequest};
 use crate::body::ByteStream;
 use crate::error::{Error, Result};
-use crate::hooks::{Access, HookKind, RequestInfo, with_request};
+use crate::hooks::{Access, HookKind, ReplySlot, RequestInfo, with_request};
 use crate::id::UploadId;
 use crate::owner::Owner;
 use crate::upload::{NewUpload, UploadInfo};
@@ -21,6 +21,7 @@ pub struct Caller {
     uploads: Uploads,
     owner: Owner,
     request: Option<Arc<RequestInfo>>,
+    reply: Option<ReplySlot>,
 }
 
 impl Caller {
@@ -29,6 +30,7 @@ impl Caller {
             uploads,
             owner,
             request: None,
+            reply: None,
         }
     }
 
@@ -38,9 +40,16 @@ impl Caller {
         self
     }
 
+    /// This caller with `slot` as where a pre-finish hook's [`Reply`](crate::Reply) to
+    /// the request that completes an upload is left, for the front end to apply.
+    pub fn answering_into(mut self, slot: ReplySlot) -> Self {
+        self.reply = Some(slot);
+        self
+    }
+
     /// Runs `work` as this caller's request: its hook events name the request.
     async fn scoped<F: Future>(&self, work: F) -> F::Output {
-        with_request(self.request.clone(), work).await
+        with_request(self.request.clone(), self.reply.clone(), work).await
     }
 
     /// The pre-access hook's say on `access` to `id`, when a hook listens for it.

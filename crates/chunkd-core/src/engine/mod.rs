@@ -322,6 +322,9 @@ impl Uploads {
                 match self.0.hooks.pre_create(&event).await {
                     Verdict::Continue => {}
                     Verdict::Reject(r) => return Err(Error::Rejected(r)),
+                    Verdict::Reply(_) => {
+                        tracing::warn!("only pre-finish may reply; the reply is ignored");
+                    }
                     Verdict::Change(changes) => {
                         chosen |= changes.id.is_some();
                         self.apply_changes(&mut info, changes)?;
@@ -592,6 +595,16 @@ impl Uploads {
         match verdict {
             Verdict::Continue => Ok(()),
             Verdict::Reject(r) => Err(Error::Rejected(r)),
+            Verdict::Reply(reply) if kind == HookKind::PreFinish => {
+                if !crate::hooks::offer_reply(reply) {
+                    tracing::debug!(upload.id = %info.id, "a pre-finish reply with no request to answer");
+                }
+                Ok(())
+            }
+            Verdict::Reply(_) => {
+                tracing::warn!(upload.id = %info.id, hook = kind.name(), "only pre-finish may reply; the reply is ignored");
+                Ok(())
+            }
             Verdict::Change(_) => {
                 tracing::warn!(upload.id = %info.id, hook = kind.name(), "only pre-create may change an upload; the changes are ignored");
                 Ok(())

@@ -33,6 +33,35 @@ const RESERVED_HEADERS: [&str; 11] = [
     "upload-offset",
 ];
 
+/// Adds the `headers` a hook may set to `to`; returns the names of those left out (not
+/// valid HTTP, owned by framing or the protocol, or past the sixteenth).
+fn add_headers(
+    to: &mut Vec<(String, String)>,
+    headers: impl IntoIterator<Item = (String, String)>,
+) -> Vec<String> {
+    let mut left_out = Vec::new();
+    for (name, value) in headers {
+        let token = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let printable = value.len() <= MAX_HEADER_VALUE
+            && value
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        let reserved = RESERVED_HEADERS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&name));
+        if !token || !printable || reserved || to.len() >= MAX_HEADERS {
+            left_out.push(name);
+            continue;
+        }
+        to.push((name, value));
+    }
+    left_out
+}
+
 /// A refusal status outside 400..=599.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a refusal needs a 4xx or 5xx status, not {0}")]
@@ -59,26 +88,7 @@ impl Rejection {
         mut self,
         headers: impl IntoIterator<Item = (String, String)>,
     ) -> (Self, Vec<String>) {
-        let mut left_out = Vec::new();
-        for (name, value) in headers {
-            let token = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            let printable = value.len() <= MAX_HEADER_VALUE
-                && value
-                    .bytes()
-                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-            let reserved = RESERVED_HEADERS
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(&name));
-            if !token || !printable || reserved || self.headers.len() >= MAX_HEADERS {
-                left_out.push(name);
-                continue;
-            }
-            self.headers.push((name, value));
-        }
+        let left_out = add_headers(&mut self.headers, headers);
         (self, left_out)
     }
 
@@ -117,7 +127,53 @@ pub enum Verdict {
     Change(Changes),
     /// Stop it; the request fails with [`crate::Error::Rejected`].
     Reject(Rejection),
+    /// Let it go ahead, and answer the client that completed the upload with this
+    /// (pre-finish only; elsewhere it is ignored with a warning).
+    Reply(Reply),
 }
+
+/// What a pre-finish hook has the completing request answer: headers added to the
+/// protocol's answer and, where that answer has a body, a body in its place. The status
+/// stays the protocol's, which clients depend on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    headers: Vec<(String, String)>,
+    body: Option<(String, Option<String>)>,
+}
+
+impl Reply {
+    /// A reply adding `headers`; those not allowed are left out and returned by name,
+    /// as for [`Rejection::with_headers`].
+    pub fn with_headers(
+        headers: impl IntoIterator<Item = (String, String)>,
+    ) -> (Self, Vec<String>) {
+        let mut reply = Reply::default();
+        let left_out = add_headers(&mut reply.headers, headers);
+        (reply, left_out)
+    }
+
+    /// The reply with `body` (of `content_type`, when given) in place of the answer's.
+    pub fn with_body(mut self, body: String, content_type: Option<String>) -> Self {
+        self.body = Some((body, content_type));
+        self
+    }
+
+    /// Extra response headers, each a valid HTTP name and value.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body and its media type, when the hook gave one.
+    pub fn body(&self) -> Option<(&str, Option<&str>)> {
+        self.body
+            .as_ref()
+            .map(|(body, content_type)| (body.as_str(), content_type.as_deref()))
+    }
+}
+
+/// Where the engine leaves a pre-finish [`Reply`] for the request that completed the
+/// upload (see [`crate::Caller::answering_into`]).
+pub type ReplySlot = std::sync::Arc<std::sync::Mutex<Option<Reply>>>;
 
 /// What a pre-create hook may change about the upload before anything is stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::answer::{Reply, ReplySlot};
 use crate::upload::UploadInfo;
 
 /// The points where hooks are asked or told.
@@ -155,17 +156,40 @@ pub struct HookEvent {
 
 tokio::task_local! {
     static REQUEST: Arc<RequestInfo>;
+    static REPLY: ReplySlot;
 }
 
-/// Runs `work` with `request` as the request behind the events it causes.
+/// Runs `work` with `request` as the request behind the events it causes, and `reply`
+/// as where a pre-finish reply to it goes.
 pub(crate) async fn with_request<F: Future>(
     request: Option<Arc<RequestInfo>>,
+    reply: Option<ReplySlot>,
     work: F,
 ) -> F::Output {
+    let work = async move {
+        match reply {
+            Some(reply) => REPLY.scope(reply, work).await,
+            None => work.await,
+        }
+    };
     match request {
         Some(request) => REQUEST.scope(request, work).await,
         None => work.await,
     }
+}
+
+/// Leaves a pre-finish hook's `reply` for the request the current task serves; `false`
+/// when no request listens for one (a finish repaired by a status check or by gc).
+pub(crate) fn offer_reply(reply: Reply) -> bool {
+    REPLY
+        .try_with(|slot| match slot.lock() {
+            Ok(mut slot) => {
+                *slot = Some(reply);
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false)
 }
 
 /// The request the current task serves, if a front end said.

@@ -7,9 +7,9 @@ use crate::upload::UploadInfo;
 mod answer;
 mod event;
 
-pub use answer::{Changes, InvalidStatus, Placement, Rejection, Verdict};
+pub use answer::{Changes, InvalidStatus, Placement, Rejection, Reply, ReplySlot, Verdict};
 pub use event::{Access, HookEvent, HookKind, Location, RequestInfo};
-pub(crate) use event::{current_request, with_request};
+pub(crate) use event::{current_request, offer_reply, with_request};
 
 /// Decisions an application makes about uploads, and what it is told happened. Every
 /// pre-hook defaults to `Continue`, and `notify` to nothing.
@@ -31,7 +31,7 @@ pub trait Hooks: Send + Sync + 'static {
         Verdict::Continue
     }
     /// When every byte has arrived, before the upload is made readable; a refusal fails
-    /// the request that completed it.
+    /// the request that completed it, a [`Verdict::Reply`] shapes its answer.
     async fn pre_finish(&self, _event: &HookEvent) -> Verdict {
         Verdict::Continue
     }

@@ -202,3 +202,35 @@ fn a_post_event_answer_means_something_only_when_it_stops_the_upload() {
         assert_eq!(delivered(noted), Delivered::Noted, "{noted:?}");
     }
 }
+
+#[test]
+fn a_pre_finish_http_response_becomes_the_completing_requests_reply() {
+    let answer = json!({"HTTPResponse": {
+        "StatusCode": 418,
+        "Body": "{\"thumbnail\":\"t.png\"}",
+        "Header": {"Content-Type": "application/json", "X-Processed": "yes", "Upload-Offset": "0"}
+    }});
+    let Verdict::Reply(reply) =
+        verdict(HookKind::PreFinish, answer.to_string().as_bytes()).unwrap()
+    else {
+        panic!("not a reply");
+    };
+    assert_eq!(
+        reply.headers(),
+        [("X-Processed".to_owned(), "yes".to_owned())]
+    );
+    assert_eq!(
+        reply.body(),
+        Some(("{\"thumbnail\":\"t.png\"}", Some("application/json")))
+    );
+    // Nothing to say, or a rejection: not a reply.
+    assert_eq!(
+        verdict(HookKind::PreFinish, br#"{"HTTPResponse": {}}"#).unwrap(),
+        Verdict::Continue
+    );
+    let refused = br#"{"RejectUpload": true, "HTTPResponse": {"StatusCode": 422, "Body": "no"}}"#;
+    assert!(matches!(
+        verdict(HookKind::PreFinish, refused).unwrap(),
+        Verdict::Reject(r) if r.status() == 422
+    ));
+}

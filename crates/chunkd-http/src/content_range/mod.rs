@@ -67,6 +67,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let path = format!("/{}", config.path.trim_matches('/'));
+    let replies = uploads.clone();
     let state = Arc::new(ContentRangeUploads {
         uploads,
         path: path.clone(),
@@ -81,7 +82,7 @@ where
         .post(handlers::chunk_or_complete)
         .delete(handlers::delete)
         .fallback(handlers::not_allowed);
-    Router::new()
+    let router = Router::new()
         .route(&path, collection.clone())
         .route(&format!("{path}/"), collection)
         .route(
@@ -94,5 +95,6 @@ where
             get(handlers::content).fallback(handlers::not_allowed),
         )
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    crate::finish_reply::answer_finish_replies(router, &replies)
 }

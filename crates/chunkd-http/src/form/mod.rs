@@ -73,6 +73,7 @@ pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let replies = uploads.clone();
     let state = Arc::new(FormUploads {
         uploads,
         max_files: config.max_files,
@@ -84,7 +85,7 @@ where
         idle_timeout: config.idle_timeout,
         signer: config.signer,
     });
-    Router::new()
+    let router = Router::new()
         .route(
             &config.upload_path,
             post(handlers::upload).fallback(handlers::not_allowed),
@@ -96,5 +97,6 @@ where
                 .fallback(handlers::not_allowed),
         )
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+        .with_state(state);
+    crate::finish_reply::answer_finish_replies(router, &replies)
 }

@@ -80,6 +80,7 @@ where
 {
     let path = format!("/{}", config.path.trim_matches('/'));
     let path = if path == "/" { String::new() } else { path };
+    let replies = uploads.clone();
     let ietf = Arc::new(Ietf {
         uploads,
         path: path.clone(),
@@ -106,5 +107,5 @@ where
     if !path.is_empty() {
         router = router.route(&path, collection);
     }
-    router.with_state(ietf)
+    crate::finish_reply::answer_finish_replies(router.with_state(ietf), &replies)
 }

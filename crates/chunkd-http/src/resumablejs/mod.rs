@@ -102,6 +102,7 @@ pub fn router<S>(uploads: Uploads, config: Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let replies = uploads.clone();
     let chunks = Arc::new(Chunks {
         uploads,
         max_chunks: config.max_chunks,
@@ -120,7 +121,7 @@ where
             .fallback(handlers::not_allowed)
     };
     let status = |dialect: Dialect| get(on(dialect, Step::Status)).fallback(handlers::not_allowed);
-    Router::new()
+    let router = Router::new()
         .route(&config.resumable_path, route(Dialect::Resumable))
         .route(
             &format!("{}/status", config.resumable_path),
@@ -132,7 +133,8 @@ where
             status(Dialect::Flow),
         )
         // Chunk sizes are the client's choice; the engine enforces upload limits.
-        .layer(DefaultBodyLimit::disable())
+        .layer(DefaultBodyLimit::disable());
+    crate::finish_reply::answer_finish_replies(router, &replies)
 }
 
 #[cfg(test)]

@@ -82,6 +82,7 @@ where
         return Router::new();
     }
     let base = format!("/{}/multipart", config.path.trim_matches('/'));
+    let replies = uploads.clone();
     let state = Arc::new(Direct {
         uploads,
         validity: config.part_url_validity,
@@ -90,7 +91,7 @@ where
             .download_path
             .map(|p| format!("/{}", p.trim_matches('/'))),
     });
-    Router::new()
+    let router = Router::new()
         .route(&base, post(create))
         .route(
             &format!("{base}/{{upload_id}}"),
@@ -99,7 +100,8 @@ where
         .route(&format!("{base}/{{upload_id}}/batch"), get(sign_batch))
         .route(&format!("{base}/{{upload_id}}/complete"), post(complete))
         .route(&format!("{base}/{{upload_id}}/{{part}}"), get(sign_one))
-        .with_state(state)
+        .with_state(state);
+    crate::finish_reply::answer_finish_replies(router, &replies)
 }
 
 /// A refusal as the companion answers it: a status and `{"error": ...}`.

@@ -102,6 +102,7 @@ where
         .map(|a| a.name())
         .collect::<Vec<_>>()
         .join(",");
+    let replies = uploads.clone();
     let tus = Arc::new(Tus {
         uploads,
         path: path.clone(),
@@ -126,5 +127,5 @@ where
     if !path.is_empty() {
         router = routing::with_method_override(router, &path, collection, tus);
     }
-    router
+    crate::finish_reply::answer_finish_replies(router, &replies)
 }
