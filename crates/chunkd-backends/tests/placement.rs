@@ -179,3 +179,85 @@ async fn the_s3_store_keeps_an_upload_at_the_key_a_hook_chose() {
     );
     refused(upload(&uploads, &[("path", "a.bin")], b"x").await);
 }
+
+/// A bucket among the configured ones: the object is kept, read, resumed on and removed
+/// there, while staging objects stay in the main bucket.
+#[tokio::test]
+#[ignore = "needs the S3 test service: scripts/test-all.sh starts it"]
+async fn the_s3_store_keeps_an_upload_in_another_configured_bucket() {
+    let main = format!("m{}", chunkd_core::UploadId::generate());
+    let other = format!("o{}", chunkd_core::UploadId::generate());
+    let config = chunkd_backends::S3Config {
+        other_buckets: vec![other.clone()],
+        ..support::s3_config(&main)
+    };
+    let s3 = Arc::new(chunkd_backends::S3Store::new(config).expect("store"));
+    s3.ensure_bucket().await.expect("both buckets");
+    let uploads = engine(s3.clone());
+    let caller = uploads.for_owner(Owner::anonymous());
+    // Past one part, sent in two requests: a tail is staged in between.
+    let data: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut new = NewUpload {
+        length: Some(data.len() as u64),
+        ..Default::default()
+    };
+    new.metadata.insert("key", "uploads/team/");
+    new.metadata.insert("bucket", other.as_str());
+    let info = caller
+        .create(new)
+        .await
+        .expect("placed in the other bucket");
+    let first = caller
+        .write(
+            &info.id,
+            WriteRequest::default(),
+            body_of(&data[..1_000_000], 65536),
+        )
+        .await
+        .expect("first request");
+    assert!(!first.info.is_finished());
+    let done = caller
+        .write(
+            &info.id,
+            WriteRequest {
+                offset: 1_000_000,
+                ..WriteRequest::default()
+            },
+            body_of(&data[1_000_000..], 65536),
+        )
+        .await
+        .expect("second request");
+    assert!(done.info.is_finished());
+    match s3.location(&done.info) {
+        Some(Location::Object { bucket, key }) => {
+            assert_eq!(
+                (bucket.as_str(), key),
+                (other.as_str(), format!("uploads/team/{}", info.id))
+            );
+        }
+        other => panic!("no object location: {other:?}"),
+    }
+    let root = Path::new(&support::env("CHUNKD_TEST_S3_DIR")).to_owned();
+    let stored = root.join(&other).join(format!("uploads/team/{}", info.id));
+    assert_eq!(sha256(&std::fs::read(&stored).unwrap()), sha256(&data));
+    let (_, stream) = caller.read(&info.id, None).await.expect("read");
+    assert_eq!(sha256(&collect(stream).await), sha256(&data));
+    let staged: Vec<_> = walk(&root.join(&main));
+    assert!(staged.is_empty(), "staging objects left: {staged:?}");
+    caller.terminate(&info.id).await.expect("terminate");
+    assert!(!stored.exists(), "the object is removed from its bucket");
+}
+
+/// The files under `dir`, recursively (s3s-fs keeps its own bookkeeping out of them).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -135,6 +135,7 @@ async fn engine_through(addr: SocketAddr) -> Caller {
         virtual_host: false,
         create_bucket: false,
         ca_file: None,
+        ..S3Config::default()
     })
     .unwrap();
     store.ensure_bucket().await.unwrap();

@@ -80,6 +80,7 @@ fn config(addr: SocketAddr, ca_file: Option<PathBuf>) -> S3Config {
         virtual_host: false,
         create_bucket: false,
         ca_file,
+        ..S3Config::default()
     }
 }
 
@@ -137,6 +138,7 @@ fn a_ca_file_without_certificates_is_a_settings_error() {
         virtual_host: false,
         create_bucket: false,
         ca_file: Some(ca_file),
+        ..S3Config::default()
     };
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, "not a certificate\n").unwrap();

@@ -12,6 +12,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rusty_s3::S3Action;
 
 use super::client::{S3Error, Signed};
+use super::object::Object;
 use super::xml::{element, unescape_etag};
 use super::{MIN_PART_SIZE, Multipart, S3Store};
 
@@ -32,10 +33,10 @@ impl Concat for S3Store {
         };
         let _turn = self.writers.turn(&target.id).await;
         let mut multipart = Multipart::of(target)?;
-        let key = self.key(target);
+        let key = self.key(target)?;
         for (index, range) in plan {
             let len = range.end - range.start;
-            let source = self.key(&parts[index]);
+            let source = self.key(&parts[index])?;
             let etag = self
                 .upload_part_copy(&key, &multipart, &source, range)
                 .await?;
@@ -50,17 +51,21 @@ impl Concat for S3Store {
 impl S3Store {
     async fn upload_part_copy(
         &self,
-        key: &str,
+        object: &Object<'_>,
         multipart: &Multipart,
-        source: &str,
+        source: &Object<'_>,
         range: Range<u64>,
     ) -> std::result::Result<String, S3Error> {
         let number = multipart.next_number()?;
-        let mut action =
-            self.bucket
-                .upload_part(Some(&self.credentials), key, number, &multipart.upload_id);
-        // Signed with the request, as S3 requires of every x-amz-* header.
-        let copy_source = format!("/{}/{}", self.bucket.name(), encode_key(source));
+        let mut action = object.bucket.upload_part(
+            Some(&self.credentials),
+            &object.key,
+            number,
+            &multipart.upload_id,
+        );
+        // Signed with the request, as S3 requires of every x-amz-* header. The source
+        // may be in another of the configured buckets.
+        let copy_source = format!("/{}/{}", source.bucket.name(), encode_key(&source.key));
         let copy_range = format!("bytes={}-{}", range.start, range.end - 1);
         action
             .headers_mut()

@@ -12,6 +12,9 @@ pub struct S3Config {
     pub endpoint: String,
     /// The bucket upload objects are kept in (see `create_bucket`).
     pub bucket: String,
+    /// Other buckets on the same service, with the same keys, that a pre-create hook
+    /// may place uploads in (staging objects stay in `bucket`).
+    pub other_buckets: Vec<String>,
     /// The region requests are signed for (`us-east-1` for most S3-compatible services).
     pub region: String,
     /// The access key id requests are signed with.
@@ -36,6 +39,7 @@ impl Default for S3Config {
         S3Config {
             endpoint: String::new(),
             bucket: String::new(),
+            other_buckets: Vec::new(),
             region: "us-east-1".to_owned(),
             access_key: String::new(),
             secret_key: String::new(),
@@ -58,6 +62,7 @@ impl fmt::Debug for S3Config {
         f.debug_struct("S3Config")
             .field("endpoint", &self.endpoint)
             .field("bucket", &self.bucket)
+            .field("other_buckets", &self.other_buckets)
             .field("region", &self.region)
             .field("access_key", &self.access_key)
             .field("secret_key", &secret)

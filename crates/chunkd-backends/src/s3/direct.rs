@@ -9,6 +9,7 @@ use chunkd_core::{DirectParts, Part, Result, StoreState, UploadInfo};
 use rusty_s3::S3Action;
 
 use super::client::{S3Error, Signed};
+use super::object::Object;
 use super::xml::{element, unescape_etag};
 use super::{MIN_PART_SIZE, Multipart, RecordedPart, S3Store};
 
@@ -27,10 +28,13 @@ impl DirectParts for S3Store {
 
     fn sign_part(&self, info: &UploadInfo, number: u16, valid_for: Duration) -> Result<String> {
         let multipart = Multipart::of(info)?;
-        let key = self.key(info);
-        let action =
-            self.bucket
-                .upload_part(Some(&self.credentials), &key, number, &multipart.upload_id);
+        let object = self.key(info)?;
+        let action = object.bucket.upload_part(
+            Some(&self.credentials),
+            &object.key,
+            number,
+            &multipart.upload_id,
+        );
         let valid_for = valid_for.clamp(Duration::from_secs(1), MAX_VALIDITY);
         Ok(action.sign(valid_for).to_string())
     }
@@ -38,13 +42,13 @@ impl DirectParts for S3Store {
     async fn parts(&self, info: &UploadInfo) -> Result<Vec<Part>> {
         let multipart = Multipart::of(info)?;
         Ok(self
-            .list_parts(&self.key(info), &multipart.upload_id)
+            .list_parts(&self.key(info)?, &multipart.upload_id)
             .await?)
     }
 
     async fn complete(&self, info: &UploadInfo, parts: &[Part]) -> Result<StoreState> {
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info);
+        let key = self.key(info)?;
         let recorded: Vec<RecordedPart> = parts
             .iter()
             .map(|p| RecordedPart {
@@ -79,15 +83,16 @@ impl S3Store {
     /// Every part the service holds for the multipart upload, ascending by number.
     pub(super) async fn list_parts(
         &self,
-        key: &str,
+        object: &Object<'_>,
         upload_id: &str,
     ) -> std::result::Result<Vec<Part>, S3Error> {
         let mut parts = Vec::new();
         let mut marker: Option<u16> = None;
         loop {
-            let mut action = self
-                .bucket
-                .list_parts(Some(&self.credentials), key, upload_id);
+            let mut action =
+                object
+                    .bucket
+                    .list_parts(Some(&self.credentials), &object.key, upload_id);
             if let Some(marker) = marker {
                 action.set_part_number_marker(marker);
             }

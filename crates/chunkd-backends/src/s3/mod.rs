@@ -18,6 +18,7 @@ mod concat;
 mod config;
 mod direct;
 mod fence;
+mod object;
 mod record;
 mod tails;
 mod xml;
@@ -32,13 +33,13 @@ use chunkd_core::{
     Written,
 };
 use futures::StreamExt;
-use http_body_util::BodyExt;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use chunks::Chunks;
 use client::{S3Client, S3Error, Signed};
 pub use config::S3Config;
 use fence::Writers;
+use object::Object;
 use record::{Multipart, RecordedPart};
 
 /// S3 refuses smaller parts (except the last).
@@ -47,6 +48,8 @@ pub const MIN_PART_SIZE: u64 = 5 << 20;
 /// Upload bytes in an S3 bucket.
 pub struct S3Store {
     bucket: Bucket,
+    /// Buckets pre-create hooks may place uploads in besides `bucket`.
+    other_buckets: Vec<Bucket>,
     credentials: Credentials,
     prefix: String,
     part_size: u64,
@@ -77,7 +80,7 @@ impl S3Store {
 
     /// A store for the bucket, without contacting it (`create_bucket` is not applied).
     pub fn new(config: S3Config) -> Result<S3Store> {
-        let endpoint = config
+        let endpoint: url::Url = config
             .endpoint
             .parse()
             .map_err(|e| S3Error::Settings(format!("endpoint: {e}")))?;
@@ -86,13 +89,22 @@ impl S3Store {
         } else {
             UrlStyle::Path
         };
-        let bucket = Bucket::new(endpoint, style, config.bucket, config.region)
-            .map_err(|e| S3Error::Settings(e.to_string()))?;
+        let named = |name: String| {
+            Bucket::new(endpoint.clone(), style, name, config.region.clone())
+                .map_err(|e| S3Error::Settings(e.to_string()))
+        };
+        let bucket = named(config.bucket)?;
+        let other_buckets = config
+            .other_buckets
+            .into_iter()
+            .map(named)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         if config.part_size < MIN_PART_SIZE {
             return Err(S3Error::Settings("part_size must be at least 5 MiB".into()).into());
         }
         Ok(S3Store {
             bucket,
+            other_buckets,
             credentials: Credentials::new(config.access_key, config.secret_key),
             prefix: config.prefix,
             part_size: config.part_size,
@@ -106,11 +118,28 @@ impl S3Store {
         self.bucket.name()
     }
 
-    fn key(&self, info: &UploadInfo) -> String {
-        match info.store.get(record::KEY) {
+    /// The upload's object: where a hook placed it, else `<prefix><id>` in the bucket.
+    fn key(&self, info: &UploadInfo) -> std::result::Result<Object<'_>, S3Error> {
+        let bucket = match info.store.get(record::BUCKET) {
+            None => &self.bucket,
+            Some(name) => self.configured_bucket(name).ok_or_else(|| {
+                S3Error::Settings(format!(
+                    "{} is in bucket {name:?}, which is no longer configured",
+                    info.id
+                ))
+            })?,
+        };
+        let key = match info.store.get(record::KEY) {
             Some(placed) => placed.clone(),
             None => format!("{}{}", self.prefix, info.id),
-        }
+        };
+        Ok(Object { bucket, key })
+    }
+
+    fn configured_bucket(&self, name: &str) -> Option<&Bucket> {
+        std::iter::once(&self.bucket)
+            .chain(&self.other_buckets)
+            .find(|b| b.name() == name)
     }
 
     /// The key a placement names, if the store can follow it safely: this bucket, below
@@ -126,9 +155,9 @@ impl S3Store {
             return Err("an S3 store takes a Key (and Bucket), not a Path".into());
         }
         if let Some(bucket) = &wanted.bucket
-            && bucket != self.bucket()
+            && self.configured_bucket(bucket).is_none()
         {
-            return Err(format!("bucket {bucket:?} is not the configured one"));
+            return Err(format!("bucket {bucket:?} is not a configured one"));
         }
         let Some(key) = wanted.key.as_deref() else {
             return Err("no Key given".into());
@@ -156,64 +185,17 @@ impl S3Store {
         }
     }
 
-    /// Creates the bucket if it does not exist (for setups and tests).
+    /// Creates the buckets that do not exist (for setups and tests).
     pub async fn ensure_bucket(&self) -> Result<()> {
-        let action = self.bucket.create_bucket(&self.credentials);
-        match self.client.send(&Signed::new(action, Bytes::new())).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(http::StatusCode::CONFLICT) => Ok(()),
-            Err(e) => Err(e.into()),
+        for bucket in std::iter::once(&self.bucket).chain(&self.other_buckets) {
+            let action = bucket.create_bucket(&self.credentials);
+            match self.client.send(&Signed::new(action, Bytes::new())).await {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(http::StatusCode::CONFLICT) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-    }
-
-    async fn get(
-        &self,
-        key: &str,
-        range: Range<u64>,
-    ) -> std::result::Result<ByteStream<'static>, S3Error> {
-        if range.start == range.end {
-            return Ok(futures::stream::empty().boxed());
-        }
-        let action = self.bucket.get_object(Some(&self.credentials), key);
-        let signed = Signed::new(action, Bytes::new()).with_header(
-            http::header::RANGE,
-            &format!("bytes={}-{}", range.start, range.end - 1),
-        );
-        let response = self.client.send_streaming(&signed).await?;
-        let stream = response
-            .into_body()
-            .into_data_stream()
-            .map(|item| item.map_err(std::io::Error::other));
-        Ok(stream.boxed())
-    }
-
-    /// The first `len` bytes of an object, in memory (a tail is below one part).
-    async fn get_small(&self, key: &str, len: u64) -> std::result::Result<Chunks, S3Error> {
-        let mut out = Chunks::default();
-        let mut stream = self.get(key, 0..len).await?;
-        while let Some(chunk) = stream.next().await {
-            out.push(chunk.map_err(|e| S3Error::Transport(e.to_string()))?);
-        }
-        if out.len() != len {
-            return Err(S3Error::Unexpected(format!(
-                "{key} holds {} bytes, expected {len}",
-                out.len()
-            )));
-        }
-        Ok(out)
-    }
-
-    /// The size of an object, `None` when there is none.
-    async fn object_len(&self, key: &str) -> std::result::Result<Option<u64>, S3Error> {
-        let action = self.bucket.head_object(Some(&self.credentials), key);
-        match self.client.send(&Signed::new(action, Bytes::new())).await {
-            Ok((headers, _)) => Ok(headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok())),
-            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(())
     }
 
     /// The first `len` bytes of the tail object; `None` when it is gone because the
@@ -223,10 +205,10 @@ impl S3Store {
     async fn tail_unless_finished(
         &self,
         info: &UploadInfo,
-        tail_key: &str,
+        tail: &Object<'_>,
         len: u64,
     ) -> std::result::Result<Option<Chunks>, S3Error> {
-        match self.get_small(tail_key, len).await {
+        match self.get_small(tail, len).await {
             Ok(tail) => Ok(Some(tail)),
             Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
                 if self.is_whole(info).await? {
@@ -243,7 +225,7 @@ impl S3Store {
     /// completed it (the object appears whole, at completion, or not at all).
     async fn is_whole(&self, info: &UploadInfo) -> std::result::Result<bool, S3Error> {
         Ok(info.length == Some(info.offset)
-            && self.object_len(&self.key(info)).await? == Some(info.offset))
+            && self.object_len(&self.key(info)?).await? == Some(info.offset))
     }
 
     /// Sends the last part, if any, and completes the multipart upload. When the upload
@@ -257,7 +239,7 @@ impl S3Store {
         tail: Chunks,
         tail_len: u64,
     ) -> std::result::Result<(), S3Error> {
-        let key = self.key(info);
+        let key = self.key(info)?;
         let sent = async {
             if tail_len > 0 {
                 let etag = self.upload_part(&key, multipart, tail).await?;
@@ -279,30 +261,19 @@ impl S3Store {
         }
     }
 
-    async fn put(&self, key: &str, body: Chunks) -> std::result::Result<(), S3Error> {
-        let action = self.bucket.put_object(Some(&self.credentials), key);
-        self.client.send(&Signed::new(action, body)).await?;
-        Ok(())
-    }
-
-    async fn delete_object(&self, key: &str) -> std::result::Result<(), S3Error> {
-        let action = self.bucket.delete_object(Some(&self.credentials), key);
-        match self.client.send(&Signed::new(action, Bytes::new())).await {
-            Err(e) if e.status() != Some(http::StatusCode::NOT_FOUND) => Err(e),
-            _ => Ok(()),
-        }
-    }
-
     async fn upload_part(
         &self,
-        key: &str,
+        object: &Object<'_>,
         multipart: &Multipart,
         body: Chunks,
     ) -> std::result::Result<String, S3Error> {
         let number = multipart.next_number()?;
-        let action =
-            self.bucket
-                .upload_part(Some(&self.credentials), key, number, &multipart.upload_id);
+        let action = object.bucket.upload_part(
+            Some(&self.credentials),
+            &object.key,
+            number,
+            &multipart.upload_id,
+        );
         let (headers, _) = self.client.send(&Signed::new(action, body)).await?;
         headers
             .get(http::header::ETAG)
@@ -313,15 +284,15 @@ impl S3Store {
 
     async fn complete_multipart(
         &self,
-        key: &str,
+        object: &Object<'_>,
         parts: &[RecordedPart],
         upload_id: &str,
     ) -> std::result::Result<(), S3Error> {
         // Only the URL: the body numbers the parts as recorded, which may have gaps.
         let action = rusty_s3::actions::CompleteMultipartUpload::new(
-            &self.bucket,
+            object.bucket,
             Some(&self.credentials),
-            key,
+            &object.key,
             upload_id,
             std::iter::empty(),
         );
@@ -330,10 +301,15 @@ impl S3Store {
         Ok(())
     }
 
-    async fn abort(&self, key: &str, upload_id: &str) -> std::result::Result<(), S3Error> {
-        let action = self
-            .bucket
-            .abort_multipart_upload(Some(&self.credentials), key, upload_id);
+    async fn abort(
+        &self,
+        object: &Object<'_>,
+        upload_id: &str,
+    ) -> std::result::Result<(), S3Error> {
+        let action =
+            object
+                .bucket
+                .abort_multipart_upload(Some(&self.credentials), &object.key, upload_id);
         match self.client.send(&Signed::new(action, Bytes::new())).await {
             // Gone already (completed or aborted): some services say 404, s3s-fs 403.
             // A real permission problem shows in the object deletes that follow.
@@ -362,22 +338,22 @@ impl DataStore for S3Store {
             .map_err(|why| Error::backend("s3", why))?;
         let mut state = info.store.clone();
         state.insert(record::KEY.to_owned(), key);
+        if let Some(bucket) = wanted.bucket.as_ref().filter(|b| *b != self.bucket()) {
+            state.insert(record::BUCKET.to_owned(), bucket.clone());
+        }
         Ok(state)
     }
 
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
-        let key = self.key(info);
+        let key = self.key(info)?;
         let placed = info.store.get(record::KEY).cloned();
         // Completion would replace an object there: a placed key must be free.
         if placed.is_some() && self.object_len(&key).await?.is_some() {
-            return Err(Error::backend(
-                "s3",
-                format!("object {key:?} exists already"),
-            ));
+            return Err(Error::backend("s3", format!("object {key} exists already")));
         }
-        let action = self
+        let action = key
             .bucket
-            .create_multipart_upload(Some(&self.credentials), &key);
+            .create_multipart_upload(Some(&self.credentials), &key.key);
         let (_, body) = self.client.send(&Signed::new(action, Bytes::new())).await?;
         let text = String::from_utf8_lossy(&body);
         let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
@@ -388,13 +364,14 @@ impl DataStore for S3Store {
             self.writers.instance(),
         );
         multipart.key = placed;
+        multipart.bucket = info.store.get(record::BUCKET).cloned();
         Ok(multipart.state())
     }
 
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
         let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info);
+        let key = self.key(info)?;
         if self.writers.must_claim(&multipart) {
             let listed = self.list_parts(&key, &multipart.upload_id).await?;
             self.writers
@@ -459,7 +436,7 @@ impl DataStore for S3Store {
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
         let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info);
+        let key = self.key(info)?;
         let tail_key = self.tail_key(info, multipart.tail.as_deref());
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         // The tail (none to fetch when empty), unless an earlier finish whose record was
@@ -484,7 +461,7 @@ impl DataStore for S3Store {
     }
 
     async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
-        Ok(self.get(&self.key(info), range).await?)
+        Ok(self.get(&self.key(info)?, range).await?)
     }
 
     fn direct(&self) -> Option<&dyn chunkd_core::DirectParts> {
@@ -496,14 +473,15 @@ impl DataStore for S3Store {
     }
 
     fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
+        let object = self.key(info).ok()?;
         Some(chunkd_core::Location::Object {
-            bucket: self.bucket().to_owned(),
-            key: self.key(info),
+            bucket: object.bucket.name().to_owned(),
+            key: object.key,
         })
     }
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
-        let key = self.key(info);
+        let key = self.key(info)?;
         let multipart = Multipart::of(info).ok();
         if let Some(multipart) = &multipart
             && info.status == Status::Open

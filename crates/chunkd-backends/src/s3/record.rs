@@ -20,6 +20,8 @@ const TAIL: &str = "s3.tail";
 const STALE_TAIL: &str = "s3.stale_tail";
 /// The object key a pre-create hook placed the upload at, when it did.
 pub(super) const KEY: &str = "s3.key";
+/// The bucket a pre-create hook placed it in, when not the configured one.
+pub(super) const BUCKET: &str = "s3.bucket";
 
 /// S3 numbers parts 1 to 10,000.
 pub(super) const MAX_PART_NUMBER: u16 = 10_000;
@@ -46,6 +48,8 @@ pub(super) struct Multipart {
     pub(super) stale_tail: Option<String>,
     /// The placed object key (else the prefix and the id).
     pub(super) key: Option<String>,
+    /// The placed bucket (else the configured one).
+    pub(super) bucket: Option<String>,
 }
 
 impl Multipart {
@@ -61,6 +65,7 @@ impl Multipart {
             tail: None,
             stale_tail: None,
             key: None,
+            bucket: None,
         }
     }
 
@@ -101,6 +106,7 @@ impl Multipart {
             tail: info.store.get(TAIL).cloned(),
             stale_tail: info.store.get(STALE_TAIL).cloned(),
             key: info.store.get(KEY).cloned(),
+            bucket: info.store.get(BUCKET).cloned(),
         })
     }
 
@@ -139,6 +145,7 @@ impl Multipart {
             (TAIL, &self.tail),
             (STALE_TAIL, &self.stale_tail),
             (KEY, &self.key),
+            (BUCKET, &self.bucket),
         ] {
             if let Some(value) = value {
                 state.insert(key.to_owned(), value.clone());

@@ -9,6 +9,7 @@ use chunkd_core::{Result, UploadInfo};
 use rusty_s3::actions::ListObjectsV2;
 
 use super::client::{S3Error, Signed};
+use super::object::Object;
 use super::{Multipart, S3Store};
 
 /// Listing pages followed when looking for an upload's unrecorded tails (1000 keys a
@@ -16,8 +17,16 @@ use super::{Multipart, S3Store};
 const MAX_LIST_PAGES: usize = 10;
 
 impl S3Store {
-    /// The tail object called `name` (records from before tails were named have none).
-    pub(super) fn tail_key(&self, info: &UploadInfo, name: Option<&str>) -> String {
+    /// The tail object called `name` (records from before tails were named have none),
+    /// in the configured bucket wherever the upload was placed.
+    pub(super) fn tail_key(&self, info: &UploadInfo, name: Option<&str>) -> Object<'_> {
+        Object {
+            bucket: &self.bucket,
+            key: self.tail_name(info, name),
+        }
+    }
+
+    fn tail_name(&self, info: &UploadInfo, name: Option<&str>) -> String {
         match name {
             Some(name) => format!("{}{}.tail.{name}", self.prefix, info.id),
             None => format!("{}{}.tail", self.prefix, info.id),
@@ -45,11 +54,15 @@ impl S3Store {
             [m.tail.as_deref(), m.stale_tail.as_deref()]
         });
         for name in named.into_iter().flatten() {
-            keys.insert(self.tail_key(info, Some(name)));
+            keys.insert(self.tail_name(info, Some(name)));
         }
-        keys.insert(self.tail_key(info, None));
+        keys.insert(self.tail_name(info, None));
         for key in keys {
-            self.delete_object(&key).await?;
+            let object = Object {
+                bucket: &self.bucket,
+                key,
+            };
+            self.delete_object(&object).await?;
         }
         Ok(())
     }
@@ -59,7 +72,7 @@ impl S3Store {
         &self,
         info: &UploadInfo,
     ) -> std::result::Result<BTreeSet<String>, S3Error> {
-        let prefix = format!("{}.", self.tail_key(info, None));
+        let prefix = format!("{}.", self.tail_name(info, None));
         let mut keys = BTreeSet::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_LIST_PAGES {

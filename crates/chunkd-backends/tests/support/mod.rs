@@ -27,6 +27,7 @@ pub fn s3_config(bucket: &str) -> S3Config {
         virtual_host: false,
         create_bucket: false,
         ca_file: None,
+        ..S3Config::default()
     }
 }
 
