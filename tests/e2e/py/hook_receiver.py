@@ -81,7 +81,9 @@ class Receiver:
                     if meta.get("place") == "disk":
                         change["Storage"] = {"Path": f"{user}/{meta['filename']}"}
                     elif meta.get("place") == "bucket":
-                        change["Storage"] = {"Key": f"users/{user}/", "Bucket": upload["Storage"]["Bucket"]}
+                        # The application's own choice of bucket; the test names it.
+                        bucket = meta.get("bucket", upload["Storage"]["Bucket"])
+                        change["Storage"] = {"Key": f"users/{user}/", "Bucket": bucket}
                     if change:
                         answer = {"ChangeFileInfo": change}
                     self.creators[upload_id] = user

@@ -183,6 +183,7 @@ def test_stop_upload_ends_an_upload_from_post_receive(server, receiver):
 def s3_server(receiver):
     from test_scale_out import env
     bucket = f"hooks{uuid.uuid4().hex[:12]}"
+    archive = f"archive{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory(prefix="chunkd-hooks-s3-") as d:
         s = Chunkd(Path(d), env={
             "CHUNKD_HOOKS__URL": receiver.url,
@@ -190,11 +191,13 @@ def s3_server(receiver):
             "CHUNKD_STORE": "s3",
             "CHUNKD_S3__ENDPOINT": env("CHUNKD_TEST_S3_ENDPOINT"),
             "CHUNKD_S3__BUCKET": bucket,
+            "CHUNKD_S3__OTHER_BUCKETS": f'["{archive}"]',
             "CHUNKD_S3__ACCESS_KEY": env("CHUNKD_TEST_S3_ACCESS_KEY"),
             "CHUNKD_S3__SECRET_KEY": env("CHUNKD_TEST_S3_SECRET_KEY"),
             "CHUNKD_S3__CREATE_BUCKET": "true",
         })
         s.bucket = bucket
+        s.archive = archive
         yield s
         s.stop()
 
@@ -228,3 +231,25 @@ def test_pre_finish_answers_the_completing_request(server):
     assert answer["user"] == "alice"
     stored = requests.get(f"{base}/files/{answer['processed']}", headers=ALICE, timeout=10)
     assert sha256(stored.content) == sha256(data)
+
+
+def test_pre_create_places_the_object_in_another_configured_bucket(s3_server, receiver):
+    from test_scale_out import s3_client
+    data = os.urandom(5 * 1024 * 1024 + 99)
+    up = client.TusClient(s3_server.endpoint, headers=ALICE).uploader(
+        file_stream=io.BytesIO(data), chunk_size=1024 * 1024,
+        metadata={"filename": "kept.bin", "place": "bucket", "bucket": s3_server.archive})
+    up.upload()
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    storage = finished_event(receiver, upload_id)["Upload"]["Storage"]
+    assert (storage["Bucket"], storage["Key"]) == (s3_server.archive, f"users/alice/{upload_id}")
+    stored = s3_client().get_object(Bucket=s3_server.archive, Key=storage["Key"])["Body"].read()
+    assert sha256(stored) == sha256(data)
+    got = requests.get(up.url, headers={**TUS, **ALICE}, timeout=10)
+    assert sha256(got.content) == sha256(data)
+    # A bucket the server was not given is refused, nothing stored.
+    with pytest.raises(TusCommunicationError) as refused:
+        client.TusClient(s3_server.endpoint, headers=ALICE).uploader(
+            file_stream=io.BytesIO(b"x"), chunk_size=1,
+            metadata={"filename": "x.bin", "place": "bucket", "bucket": "not-configured"}).upload()
+    assert refused.value.status_code == 500
