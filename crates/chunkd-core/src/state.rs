@@ -92,6 +92,9 @@ pub trait StateStore: fmt::Debug + Send + Sync + 'static {
     async fn event_failed(&self, seq: u64, retry_at: SystemTime, park: bool) -> Result<()>;
     /// How many events are parked.
     async fn parked_events(&self) -> Result<u64>;
+    /// Unparks every parked event: each is due at `now` with its attempts counted from
+    /// zero again. Returns how many.
+    async fn replay_parked(&self, now: SystemTime) -> Result<u64>;
 
     /// Saves a new record.
     async fn insert(&self, info: &UploadInfo) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `gc`, `config`.
+//! Command line: `serve`, `gc`, `config`, `parked`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +52,13 @@ pub enum Command {
     Gc,
     /// Print the effective configuration as TOML and exit.
     Config,
+    /// Count the post-events parked after failing every delivery attempt; with
+    /// `--replay`, give them their attempts again (a running server delivers them).
+    Parked {
+        /// Unpark them: due now, attempts from zero.
+        #[arg(long)]
+        replay: bool,
+    },
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
@@ -65,6 +72,17 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Config => {
             print!("{}", config.to_toml()?);
+            Ok(())
+        }
+        Command::Parked { replay } => {
+            let uploads = assemble::uploads(&config).await?;
+            if replay {
+                let replayed = uploads.replay_parked().await?;
+                println!("replayed {replayed} parked post-event(s)");
+            } else {
+                let parked = uploads.parked_events().await?;
+                println!("{parked} parked post-event(s)");
+            }
             Ok(())
         }
     }

@@ -13,6 +13,14 @@ use crate::shutdown::Shutdown;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let uploads = assemble::uploads(&config).await?;
+    match uploads.parked_events().await {
+        Ok(0) => {}
+        Ok(parked) => tracing::warn!(
+            parked,
+            "post-events are parked after failing every attempt; `chunkd parked --replay` sends them again"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot count parked post-events"),
+    }
     let app = assemble::router(&config, uploads.clone())?;
     let listener = TcpListener::bind(config.listen)
         .await

@@ -32,6 +32,7 @@ class Receiver:
         self.events = []  # (type, upload id, idempotency key, event)
         self.creators = {}  # upload id -> user
         self.bad_signatures = 0
+        self.down = False  # answer 503 to everything, as a receiver being deployed
         self.changed = threading.Condition()
         self.app = self._app()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -55,6 +56,8 @@ class Receiver:
 
         @app.post("/hooks")
         def hooks():
+            if self.down:
+                return "deploying", 503
             body = request.get_data()
             if not signature_ok(self.secret, request.headers.get("Chunkd-Signature", ""), body):
                 self.bad_signatures += 1

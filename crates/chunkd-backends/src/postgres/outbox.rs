@@ -138,6 +138,15 @@ pub(super) async fn failed(
     Ok(())
 }
 
+pub(super) async fn replay_parked(c: &impl GenericClient, now: SystemTime) -> Result<u64, PgError> {
+    Ok(c.execute(
+        "UPDATE chunkd_outbox SET parked = false, attempts = 0, due_at = $1,
+         held_until = NULL WHERE parked",
+        &[&now],
+    )
+    .await?)
+}
+
 pub(super) async fn parked(c: &impl GenericClient) -> Result<u64, PgError> {
     let row = c
         .query_one("SELECT COUNT(*) FROM chunkd_outbox WHERE parked", &[])

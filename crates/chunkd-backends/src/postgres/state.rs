@@ -238,4 +238,9 @@ impl StateStore for PgState {
         let client = self.pg.client().await?;
         Ok(outbox::parked(&client).await?)
     }
+
+    async fn replay_parked(&self, now: SystemTime) -> Result<u64> {
+        let client = self.pg.client().await?;
+        Ok(outbox::replay_parked(&client, now).await?)
+    }
 }

@@ -330,4 +330,10 @@ impl StateStore for SqliteState {
     async fn parked_events(&self) -> Result<u64> {
         self.run(|conn| Ok(outbox::parked(conn)?)).await
     }
+
+    async fn replay_parked(&self, now: SystemTime) -> Result<u64> {
+        let now = epoch_millis(now);
+        self.run(move |conn| Ok(outbox::replay_parked(conn, now)?))
+            .await
+    }
 }

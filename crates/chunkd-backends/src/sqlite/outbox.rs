@@ -119,6 +119,14 @@ pub(super) fn failed(
     Ok(())
 }
 
+pub(super) fn replay_parked(conn: &Connection, now_ms: i64) -> Result<u64, SqliteError> {
+    let n = conn.execute(
+        "UPDATE outbox SET parked = 0, attempts = 0, due_ms = ?1, held_ms = 0 WHERE parked = 1",
+        [now_ms],
+    )?;
+    Ok(n as u64)
+}
+
 pub(super) fn parked(conn: &Connection) -> Result<u64, SqliteError> {
     let n: i64 = conn.query_row("SELECT COUNT(*) FROM outbox WHERE parked = 1", [], |row| {
         row.get(0)

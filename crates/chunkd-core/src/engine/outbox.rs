@@ -243,6 +243,16 @@ impl Uploads {
     pub async fn parked_events(&self) -> crate::error::Result<u64> {
         self.0.state.parked_events().await
     }
+
+    /// Gives every parked event its attempts again, due now (after the receiver was
+    /// mended). A replayed event arrives after its upload's later events did.
+    pub async fn replay_parked(&self) -> crate::error::Result<u64> {
+        let replayed = self.0.state.replay_parked(SystemTime::now()).await?;
+        if replayed > 0 {
+            self.0.outbox_written.notify_one();
+        }
+        Ok(replayed)
+    }
 }
 
 #[cfg(test)]

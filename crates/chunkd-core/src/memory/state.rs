@@ -210,4 +210,18 @@ impl StateStore for MemoryState {
     async fn parked_events(&self) -> Result<u64> {
         self.with(|r| Ok(r.outbox.values().filter(|o| o.parked).count() as u64))
     }
+
+    async fn replay_parked(&self, now: SystemTime) -> Result<u64> {
+        self.with(|r| {
+            let mut replayed = 0;
+            for o in r.outbox.values_mut().filter(|o| o.parked) {
+                o.parked = false;
+                o.attempts = 0;
+                o.due = now;
+                o.held_until = None;
+                replayed += 1;
+            }
+            Ok(replayed)
+        })
+    }
 }

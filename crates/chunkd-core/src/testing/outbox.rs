@@ -190,8 +190,9 @@ pub async fn outbox_coalesces_progress_not_yet_handed_out(state: Arc<dyn StateSt
 }
 
 /// A failed event is due again at its retry time, with its key and its count; a parked
-/// one is counted and no longer holds back the upload's later events; an event whose
-/// holder died goes out again once the hold runs out.
+/// one is counted and no longer holds back the upload's later events, and goes out
+/// again when replayed; an event whose holder died goes out again once the hold runs
+/// out.
 pub async fn outbox_retries_parks_and_outlives_its_holder(state: Arc<dyn StateStore>) {
     let info = sample_info(Some(1));
     state
@@ -237,4 +238,19 @@ pub async fn outbox_retries_parks_and_outlives_its_holder(state: Arc<dyn StateSt
     );
     let after = claim(&state, retry_at).await;
     assert_eq!(described(&after), [(info.id.to_string(), "post-finish", 1)]);
+    state
+        .event_delivered(after[0].seq)
+        .await
+        .expect("delivered");
+
+    // Replayed (the receiver mended): due at once, attempts from zero, the same key.
+    let replayed = state.replay_parked(retry_at).await.expect("replay");
+    assert!(replayed >= 1, "{replayed}");
+    let back: Vec<OutboxEvent> = claim(&state, retry_at)
+        .await
+        .into_iter()
+        .filter(|o| o.event.upload.id == info.id)
+        .collect();
+    assert_eq!(described(&back), [(info.id.to_string(), "post-create", 0)]);
+    assert_eq!((back[0].attempts, &back[0].key), (0, &first[0].key));
 }
