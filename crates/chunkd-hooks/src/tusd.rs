@@ -291,7 +291,15 @@ pub(crate) fn verdict(kind: HookKind, answer: &[u8]) -> Result<Verdict, AnswerEr
             "access to the upload has been rejected by server",
         ),
         // Post-events are answered through `delivered`.
-        _ => return Ok(Verdict::Continue),
+        _ => {
+            if answer.stop_upload {
+                tracing::warn!(
+                    hook = kind.name(),
+                    "StopUpload answers only post-receive; ignored"
+                );
+            }
+            return Ok(Verdict::Continue);
+        }
     };
     if rejected {
         let response = answer.http_response.unwrap_or_default();

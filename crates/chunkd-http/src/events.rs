@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -31,7 +31,8 @@ use crate::identity::{self, slots};
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 pub struct Config {
-    /// Where the stream is served (`GET`, `Accept: text/event-stream`).
+    /// Where the stream is served (`GET`; a token in the `access_token` query parameter
+    /// is taken only with `Accept: text/event-stream`).
     pub path: String,
     /// Serve anonymous callers too. They all see every anonymous upload, so this is for
     /// servers whose users are not told apart (one user, a trusted network).
@@ -41,6 +42,10 @@ pub struct Config {
     /// A comment is sent this often when nothing happens, so proxies keep the stream.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub keep_alive: Duration,
+    /// A stream ends after this long, so it does not outlive the token that opened it
+    /// (an `EventSource` reconnects, identified afresh).
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -50,12 +55,13 @@ impl Default for Config {
             anonymous: false,
             max_streams_per_client: 4,
             keep_alive: Duration::from_secs(15),
+            max_lifetime: Duration::from_secs(3600),
         }
     }
 }
 
 #[derive(Clone)]
-struct Streams {
+struct EventStreams {
     uploads: Uploads,
     config: Config,
     slots: std::sync::Arc<slots::Slots>,
@@ -68,19 +74,21 @@ where
 {
     let path = format!("/{}", config.path.trim_matches('/'));
     let slots = slots::Slots::new(config.max_streams_per_client.max(1));
-    Router::new().route(&path, get(open)).with_state(Streams {
-        uploads,
-        config,
-        slots,
-    })
+    Router::new()
+        .route(&path, get(open))
+        .with_state(EventStreams {
+            uploads,
+            config,
+            slots,
+        })
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-async fn open(State(state): State<Streams>, req: Request) -> Response {
-    let owner = match identity::owner_of(&req) {
+async fn open(State(state): State<EventStreams>, req: Request) -> Response {
+    let owner = match identity::stream_owner_of(&req) {
         Ok(owner) => owner,
         Err(refusal) => return refuse(refusal.status, &refusal.message),
     };
@@ -107,11 +115,15 @@ async fn open(State(state): State<Streams>, req: Request) -> Response {
     };
     let ready = stream::once(async { Ok(SseEvent::default().event("ready").data("{}")) });
     let stopping = state.uploads.stopping();
+    let lifetime = tokio::time::sleep(state.config.max_lifetime);
     let events = stream::unfold(watch, |mut watch| async move {
         let event = watch.next().await?;
         Some((Ok::<_, Infallible>(event), watch))
     })
-    .take_until(stopping);
+    .take_until(futures::future::select(
+        Box::pin(stopping),
+        Box::pin(lifetime),
+    ));
     Sse::new(ready.chain(events))
         .keep_alive(KeepAlive::new().interval(state.config.keep_alive))
         .into_response()
@@ -132,6 +144,8 @@ impl Watch {
             let event = match self.events.recv().await {
                 Ok(event) => event,
                 Err(RecvError::Lagged(missed)) => {
+                    // What the missed events said is unknown: the batch starts afresh.
+                    self.batch = Batch::default();
                     return Some(
                         SseEvent::default()
                             .event("lagged")
@@ -211,25 +225,35 @@ struct Seen {
     offset: u64,
     length: Option<u64>,
     ended: bool,
+    last_event: Instant,
 }
 
 /// Uploads one batch follows; a caller with more running has its total cover these.
 const MAX_FOLLOWED: usize = 4096;
+
+/// An upload with no event this long is abandoned (it expires later): it no longer
+/// holds its batch open.
+const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
 impl Batch {
     /// Notes where `info` stands and returns the batch's total; when nothing of the
     /// batch runs any more, the next upload starts a new one.
     fn record(&mut self, info: &UploadInfo, ended: bool) -> Total {
         let id = info.id.as_str();
+        let now = Instant::now();
+        self.0
+            .retain(|_, seen| seen.ended || now.duration_since(seen.last_event) < ABANDONED_AFTER);
         if self.0.len() < MAX_FOLLOWED || self.0.contains_key(id) {
             let seen = self.0.entry(id.to_owned()).or_insert(Seen {
                 offset: 0,
                 length: None,
                 ended: false,
+                last_event: now,
             });
             seen.offset = info.offset;
             seen.length = info.length;
             seen.ended |= ended;
+            seen.last_event = now;
         }
         let total = self.total();
         if total.ended == total.uploads {

@@ -2,7 +2,10 @@
 //! upload, the same way on every front end: its headers are added (the protocol's own
 //! win) and, where the answer has a body (a success with content: a form's, a chunk's,
 //! Content-Range's file list), the hook's body takes its place. An empty answer (tus's
-//! 204, its creation's 201) stays empty.
+//! 204, its creation's 201) stays empty. A failed answer is left as it is. The reply
+//! goes to the request during which the upload finished: for a tus final that is the
+//! request that finished its last part, for a finish a status check repaired that
+//! check; a form of several files gets the last one's.
 
 use std::sync::{Arc, Mutex};
 
@@ -41,6 +44,11 @@ where
 }
 
 fn apply(mut response: Response, reply: &Reply) -> Response {
+    // A request that failed after its upload finished (a form whose later file was
+    // refused, a store error) says so undisturbed.
+    if !response.status().is_success() {
+        return response;
+    }
     let headers = response.headers_mut();
     for (name, value) in reply.headers() {
         let (Ok(name), Ok(value)) = (

@@ -33,10 +33,10 @@ impl Concat for S3Store {
         };
         let _turn = self.writers.turn(&target.id).await;
         let mut multipart = Multipart::of(target)?;
-        let key = self.key(target)?;
+        let key = self.object(target)?;
         for (index, range) in plan {
             let len = range.end - range.start;
-            let source = self.key(&parts[index])?;
+            let source = self.object(&parts[index])?;
             let etag = self
                 .upload_part_copy(&key, &multipart, &source, range)
                 .await?;

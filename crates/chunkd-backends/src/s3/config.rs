@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub struct S3Config {
     /// `https://host:port` of the service (or `http://`).
     pub endpoint: String,
-    /// The bucket upload objects are kept in (see `create_bucket`).
+    /// The bucket upload objects are kept in unless a hook places them in one of
+    /// `other_buckets`, and where staging objects always are (see `create_bucket`).
     pub bucket: String,
     /// Other buckets on the same service, with the same keys, that a pre-create hook
     /// may place uploads in (staging objects stay in `bucket`).

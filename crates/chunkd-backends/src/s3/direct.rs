@@ -28,7 +28,7 @@ impl DirectParts for S3Store {
 
     fn sign_part(&self, info: &UploadInfo, number: u16, valid_for: Duration) -> Result<String> {
         let multipart = Multipart::of(info)?;
-        let object = self.key(info)?;
+        let object = self.object(info)?;
         let action = object.bucket.upload_part(
             Some(&self.credentials),
             &object.key,
@@ -42,13 +42,13 @@ impl DirectParts for S3Store {
     async fn parts(&self, info: &UploadInfo) -> Result<Vec<Part>> {
         let multipart = Multipart::of(info)?;
         Ok(self
-            .list_parts(&self.key(info)?, &multipart.upload_id)
+            .list_parts(&self.object(info)?, &multipart.upload_id)
             .await?)
     }
 
     async fn complete(&self, info: &UploadInfo, parts: &[Part]) -> Result<StoreState> {
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info)?;
+        let key = self.object(info)?;
         let recorded: Vec<RecordedPart> = parts
             .iter()
             .map(|p| RecordedPart {

@@ -119,7 +119,7 @@ impl S3Store {
     }
 
     /// The upload's object: where a hook placed it, else `<prefix><id>` in the bucket.
-    fn key(&self, info: &UploadInfo) -> std::result::Result<Object<'_>, S3Error> {
+    fn object(&self, info: &UploadInfo) -> std::result::Result<Object<'_>, S3Error> {
         let bucket = match info.store.get(record::BUCKET) {
             None => &self.bucket,
             Some(name) => self.configured_bucket(name).ok_or_else(|| {
@@ -142,7 +142,7 @@ impl S3Store {
             .find(|b| b.name() == name)
     }
 
-    /// The key a placement names, if the store can follow it safely: this bucket, below
+    /// The key a placement names, if the store can follow it safely: a configured bucket, below
     /// the prefix, no `.` or `..` segment (some S3 servers map keys to files), no
     /// control characters, at most S3's 1024 bytes. A key ending in `/` is a prefix the
     /// upload's id is appended to.
@@ -225,7 +225,7 @@ impl S3Store {
     /// completed it (the object appears whole, at completion, or not at all).
     async fn is_whole(&self, info: &UploadInfo) -> std::result::Result<bool, S3Error> {
         Ok(info.length == Some(info.offset)
-            && self.object_len(&self.key(info)?).await? == Some(info.offset))
+            && self.object_len(&self.object(info)?).await? == Some(info.offset))
     }
 
     /// Sends the last part, if any, and completes the multipart upload. When the upload
@@ -239,7 +239,7 @@ impl S3Store {
         tail: Chunks,
         tail_len: u64,
     ) -> std::result::Result<(), S3Error> {
-        let key = self.key(info)?;
+        let key = self.object(info)?;
         let sent = async {
             if tail_len > 0 {
                 let etag = self.upload_part(&key, multipart, tail).await?;
@@ -345,7 +345,7 @@ impl DataStore for S3Store {
     }
 
     async fn create(&self, info: &UploadInfo) -> Result<StoreState> {
-        let key = self.key(info)?;
+        let key = self.object(info)?;
         let placed = info.store.get(record::KEY).cloned();
         // Completion would replace an object there: a placed key must be free.
         if placed.is_some() && self.object_len(&key).await?.is_some() {
@@ -371,7 +371,7 @@ impl DataStore for S3Store {
     async fn write(&self, info: &UploadInfo, mut body: ByteStream<'_>) -> Result<Written> {
         let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info)?;
+        let key = self.object(info)?;
         if self.writers.must_claim(&multipart) {
             let listed = self.list_parts(&key, &multipart.upload_id).await?;
             self.writers
@@ -382,18 +382,18 @@ impl DataStore for S3Store {
                 store: multipart.state(),
             });
         }
-        let tail_key = self.tail_key(info, multipart.tail.as_deref());
+        let tail = self.tail_object(info, multipart.tail.as_deref());
         let part_size = multipart.part_size;
         // The record naming the current tail is saved: the one it replaced is garbage.
         if let Some(stale) = multipart.stale_tail.take() {
-            self.delete_object(&self.tail_key(info, Some(&stale)))
+            self.delete_object(&self.tail_object(info, Some(&stale)))
                 .await?;
         }
         // The record is the truth: parts or tail bytes past it (a crash before the
         // record was saved) are ignored and overwritten.
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         let mut pending = if tail_len > 0 {
-            match self.tail_unless_finished(info, &tail_key, tail_len).await? {
+            match self.tail_unless_finished(info, &tail, tail_len).await? {
                 Some(tail) => tail,
                 // A retry's empty last write after the finish: nothing is left to send.
                 None => {
@@ -423,7 +423,8 @@ impl DataStore for S3Store {
             // saved (a crash) can never be read for the recorded one, whatever its length.
             let name = (!pending.is_empty()).then(|| UploadId::generate().as_str().to_owned());
             if let Some(name) = &name {
-                self.put(&self.tail_key(info, Some(name)), pending).await?;
+                self.put(&self.tail_object(info, Some(name)), pending)
+                    .await?;
             }
             multipart.stale_tail = std::mem::replace(&mut multipart.tail, name);
         }
@@ -436,12 +437,12 @@ impl DataStore for S3Store {
     async fn finish(&self, info: &UploadInfo) -> Result<StoreState> {
         let _turn = self.writers.turn(&info.id).await;
         let mut multipart = Multipart::of(info)?;
-        let key = self.key(info)?;
-        let tail_key = self.tail_key(info, multipart.tail.as_deref());
+        let key = self.object(info)?;
+        let tail = self.tail_object(info, multipart.tail.as_deref());
         let tail_len = info.offset.saturating_sub(multipart.parts_bytes);
         // The tail (none to fetch when empty), unless an earlier finish whose record was
         // never saved took it.
-        match self.tail_unless_finished(info, &tail_key, tail_len).await? {
+        match self.tail_unless_finished(info, &tail, tail_len).await? {
             None => {}
             Some(body) if multipart.parts.is_empty() => {
                 // Below one part: a plain object, no multipart upload needed.
@@ -461,7 +462,7 @@ impl DataStore for S3Store {
     }
 
     async fn read(&self, info: &UploadInfo, range: Range<u64>) -> Result<ByteStream<'static>> {
-        Ok(self.get(&self.key(info)?, range).await?)
+        Ok(self.get(&self.object(info)?, range).await?)
     }
 
     fn direct(&self) -> Option<&dyn chunkd_core::DirectParts> {
@@ -473,7 +474,7 @@ impl DataStore for S3Store {
     }
 
     fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
-        let object = self.key(info).ok()?;
+        let object = self.object(info).ok()?;
         Some(chunkd_core::Location::Object {
             bucket: object.bucket.name().to_owned(),
             key: object.key,
@@ -481,7 +482,7 @@ impl DataStore for S3Store {
     }
 
     async fn delete(&self, info: &UploadInfo) -> Result<()> {
-        let key = self.key(info)?;
+        let key = self.object(info)?;
         let multipart = Multipart::of(info).ok();
         if let Some(multipart) = &multipart
             && info.status == Status::Open

@@ -19,7 +19,7 @@ const MAX_LIST_PAGES: usize = 10;
 impl S3Store {
     /// The tail object called `name` (records from before tails were named have none),
     /// in the configured bucket wherever the upload was placed.
-    pub(super) fn tail_key(&self, info: &UploadInfo, name: Option<&str>) -> Object<'_> {
+    pub(super) fn tail_object(&self, info: &UploadInfo, name: Option<&str>) -> Object<'_> {
         Object {
             bucket: &self.bucket,
             key: self.tail_name(info, name),

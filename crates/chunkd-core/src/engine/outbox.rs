@@ -174,24 +174,19 @@ impl Uploads {
         } = outboxed;
         let outcome = match self.0.hooks.deliver(&event, &key).await {
             Ok(answer) => {
-                if answer == Delivered::StopUpload {
-                    self.stop_upload(&event).await;
+                let stopped = match answer {
+                    Delivered::StopUpload => self.stop_upload(&event).await,
+                    Delivered::Noted => Ok(()),
+                };
+                match stopped {
+                    Ok(()) => self.0.state.event_delivered(seq).await,
+                    // The answer is asked for again, as a failed delivery is.
+                    Err(e) => self.delivery_failed(seq, &key, &event, attempts, &e).await,
                 }
-                self.0.state.event_delivered(seq).await
             }
             Err(failure) => {
-                let failures = attempts.saturating_add(1);
-                let park = failures >= self.0.delivery.attempts;
-                match park {
-                    true => {
-                        tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), %key, error = %failure, failures, "post-event parked after every attempt failed")
-                    }
-                    false => {
-                        tracing::warn!(upload.id = %event.upload.id, hook = event.kind.name(), %key, error = %failure, failures, "post-event delivery failed; will retry")
-                    }
-                }
-                let retry_at = SystemTime::now() + self.0.delivery.backoff(failures);
-                self.0.state.event_failed(seq, retry_at, park).await
+                self.delivery_failed(seq, &key, &event, attempts, &failure)
+                    .await
             }
         };
         if let Err(e) = outcome {
@@ -200,43 +195,62 @@ impl Uploads {
         }
     }
 
+    async fn delivery_failed(
+        &self,
+        seq: u64,
+        key: &str,
+        event: &HookEvent,
+        attempts: u32,
+        failure: &(dyn std::fmt::Display + Sync),
+    ) -> crate::error::Result<()> {
+        let failures = attempts.saturating_add(1);
+        let park = failures >= self.0.delivery.attempts;
+        match park {
+            true => {
+                tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), %key, error = %failure, failures, "post-event parked after every attempt failed")
+            }
+            false => {
+                tracing::warn!(upload.id = %event.upload.id, hook = event.kind.name(), %key, error = %failure, failures, "post-event delivery failed; will retry")
+            }
+        }
+        let retry_at = SystemTime::now() + self.0.delivery.backoff(failures);
+        self.0.state.event_failed(seq, retry_at, park).await
+    }
+
     /// An application's `StopUpload` answer: the running request lets go (the newest
     /// lock wins), then the unfinished upload is removed as if its client terminated it,
-    /// without asking pre-terminate (the application asked for it).
-    async fn stop_upload(&self, event: &HookEvent) {
+    /// without asking pre-terminate (the application asked for it). Only the upload the
+    /// event was about, and only while unfinished; an error has the answer asked again.
+    async fn stop_upload(&self, event: &HookEvent) -> crate::error::Result<()> {
         let id = &event.upload.id;
         if event.kind != HookKind::PostReceive {
             tracing::warn!(upload.id = %id, hook = event.kind.name(), "StopUpload answers only post-receive; ignored");
-            return;
+            return Ok(());
         }
-        let stopped = async {
-            let _lease = self.lock(id).await?;
-            let info = match self.0.state.get(id).await {
-                Ok(info) => info,
-                Err(Error::NotFound(_)) => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            if info.is_finished() {
-                tracing::warn!(upload.id = %id, "StopUpload came after the upload finished; it stays");
-                return Ok(false);
-            }
-            self.0.store.delete(&info).await?;
-            let removed = self.post_event(HookKind::PostTerminate, &info);
-            self.0
-                .state
-                .remove_with_event(id, None, removed.as_ref())
-                .await?;
-            self.outbox_written(&removed);
-            self.emit(Event::Terminated(info));
-            Ok(true)
+        let _lease = self.lock(id).await?;
+        let info = match self.0.state.get(id).await {
+            Ok(info) => info,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
         };
-        match stopped.await {
-            Ok(true) => tracing::info!(upload.id = %id, "upload stopped by the application"),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(upload.id = %id, error = %crate::error::with_causes(&e), "StopUpload failed; the upload stays")
-            }
+        if info.created_at != event.upload.created_at {
+            tracing::warn!(upload.id = %id, "StopUpload for an earlier upload of the same id; ignored");
+            return Ok(());
         }
+        if info.is_finished() {
+            tracing::warn!(upload.id = %id, "StopUpload came after the upload finished; it stays");
+            return Ok(());
+        }
+        self.0.store.delete(&info).await?;
+        let removed = self.post_event(HookKind::PostTerminate, &info);
+        self.0
+            .state
+            .remove_with_event(id, Some(info.revision), removed.as_ref())
+            .await?;
+        self.outbox_written(&removed);
+        tracing::info!(upload.id = %id, "upload stopped by the application");
+        self.emit(Event::Terminated(info));
+        Ok(())
     }
 
     /// Post-events parked after failing every attempt.

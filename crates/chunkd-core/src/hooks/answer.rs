@@ -194,13 +194,14 @@ pub struct Changes {
 
 /// Where a pre-create hook wants an upload's bytes: a path under the file store's
 /// directory, or an object key (a key ending in `/` is a prefix the id is appended to)
-/// in a configured bucket. Each store takes what applies to it and refuses the rest.
+/// in one of the configured buckets. Each store takes what applies to it and refuses the
+/// rest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Placement {
     /// A relative path under the file store's directory.
     pub path: Option<String>,
     /// An object key, or a prefix ending in `/`.
     pub key: Option<String>,
-    /// The bucket, which must be the configured one.
+    /// The bucket, which must be one the store was configured with.
     pub bucket: Option<String>,
 }

@@ -301,3 +301,88 @@ async fn streams_end_when_the_server_shuts_down() {
     uploads.shutdown();
     assert!(stream.next().await.is_none(), "the stream ended");
 }
+
+/// A browser's `EventSource` sends its token in the query; only the stream takes it.
+#[tokio::test]
+async fn only_the_stream_takes_a_token_from_the_query() {
+    use crate::identity::token::tests::{HS256, KEY, rules, token};
+    let uploads =
+        Uploads::builder(Arc::new(MemoryStore::new()), Arc::new(MemoryState::new())).build();
+    let router = Router::new()
+        .merge(crate::tus::router(uploads.clone(), Default::default()))
+        .merge(super::router(uploads.clone(), Config::default()));
+    let identities = identity::Config {
+        source: Source::Token(rules()),
+        ..Default::default()
+    };
+    let app = identity::identify(router, identities);
+    let alice = token(KEY, HS256, r#"{"sub":"alice","exp":9999999999}"#);
+    let bearer = format!("Bearer {alice}");
+    let created = call(
+        &app,
+        "POST",
+        "/files/",
+        &[
+            ("tus-resumable", "1.0.0"),
+            ("upload-length", "4"),
+            ("authorization", &bearer),
+        ],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let upload = created.location_path();
+    let stream_headers = [("accept", "text/event-stream"), ("tus-resumable", "1.0.0")];
+
+    let opened = app
+        .clone()
+        .oneshot(
+            Request::get(format!("/events?access_token={alice}"))
+                .header("accept", "text/event-stream")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+    for method in ["HEAD", "GET"] {
+        let other = call(
+            &app,
+            method,
+            &format!("{upload}?access_token={alice}"),
+            &stream_headers,
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND, "{method} as anonymous");
+    }
+    let forged = call(
+        &app,
+        "GET",
+        &format!("/events?access_token={alice}x"),
+        &stream_headers,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let not_a_stream = call(
+        &app,
+        "GET",
+        &format!("/events?access_token={alice}"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(not_a_stream.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_stream_ends_after_its_lifetime() {
+    let (app, _) = app(Config {
+        max_lifetime: Duration::from_millis(50),
+        ..Config::default()
+    });
+    let mut stream = open(&app, Some("alice")).await;
+    assert_eq!(stream.next().await.unwrap().0, "ready");
+    assert!(stream.next().await.is_none(), "the stream ended");
+}

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderName, Method, header};
 use crate::refusal::Refusal;
 
 pub(crate) mod slots;
-mod token;
+pub(crate) mod token;
 
 pub use token::{MIN_KEY_BYTES, TokenRules, WeakKey};
 
@@ -24,6 +24,12 @@ pub use chunkd_core::Owner;
 /// What the identity layer found for a request, kept in its extensions.
 #[derive(Clone, Debug)]
 struct Identified(Result<Owner, IdentityError>);
+
+/// What an event stream request's `access_token` query parameter identifies; only the
+/// event stream reads it (RFC 6750 §2.3 allows the parameter; URLs end up in logs, so no
+/// other request may authenticate this way).
+#[derive(Clone, Debug)]
+struct StreamIdentified(Result<Owner, IdentityError>);
 
 /// Who a request acts for: anonymous when no identity layer ran, a refusal (rendered by
 /// the front end in its protocol's terms) when identification failed.
@@ -36,6 +42,14 @@ pub(crate) fn owner_in(extensions: &http::Extensions) -> Result<Owner, Refusal> 
     match extensions.get::<Identified>() {
         None => Ok(Owner::anonymous()),
         Some(Identified(found)) => found.clone().map_err(Refusal::from),
+    }
+}
+
+/// [`owner_of`] for the event stream, which may also be identified by its query.
+pub(crate) fn stream_owner_of(req: &Request) -> Result<Owner, Refusal> {
+    match req.extensions().get::<StreamIdentified>() {
+        Some(StreamIdentified(found)) => found.clone().map_err(Refusal::from),
+        None => owner_of(req),
     }
 }
 
@@ -133,20 +147,18 @@ impl Config {
         self.identify_with(headers, None)
     }
 
-    /// Who `req` acts for. A browser's `EventSource` cannot send headers, so an event
-    /// stream request may carry its token as the `access_token` query parameter
-    /// (RFC 6750 §2.3) instead; no other request may, as URLs end up in logs.
-    pub fn identify_request(&self, req: &Request) -> Result<Owner, IdentityError> {
+    /// Who a stream request identifies by its `access_token` query parameter, when it
+    /// has one and no `Authorization`: a browser's `EventSource` cannot send headers.
+    fn identify_stream(&self, req: &Request) -> Option<Result<Owner, IdentityError>> {
         let streams = req.method() == Method::GET
+            && !req.headers().contains_key(header::AUTHORIZATION)
             && req
                 .headers()
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/event-stream"));
-        let query_token = streams
-            .then(|| crate::query::value(req.uri().query(), "access_token"))
-            .flatten();
-        self.identify_with(req.headers(), query_token.as_deref())
+        let token = crate::query::value(req.uri().query(), "access_token").filter(|_| streams)?;
+        Some(self.identify_with(req.headers(), Some(&token)))
     }
 
     fn identify_with(
@@ -231,7 +243,10 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
             if req.method() == Method::OPTIONS {
                 return next.run(req).await;
             }
-            let mut found = config.identify_request(&req);
+            if let Some(stream) = config.identify_stream(&req) {
+                req.extensions_mut().insert(StreamIdentified(stream));
+            }
+            let mut found = config.identify(req.headers());
             // Held until the handler has answered, which is after it read the body.
             let mut slot = None;
             if let (Ok(owner), Some(slots)) = (&found, &slots)

@@ -136,13 +136,13 @@ impl TokenRules {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const KEY: &[u8] = b"token-key-0123456789abcdef0123456789";
-    const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+    pub(crate) const KEY: &[u8] = b"token-key-0123456789abcdef0123456789";
+    pub(crate) const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
-    fn token(key: &[u8], header: &str, claims: &str) -> String {
+    pub(crate) fn token(key: &[u8], header: &str, claims: &str) -> String {
         let h = URL_SAFE_NO_PAD.encode(header);
         let c = URL_SAFE_NO_PAD.encode(claims);
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
@@ -153,7 +153,7 @@ mod tests {
         )
     }
 
-    fn rules() -> TokenRules {
+    pub(crate) fn rules() -> TokenRules {
         TokenRules::new(KEY).expect("a long enough key")
     }
 
@@ -242,40 +242,6 @@ mod tests {
         #[test]
         fn arbitrary_text_is_refused(t in ".{0,200}") {
             proptest::prop_assert!(rules().verify(&t, 0).is_err());
-        }
-    }
-
-    /// A browser's `EventSource` cannot send `Authorization`: its stream request may
-    /// carry the token in the query; no other request may.
-    #[test]
-    fn only_event_stream_requests_may_carry_the_token_in_the_query() {
-        let config = crate::identity::Config {
-            source: crate::identity::Source::Token(rules()),
-            ..Default::default()
-        };
-        let valid = token(KEY, HS256, r#"{"sub":"erin","exp":9999999999}"#);
-        let request = |accept: &str, method: &str, query: &str| {
-            axum::extract::Request::builder()
-                .method(method)
-                .uri(format!("/events?{query}"))
-                .header("accept", accept)
-                .body(axum::body::Body::empty())
-                .expect("request")
-        };
-        let stream = request("text/event-stream", "GET", &format!("access_token={valid}"));
-        assert_eq!(
-            config.identify_request(&stream),
-            Ok(crate::identity::Owner::named("erin"))
-        );
-        let forged = request("text/event-stream", "GET", "access_token=a.b.c");
-        assert!(config.identify_request(&forged).is_err());
-        for (accept, method) in [("*/*", "GET"), ("text/event-stream", "POST")] {
-            let other = request(accept, method, &format!("access_token={valid}"));
-            assert_eq!(
-                config.identify_request(&other),
-                Ok(crate::identity::Owner::anonymous()),
-                "{method} {accept}"
-            );
         }
     }
 }
