@@ -27,7 +27,7 @@ pub mod sync;
 #[cfg(feature = "fs")]
 pub use fs::FsStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{Pg, PgConfig, PgLocker, PgState};
+pub use postgres::{Pg, PgConfig, PgEventRelay, PgLocker, PgState};
 #[cfg(feature = "s3")]
 pub use s3::{S3Config, S3Store};
 #[cfg(feature = "sqlite")]

@@ -4,7 +4,8 @@
 //! bar. Best effort: an event a slow reader missed is not sent again (a `lagged` event
 //! says how many were missed), and a reconnecting client starts afresh.
 //!
-//! Only uploads handled by this instance are seen. Partial uploads (the chunks of
+//! It shows what the engine's events show: this instance's uploads, and with a relay
+//! ([`chunkd_core::EventRelay`]) every instance's. Partial uploads (the chunks of
 //! Resumable.js and Flow.js, tus concatenation's parts) are left out; their files show
 //! when they are joined.
 

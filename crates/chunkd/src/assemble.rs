@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, Pg, PgLocker, PgState, S3Store, SqliteState};
+use chunkd_backends::{FsStore, Pg, PgEventRelay, PgLocker, PgState, S3Store, SqliteState};
 use chunkd_core::{DataStore, Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{forward, identity};
 use http::HeaderName;
 
 use crate::config::{AuthConfig, AuthMode, Config, StateBackend, StoreBackend};
+
+/// How long startup waits for the event relay to hear the other instances.
+const RELAY_START: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
     let store: Arc<dyn DataStore> = match config.store {
@@ -45,7 +48,16 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
             let pg = Pg::connect(&config.postgres)
                 .await
                 .context("cannot use the PostgreSQL database in postgres.url")?;
+            // Instances share locks, and the events their uploads' streams show.
+            let relay = Arc::new(PgEventRelay::new(pg.clone()));
+            if tokio::time::timeout(RELAY_START, relay.listening())
+                .await
+                .is_err()
+            {
+                tracing::warn!("not yet hearing other instances' upload events; going on");
+            }
             Uploads::builder(store, Arc::new(PgState::new(pg.clone())))
+                .relay(relay)
                 .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
         }
     };

@@ -49,6 +49,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let uploads = uploads.clone();
         async move { uploads.deliver_events().await }
     });
+    // Other instances' upload events, for this instance's event streams.
+    let relay = tokio::spawn({
+        let uploads = uploads.clone();
+        async move { uploads.relay_events().await }
+    });
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop_tx.send(true);
@@ -83,6 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("shutdown timeout: post-events in delivery go out after the next start");
     }
     collector.abort();
+    relay.abort();
     signals.abort();
     tracing::info!("chunkd stopped");
     Ok(())

@@ -109,3 +109,63 @@ test('a stream needs an identity, from the header or the query', async () => {
   assert.match(named.headers.get('content-type'), /^text\/event-stream/)
   await named.body.cancel()
 })
+
+test('with instances on PostgreSQL, a stream on one shows uploads sent to another', async () => {
+  const need = name => {
+    if (!process.env[name]) throw new Error(`${name} is not set: run scripts/test-all.sh`)
+    return process.env[name]
+  }
+  const tag = Math.random().toString(16).slice(2, 10)
+  const shared = {
+    CHUNKD_AUTH__MODE: 'token',
+    CHUNKD_AUTH__TOKEN_KEY: KEY,
+    CHUNKD_CHECKPOINT_BYTES: String(256 * 1024),
+    CHUNKD_STORE: 's3',
+    CHUNKD_S3__ENDPOINT: need('CHUNKD_TEST_S3_ENDPOINT'),
+    CHUNKD_S3__BUCKET: `ev${tag}`,
+    CHUNKD_S3__ACCESS_KEY: need('CHUNKD_TEST_S3_ACCESS_KEY'),
+    CHUNKD_S3__SECRET_KEY: need('CHUNKD_TEST_S3_SECRET_KEY'),
+    CHUNKD_S3__CREATE_BUCKET: 'true',
+    CHUNKD_STATE: 'postgres',
+    CHUNKD_POSTGRES__URL: need('CHUNKD_TEST_PG_URL'),
+    CHUNKD_POSTGRES__SCHEMA: `ev_${tag}`
+  }
+  const watched = await startChunkd({ env: shared })
+  const receiving = await startChunkd({ env: shared })
+  const seen = []
+  const source = new EventSource(`${watched.origin}/events?access_token=${token('alice')}`)
+  try {
+    for (const kind of ['created', 'progress', 'finished', 'failed']) {
+      source.addEventListener(kind, e => seen.push({ kind, ...JSON.parse(e.data) }))
+    }
+    await new Promise((resolve, reject) => {
+      source.addEventListener('ready', resolve)
+      source.onerror = e => reject(new Error(`stream failed: ${e.message ?? e.code}`))
+    })
+    const data = randomData(2 * MiB + 3)
+    const url = await new Promise((resolve, reject) => {
+      const u = new tus.Upload(data, {
+        endpoint: receiving.endpoint,
+        chunkSize: MiB,
+        headers: { Authorization: `Bearer ${token('alice')}` },
+        metadata: { filename: 'elsewhere.bin' },
+        onSuccess: () => resolve(u.url),
+        onError: reject
+      })
+      u.start()
+    })
+    await until(() => seen.some(e => e.kind === 'finished'), 15_000, 'the finish, relayed')
+    const mine = seen.filter(e => e.filename === 'elsewhere.bin')
+    assert.equal(mine[0].kind, 'created')
+    assert.deepEqual(mine.at(-1), { ...mine.at(-1), kind: 'finished', offset: data.length })
+    const progress = mine.filter(e => e.kind === 'progress').map(e => e.offset)
+    assert.ok(progress.length >= 4, `${progress}`)
+    assert.deepEqual(progress, [...progress].sort((x, y) => x - y))
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${token('alice')}` } })
+    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256(data))
+  } finally {
+    source.close()
+    await watched.stop()
+    await receiving.stop()
+  }
+})

@@ -15,10 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chunkd_core::memory::MemoryLocker;
 use chunkd_core::{Error, Lease, Locker, Result, UploadId};
-use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{Pg, PgError};
 
@@ -178,61 +176,30 @@ impl Inner {
     }
 }
 
-/// One connection LISTENing for lock signals of every instance; reconnects after a
-/// database restart (waiters poll meanwhile, so a lost signal only costs latency).
+/// Lock signals of every instance, from the notification channel; waiters poll
+/// meanwhile when it is interrupted, so a lost signal only costs latency.
 async fn listen(
     config: tokio_postgres::Config,
     signals: broadcast::Sender<Signal>,
-    mut alive: watch::Receiver<()>,
+    alive: watch::Receiver<()>,
 ) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        let session = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            let statement = format!("LISTEN {CHANNEL}");
-            let listen = client.batch_execute(&statement);
-            tokio::pin!(listen);
-            let mut listening = false;
-            loop {
-                tokio::select! {
-                    r = &mut listen, if !listening => {
-                        r?;
-                        listening = true;
-                    }
-                    message = messages.next() => match message {
-                        Some(Ok(AsyncMessage::Notification(n))) => {
-                            let mut words = n.payload().split(' ');
-                            let signal = match (words.next(), words.next(), words.next()) {
-                                (Some("want"), Some(id), Some(by)) => {
-                                    Signal::Wanted(id.to_owned(), by.to_owned())
-                                }
-                                (Some("free"), Some(id), None) => Signal::Freed(id.to_owned()),
-                                _ => continue,
-                            };
-                            let _ = signals.send(signal);
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(e),
-                        None => return Ok::<(), tokio_postgres::Error>(()),
-                    },
-                }
-            }
-        };
-        tokio::select! {
-            ended = session => {
-                if let Err(e) = ended {
-                    tracing::warn!(error = %e, "lock notifications interrupted; reconnecting");
-                }
-            }
-            _ = alive.changed() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            _ = alive.changed() => return,
-        }
-        pause = (pause * 2).min(Duration::from_secs(2));
-    }
+    let (listening, _) = watch::channel(false);
+    super::notify::listen(
+        config,
+        CHANNEL.to_owned(),
+        alive,
+        listening,
+        move |payload| {
+            let mut words = payload.split(' ');
+            let signal = match (words.next(), words.next(), words.next()) {
+                (Some("want"), Some(id), Some(by)) => Signal::Wanted(id.to_owned(), by.to_owned()),
+                (Some("free"), Some(id), None) => Signal::Freed(id.to_owned()),
+                _ => return,
+            };
+            let _ = signals.send(signal);
+        },
+    )
+    .await;
 }
 
 /// Waits for a `Freed(id)` signal (or for `wait` to pass).

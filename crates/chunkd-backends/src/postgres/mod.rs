@@ -3,7 +3,9 @@
 
 mod config;
 mod lock;
+mod notify;
 mod outbox;
+mod relay;
 mod state;
 
 use std::fmt;
@@ -16,6 +18,7 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub use config::PgConfig;
 pub use lock::PgLocker;
+pub use relay::PgEventRelay;
 pub use state::PgState;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,7 @@ CREATE TABLE IF NOT EXISTS chunkd_locks (
 pub struct Pg {
     pool: Pool,
     config: tokio_postgres::Config,
+    schema: String,
 }
 
 impl fmt::Debug for Pg {
@@ -124,9 +128,23 @@ impl Pg {
             .create_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| PgError::Settings(e.to_string()))?;
-        let pg = Pg { pool, config };
+        let pg = Pg {
+            pool,
+            config,
+            schema: settings.schema.clone(),
+        };
         pg.migrate().await?;
         Ok(pg)
+    }
+
+    /// The notification channel `base` of this deployment: NOTIFY is database-wide, so
+    /// deployments in other schemas of one database get channels of their own.
+    pub(crate) fn channel(&self, base: &str) -> String {
+        match self.schema.as_str() {
+            "" => base.to_owned(),
+            // Identifiers stop at 63 bytes; the schema is checked to be plain ASCII.
+            schema => format!("{base}_{}", &schema[..schema.len().min(62 - base.len())]),
+        }
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {

@@ -27,6 +27,7 @@ use crate::id::UploadId;
 use crate::lock::{Lease, Locker};
 use crate::memory::MemoryLocker;
 use crate::owner::Owner;
+use crate::relay::EventRelay;
 use crate::state::StateStore;
 use crate::store::{DataStore, DirectParts, Part};
 use crate::upload::{ConcatKind, NewUpload, Status, UploadInfo};
@@ -78,6 +79,7 @@ struct Inner {
     limits: Limits,
     capabilities: Capabilities,
     events: broadcast::Sender<Event>,
+    relay: Option<Arc<dyn EventRelay>>,
     shutdown: CancellationToken,
     delivery: Delivery,
     progress: outbox::ProgressThrottle,
@@ -106,6 +108,7 @@ pub struct UploadsBuilder {
     hooks: Arc<dyn Hooks>,
     limits: Limits,
     delivery: Delivery,
+    relay: Option<Arc<dyn EventRelay>>,
 }
 
 impl UploadsBuilder {
@@ -125,6 +128,13 @@ impl UploadsBuilder {
     /// Delivers post-events as `delivery` says instead of [`Delivery::default`].
     pub fn delivery(mut self, delivery: Delivery) -> Self {
         self.delivery = delivery;
+        self
+    }
+
+    /// Shares [`Uploads::events`] with the other instances through `relay` (run
+    /// [`Uploads::relay_events`] to take theirs in).
+    pub fn relay(mut self, relay: Arc<dyn EventRelay>) -> Self {
+        self.relay = Some(relay);
         self
     }
 
@@ -152,6 +162,7 @@ impl UploadsBuilder {
             limits: self.limits,
             capabilities,
             events,
+            relay: self.relay,
             shutdown: CancellationToken::new(),
             delivery: self.delivery,
             progress: Default::default(),
@@ -171,6 +182,7 @@ impl Uploads {
             hooks: Arc::new(NoHooks),
             limits: Limits::default(),
             delivery: Delivery::default(),
+            relay: None,
         }
     }
 
@@ -215,8 +227,33 @@ impl Uploads {
     }
 
     fn emit(&self, event: Event) {
+        if let Some(relay) = &self.0.relay {
+            relay.publish(&event);
+        }
         // No subscribers is fine.
         let _ = self.0.events.send(event);
+    }
+
+    /// Takes the other instances' events (from the [relay](UploadsBuilder::relay)) into
+    /// [`Uploads::events`] until [`Uploads::shutdown`]. Run it once per process; without
+    /// a relay it returns at once.
+    pub async fn relay_events(&self) {
+        let Some(relay) = &self.0.relay else {
+            return;
+        };
+        let mut theirs = relay.subscribe();
+        let shutdown = self.0.shutdown.clone();
+        loop {
+            tokio::select! {
+                event = futures::StreamExt::next(&mut theirs) => match event {
+                    Some(event) => {
+                        let _ = self.0.events.send(event);
+                    }
+                    None => return,
+                },
+                () = shutdown.cancelled() => return,
+            }
+        }
     }
 
     fn now() -> SystemTime {

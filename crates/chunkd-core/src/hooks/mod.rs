@@ -75,8 +75,10 @@ impl Hooks for NoHooks {
 }
 
 /// What happened, broadcast to every subscriber of [`crate::Uploads::events`]. Each
-/// carries the upload as recorded at that moment (its owner says whose it is).
-#[derive(Clone, Debug)]
+/// carries the upload as recorded at that moment (its owner says whose it is); one
+/// relayed from another instance has no store bookkeeping.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", content = "upload", rename_all = "kebab-case")]
 pub enum Event {
     /// An upload was created.
     Created(UploadInfo),
