@@ -89,7 +89,7 @@ async fn one_instances_uploads_reach_the_others_subscribers() {
     // Too much to relay whole: only the file's name goes.
     new.metadata.insert("note", vec![b'x'; 9000]);
     let info = caller.create(new).await.expect("create");
-    caller
+    let written = caller
         .write(
             &info.id,
             WriteRequest::default(),
@@ -97,6 +97,7 @@ async fn one_instances_uploads_reach_the_others_subscribers() {
         )
         .await
         .expect("write");
+    assert!(written.info.is_finished());
 
     let relayed = until_finished(&mut heard_here, &info.id).await;
     let kinds: Vec<String> = relayed
