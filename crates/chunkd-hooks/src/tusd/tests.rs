@@ -239,14 +239,23 @@ fn a_pre_finish_http_response_becomes_the_completing_requests_reply() {
 /// not change where it was asked is not changed.
 #[test]
 fn contradictory_answers_refuse_or_change_nothing() {
-    let both = br#"{"RejectUpload": true, "ChangeFileInfo": {"ID": "mine", "Storage": {"Path": "x"}}}"#;
+    let both =
+        br#"{"RejectUpload": true, "ChangeFileInfo": {"ID": "mine", "Storage": {"Path": "x"}}}"#;
     assert!(matches!(
         verdict(HookKind::PreCreate, both).unwrap(),
         Verdict::Reject(r) if r.status() == 400
     ));
     let change = br#"{"ChangeFileInfo": {"ID": "mine", "MetaData": {"a": "b"}}}"#;
-    for kind in [HookKind::PreAccess, HookKind::PreFinish, HookKind::PreTerminate] {
-        assert_eq!(verdict(kind, change).unwrap(), Verdict::Continue, "{kind:?}");
+    for kind in [
+        HookKind::PreAccess,
+        HookKind::PreFinish,
+        HookKind::PreTerminate,
+    ] {
+        assert_eq!(
+            verdict(kind, change).unwrap(),
+            Verdict::Continue,
+            "{kind:?}"
+        );
     }
     // Rejecting an access with RejectTermination, or the other way round, is no refusal.
     assert_eq!(
