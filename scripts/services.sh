@@ -50,6 +50,7 @@ start_postgres() {
   echo "export CHUNKD_TEST_PG_URL=postgres://chunkd@127.0.0.1:$PG_PORT/chunkd"
   # Tests restart the server to check that uploads survive it.
   echo "export CHUNKD_TEST_PG_RESTART='$(realpath "$0") restart-postgres'"
+  echo "export CHUNKD_TEST_SERVICES='$(realpath "$0")'"
 }
 
 stop_postgres() {
@@ -92,6 +93,11 @@ start_s3() {
 stop_s3() {
   [ -f "$SERVICES_DIR/s3.pid" ] && kill "$(cat "$SERVICES_DIR/s3.pid")" 2>/dev/null || true
   rm -f "$SERVICES_DIR/s3.pid"
+  # Gone before this returns, so a start right after starts a new one.
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" || break
+    sleep 0.1
+  done
 }
 
 case "${1:-}" in
@@ -100,6 +106,11 @@ case "${1:-}" in
   # Stop, then start detached with its own log (pg_ctl restart would tie the server's
   # output to the caller's).
   restart-postgres) stop_postgres; start_postgres >/dev/null ;;
+  # Outages in the middle of a test (readiness): each service alone, quietly.
+  stop-postgres) stop_postgres ;;
+  start-postgres) start_postgres >/dev/null ;;
+  stop-s3) stop_s3 ;;
+  start-s3) start_s3 >/dev/null ;;
   s3s-fs-path) s3s_fs ;;
-  *) echo "usage: $0 start|stop|restart-postgres|s3s-fs-path" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart-postgres|stop-postgres|start-postgres|stop-s3|start-s3|s3s-fs-path" >&2; exit 2 ;;
 esac

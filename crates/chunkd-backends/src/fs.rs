@@ -315,6 +315,26 @@ impl DataStore for FsStore {
         "fs"
     }
 
+    async fn check(&self) -> Result<()> {
+        // A name of its own each time, made with O_EXCL: nothing stored is ever touched.
+        let probe = self
+            .root
+            .join(format!(".ready-{}", chunkd_core::UploadId::generate()));
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&probe)?;
+            let written = file.write_all(b"ready").and_then(|()| file.sync_data());
+            let removed = std::fs::remove_file(&probe);
+            written.and(removed)
+        })
+        .await
+        .map_err(|e| Error::backend("fs", e))?;
+        written.map_err(|e| Error::backend("fs", e))
+    }
+
     fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
         Some(chunkd_core::Location::File(self.final_path(info)))
     }

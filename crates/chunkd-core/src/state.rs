@@ -58,6 +58,11 @@ pub struct OutboxEvent {
 pub trait StateStore: fmt::Debug + Send + Sync + 'static {
     /// A short name for logs and errors (`sqlite`, `memory`, `postgres`).
     fn name(&self) -> &'static str;
+    /// Whether the store takes a write now, for readiness probes; the error says what
+    /// is wrong.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
     /// Saves a new record, and `event` with it.
     async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()>;
     /// The current record of upload `id`.

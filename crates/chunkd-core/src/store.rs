@@ -57,6 +57,12 @@ pub trait DataStore: fmt::Debug + Send + Sync + 'static {
     /// Removes everything stored for the upload. Succeeds if nothing is there.
     async fn delete(&self, info: &UploadInfo) -> Result<()>;
 
+    /// Whether the store answers now (its directory takes a write, its bucket is
+    /// there), for readiness probes; the error says what is wrong.
+    async fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Native concatenation, when the store can do better than streaming the parts.
     fn concat(&self) -> Option<&dyn Concat> {
         None

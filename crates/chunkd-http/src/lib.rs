@@ -47,6 +47,7 @@ pub mod forward;
 ))]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod health;
 pub mod hex;
 mod hook_request;
 pub mod identity;

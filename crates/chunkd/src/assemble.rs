@@ -180,7 +180,10 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
             content_range,
         ))
         .merge(chunkd_http::form::router(uploads.clone(), form))
-        .merge(chunkd_http::events::router(uploads, config.events.clone()));
+        .merge(chunkd_http::events::router(
+            uploads.clone(),
+            config.events.clone(),
+        ));
     if let Some(signer) = signer {
         app = app.merge(signed_ids::router(signer, &config.signing.path));
     }
@@ -202,6 +205,8 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         app,
         identity(&config.auth, config.connections.max_uploads_per_client)?,
     );
+    // Probes come from load balancers, which carry no identity.
+    let app = app.merge(chunkd_http::health::router(uploads, config.health.clone()));
     Ok(chunkd_http::cors(app))
 }
 

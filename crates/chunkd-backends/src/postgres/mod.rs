@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS chunkd_uploads (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunkd_uploads_expiry ON chunkd_uploads (expires_at) WHERE open;
+CREATE TABLE IF NOT EXISTS chunkd_ready (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    at          TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS chunkd_locks (
     upload_id   TEXT PRIMARY KEY,
     holder      TEXT NOT NULL,

@@ -137,6 +137,19 @@ impl StateStore for PgState {
         "postgres"
     }
 
+    async fn check(&self) -> Result<()> {
+        let client = self.pg.client().await?;
+        client
+            .execute(
+                "INSERT INTO chunkd_ready (id, at) VALUES (1, now())
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                &[],
+            )
+            .await
+            .map_err(super::PgError::from)?;
+        Ok(())
+    }
+
     async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {
         let mut client = self.pg.client().await?;
         let Some(event) = event else {

@@ -473,6 +473,14 @@ impl DataStore for S3Store {
         Some(self)
     }
 
+    async fn check(&self) -> Result<()> {
+        for bucket in std::iter::once(&self.bucket).chain(&self.other_buckets) {
+            let action = bucket.head_bucket(Some(&self.credentials));
+            self.client.send(&Signed::new(action, Bytes::new())).await?;
+        }
+        Ok(())
+    }
+
     fn location(&self, info: &UploadInfo) -> Option<chunkd_core::Location> {
         let object = self.object(info).ok()?;
         Some(chunkd_core::Location::Object {

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS uploads_expiry ON uploads (expires_ms) WHERE open = 1;
+CREATE TABLE IF NOT EXISTS ready (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ms       INTEGER NOT NULL
+);
 ";
 
 /// Upload records in one SQLite file.
@@ -141,6 +145,20 @@ fn sql(e: rusqlite::Error) -> Error {
 impl StateStore for SqliteState {
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn check(&self) -> Result<()> {
+        let now = epoch_millis(SystemTime::now());
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO ready (id, at_ms) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+                [now],
+            )
+            .map_err(SqliteError::from)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {

@@ -210,6 +210,16 @@ impl Uploads {
             .any(|kind| self.0.hooks.wants(kind))
     }
 
+    /// Whether the state store takes a write now (readiness probes).
+    pub async fn check_state(&self) -> Result<()> {
+        self.0.state.check().await
+    }
+
+    /// Whether the data store answers now (readiness probes).
+    pub async fn check_store(&self) -> Result<()> {
+        self.0.store.check().await
+    }
+
     /// Subscribes to post-events (created, progress, finished, terminated, expired).
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.0.events.subscribe()

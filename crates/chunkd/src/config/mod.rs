@@ -18,7 +18,9 @@ use anyhow::Context as _;
 use chunkd_backends::{PgConfig, S3Config, SyncPolicy};
 use chunkd_core::Limits;
 use chunkd_http::interim::ConnectionLimits;
-use chunkd_http::{PublicUrl, content_range, events, form, ietf, resumablejs, s3_multipart, tus};
+use chunkd_http::{
+    PublicUrl, content_range, events, form, health, ietf, resumablejs, s3_multipart, tus,
+};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -77,6 +79,8 @@ pub struct Config {
     pub form: form::Config,
     /// The server-sent-events stream of each user's own uploads.
     pub events: events::Config,
+    /// `/healthz` and `/readyz` for load balancers; never behind `auth.required`.
+    pub health: health::Config,
     pub signing: SigningConfig,
     /// Forward mode: `[[forward]]` tables of `prefix` and `target`.
     pub forward: Vec<ForwardConfig>,
@@ -154,6 +158,7 @@ impl Default for Config {
             content_range: content_range::Config::default(),
             form: form::Config::default(),
             events: events::Config::default(),
+            health: health::Config::default(),
             signing: SigningConfig::default(),
             forward: Vec::new(),
             auth: AuthConfig::default(),

@@ -25,6 +25,9 @@ pub(super) fn mounts(config: &Config) -> Vec<(&'static str, &str)> {
         ("content_range.path", config.content_range.path.as_str()),
         ("form.upload_path", config.form.upload_path.as_str()),
         ("form.progress_path", config.form.progress_path.as_str()),
+        ("events.path", config.events.path.as_str()),
+        ("health.health_path", config.health.health_path.as_str()),
+        ("health.ready_path", config.health.ready_path.as_str()),
     ];
     if config.signing.enabled() {
         mounts.push(("signing.path", config.signing.path.as_str()));
@@ -127,7 +130,7 @@ mod tests {
     fn the_defaults_pass() {
         let config = Config::default();
         check(&mounts(&config)).expect("defaults");
-        assert_eq!(mounts(&config).len(), 8, "signing is off by default");
+        assert_eq!(mounts(&config).len(), 11, "signing is off by default");
     }
 
     #[test]

@@ -97,6 +97,7 @@ mod tests {
             "content_range",
             "form",
             "events",
+            "health",
             "signing",
             "auth",
             "public_url",
