@@ -15,6 +15,8 @@ pub mod id;
 pub mod lock;
 pub mod memory;
 pub mod metadata;
+pub mod metrics;
+pub mod noted;
 pub mod owner;
 pub mod relay;
 pub mod state;

@@ -242,12 +242,14 @@ impl TransportHooks {
                 Ok(verdict) => return verdict,
                 Err(e @ tusd::AnswerError::NotJson(_)) => e.to_string(),
                 Err(unsafe_answer) => {
+                    chunkd_core::metrics::hook_failed(event.kind);
                     tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), error = %unsafe_answer, "refused a hook's answer");
                     return reject(500, "the upload could not be prepared");
                 }
             },
             Err(e) => e.to_string(),
         };
+        chunkd_core::metrics::hook_failed(event.kind);
         match self.settings.on_failure {
             OnFailure::Refuse => {
                 tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), error = %failure, "hook failed; the request is refused");

@@ -75,13 +75,14 @@ where
 {
     let path = format!("/{}", config.path.trim_matches('/'));
     let slots = slots::Slots::new(config.max_streams_per_client.max(1));
-    Router::new()
+    let router = Router::new()
         .route(&path, get(open))
         .with_state(EventStreams {
             uploads,
             config,
             slots,
-        })
+        });
+    crate::accounting::account(router, "events")
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

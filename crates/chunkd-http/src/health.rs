@@ -70,10 +70,11 @@ where
         config,
         last: Mutex::new(None),
     });
-    Router::new()
+    let router = Router::new()
         .route(&health, get(|| async { "ok\n" }))
         .route(&ready, get(readiness))
-        .with_state(probes)
+        .with_state(probes);
+    crate::accounting::account(router, "health")
 }
 
 async fn readiness(State(probes): State<Arc<Probes>>) -> Response {

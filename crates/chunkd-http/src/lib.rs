@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accounting;
 mod body;
 #[cfg(test)]
 mod client_limit_tests;

@@ -147,6 +147,7 @@ impl HookHeaders {
 
 impl Refusal {
     fn new(status: StatusCode, kind: Kind, message: impl Into<String>) -> Self {
+        metrics::counter!(crate::accounting::ERRORS, "code" => kind.code()).increment(1);
         Refusal {
             status,
             kind,

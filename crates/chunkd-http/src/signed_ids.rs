@@ -104,10 +104,11 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let path = format!("/{}", path.trim_matches('/'));
-    Router::new()
+    let router = Router::new()
         .route(&path, post(issue))
         .route(&format!("{path}/{{id}}"), get(verify))
-        .with_state(signer)
+        .with_state(signer);
+    crate::accounting::account(router, "signing")
 }
 
 fn unidentified(refusal: Refusal) -> Response {

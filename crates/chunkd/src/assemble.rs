@@ -206,7 +206,14 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         identity(&config.auth, config.connections.max_uploads_per_client)?,
     );
     // Probes come from load balancers, which carry no identity.
-    let app = app.merge(chunkd_http::health::router(uploads, config.health.clone()));
+    let mut app = app.merge(chunkd_http::health::router(uploads, config.health.clone()));
+    if config.metrics.enabled && config.metrics.listen.is_none() {
+        // Scrapers carry no identity either; a separate `metrics.listen` keeps it private.
+        app = app.merge(crate::metrics::router(
+            crate::metrics::recorder()?,
+            &config.metrics.path,
+        ));
+    }
     Ok(chunkd_http::cors(app))
 }
 

@@ -3,6 +3,7 @@
 mod assemble;
 mod cli;
 mod config;
+mod metrics;
 mod serve;
 mod shutdown;
 mod telemetry;

@@ -25,6 +25,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics = start_metrics(&config.metrics).await?;
     let addr = listener.local_addr()?;
     let origin = match &config.public_url.base {
         Some(base) => base.trim_end_matches('/').to_owned(),
@@ -89,9 +90,40 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     collector.abort();
     relay.abort();
+    for task in metrics {
+        task.abort();
+    }
     signals.abort();
     tracing::info!("chunkd stopped");
     Ok(())
+}
+
+/// The metrics recorder's upkeep and, with `metrics.listen`, the listener of its own.
+async fn start_metrics(
+    config: &crate::metrics::Config,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    if !config.enabled {
+        return Ok(Vec::new());
+    }
+    let handle = crate::metrics::recorder()?;
+    let mut tasks = vec![tokio::spawn(crate::metrics::upkeep(handle.clone()))];
+    if let Some(addr) = config.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {addr}"))?;
+        tracing::info!(
+            "metrics at http://{}{}",
+            listener.local_addr()?,
+            config.path
+        );
+        let app = crate::metrics::router(handle, &config.path);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        }));
+    }
+    Ok(tasks)
 }
 
 async fn wait_for_signal() {

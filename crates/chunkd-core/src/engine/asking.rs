@@ -67,6 +67,7 @@ impl Uploads {
             return Ok(());
         }
         let event = self.hook_event(kind, info, access);
+        crate::metrics::hook_invoked(kind);
         let verdict = match kind {
             HookKind::PreFinish => self.0.hooks.pre_finish(&event).await,
             HookKind::PreTerminate => self.0.hooks.pre_terminate(&event).await,

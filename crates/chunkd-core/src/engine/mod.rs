@@ -153,8 +153,8 @@ impl UploadsBuilder {
         };
         let (events, _) = broadcast::channel(1024);
         Uploads(Arc::new(Inner {
-            store: self.store,
-            state: self.state,
+            store: Arc::new(crate::metrics::MeteredData(self.store)),
+            state: Arc::new(crate::metrics::MeteredState(self.state)),
             locker: self
                 .locker
                 .unwrap_or_else(|| Arc::new(MemoryLocker::default())),
@@ -237,6 +237,7 @@ impl Uploads {
     }
 
     fn emit(&self, event: Event) {
+        crate::metrics::event(&event);
         if let Some(relay) = &self.0.relay {
             relay.publish(&event);
         }
@@ -309,6 +310,7 @@ impl Uploads {
     /// The record as `owner` may see it: another identity's upload is not found, and
     /// says nothing of whether it exists or expired.
     async fn visible(&self, id: &UploadId, owner: &Owner) -> Result<UploadInfo> {
+        crate::noted::note(id, false);
         let info = self.0.state.get(id).await?;
         if !owner.may_access(info.owner.as_deref()) {
             return Err(Error::NotFound(id.clone()));
@@ -328,7 +330,10 @@ impl Uploads {
             return Ok((lease, info));
         }
         self.visible(id, owner).await?;
-        let lease = self.lock(id).await?;
+        let started = std::time::Instant::now();
+        let lease = self.lock(id).await;
+        crate::metrics::lock_waited(started.elapsed());
+        let lease = lease?;
         let info = self.visible(id, owner).await?;
         Ok((lease, info))
     }
@@ -367,6 +372,7 @@ impl Uploads {
             let mut chosen = new.id.is_some();
             if self.0.hooks.wants(HookKind::PreCreate) {
                 let event = self.hook_event(HookKind::PreCreate, &info, None);
+                crate::metrics::hook_invoked(HookKind::PreCreate);
                 match self.0.hooks.pre_create(&event).await {
                     Verdict::Continue => {}
                     Verdict::Reject(r) => return Err(Error::Rejected(r)),
@@ -380,6 +386,7 @@ impl Uploads {
                 }
             }
             self.create_in_stores(&mut info, chosen).await?;
+            crate::noted::note(&info.id, true);
             tracing::debug!(upload.length = ?info.length, "upload created");
             self.emit(Event::Created(info.clone()));
 

@@ -172,6 +172,7 @@ impl Uploads {
             attempts,
             event,
         } = outboxed;
+        crate::metrics::hook_invoked(event.kind);
         let outcome = match self.0.hooks.deliver(&event, &key).await {
             Ok(answer) => {
                 let stopped = match answer {
@@ -205,8 +206,10 @@ impl Uploads {
     ) -> crate::error::Result<()> {
         let failures = attempts.saturating_add(1);
         let park = failures >= self.0.delivery.attempts;
+        crate::metrics::hook_failed(event.kind);
         match park {
             true => {
+                crate::metrics::event_parked();
                 tracing::error!(upload.id = %event.upload.id, hook = event.kind.name(), %key, error = %failure, failures, "post-event parked after every attempt failed")
             }
             false => {

@@ -172,6 +172,7 @@ impl Uploads {
         };
         let mut carry = None;
         let mut claimed = false;
+        let _in_flight = crate::metrics::InFlight::start();
         loop {
             if info.length == Some(info.offset) {
                 // All stored, not yet finished: a retry after a crash between the store's
@@ -228,6 +229,7 @@ impl Uploads {
                 self.outbox_written(&event);
                 dirty = false;
                 if written.bytes > 0 {
+                    crate::metrics::bytes_stored(written.bytes);
                     if let Some(committed) = &committed {
                         committed.send_replace(info.offset);
                     }
@@ -239,7 +241,10 @@ impl Uploads {
             }
         }
         let end = match (body.stopped, body.disconnected) {
-            (Some(Stop::Contended), _) => BodyEnd::Interrupted,
+            (Some(Stop::Contended), _) => {
+                crate::metrics::write_interrupted();
+                BodyEnd::Interrupted
+            }
             (Some(Stop::Shutdown), _) => BodyEnd::ShuttingDown,
             (None, true) => BodyEnd::Disconnected,
             (None, false) => BodyEnd::Clean,

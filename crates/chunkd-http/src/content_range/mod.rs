@@ -96,5 +96,6 @@ where
         )
         .layer(DefaultBodyLimit::disable())
         .with_state(state);
-    crate::finish_reply::answer_finish_replies(router, &replies)
+    let router = crate::finish_reply::answer_finish_replies(router, &replies);
+    crate::accounting::account(router, "content-range")
 }

@@ -45,6 +45,15 @@ pub(crate) fn owner_in(extensions: &http::Extensions) -> Result<Owner, Refusal> 
     }
 }
 
+/// Who the request was found to be, for the access log: `None` when identification
+/// failed (the refusal says why).
+pub(crate) fn logged_identity(extensions: &http::Extensions) -> Option<String> {
+    match extensions.get::<Identified>() {
+        None => Some(Owner::anonymous().to_string()),
+        Some(Identified(found)) => found.as_ref().ok().map(Owner::to_string),
+    }
+}
+
 /// [`owner_of`] for the event stream, which may also be identified by its query.
 pub(crate) fn stream_owner_of(req: &Request) -> Result<Owner, Refusal> {
     match req.extensions().get::<StreamIdentified>() {

@@ -107,5 +107,6 @@ where
     if !path.is_empty() {
         router = router.route(&path, collection);
     }
-    crate::finish_reply::answer_finish_replies(router.with_state(ietf), &replies)
+    let router = crate::finish_reply::answer_finish_replies(router.with_state(ietf), &replies);
+    crate::accounting::account(router, "ietf")
 }

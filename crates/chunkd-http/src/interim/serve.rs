@@ -109,6 +109,7 @@ where
             if !matches!(first_byte.await, Ok(Ok(1))) {
                 return;
             }
+            let _open = crate::accounting::OpenConnection::counted();
             let (io, sink) = InterimIo::new(stream);
             let service = request_service(app, Interim { sink }, peer);
             let connection = builder

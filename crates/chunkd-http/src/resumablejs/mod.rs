@@ -134,7 +134,8 @@ where
         )
         // Chunk sizes are the client's choice; the engine enforces upload limits.
         .layer(DefaultBodyLimit::disable());
-    crate::finish_reply::answer_finish_replies(router, &replies)
+    let router = crate::finish_reply::answer_finish_replies(router, &replies);
+    crate::accounting::account(router, "resumablejs")
 }
 
 #[cfg(test)]

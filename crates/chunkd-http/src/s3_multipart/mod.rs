@@ -101,7 +101,8 @@ where
         .route(&format!("{base}/{{upload_id}}/complete"), post(complete))
         .route(&format!("{base}/{{upload_id}}/{{part}}"), get(sign_one))
         .with_state(state);
-    crate::finish_reply::answer_finish_replies(router, &replies)
+    let router = crate::finish_reply::answer_finish_replies(router, &replies);
+    crate::accounting::account(router, "s3-multipart")
 }
 
 /// A refusal as the companion answers it: a status and `{"error": ...}`.

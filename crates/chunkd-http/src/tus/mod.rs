@@ -127,5 +127,6 @@ where
     if !path.is_empty() {
         router = routing::with_method_override(router, &path, collection, tus);
     }
-    crate::finish_reply::answer_finish_replies(router, &replies)
+    let router = crate::finish_reply::answer_finish_replies(router, &replies);
+    crate::accounting::account(router, Tus::PROTOCOL)
 }

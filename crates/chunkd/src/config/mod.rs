@@ -81,6 +81,8 @@ pub struct Config {
     pub events: events::Config,
     /// `/healthz` and `/readyz` for load balancers; never behind `auth.required`.
     pub health: health::Config,
+    /// `/metrics` in Prometheus text format.
+    pub metrics: crate::metrics::Config,
     pub signing: SigningConfig,
     /// Forward mode: `[[forward]]` tables of `prefix` and `target`.
     pub forward: Vec<ForwardConfig>,
@@ -159,6 +161,7 @@ impl Default for Config {
             form: form::Config::default(),
             events: events::Config::default(),
             health: health::Config::default(),
+            metrics: crate::metrics::Config::default(),
             signing: SigningConfig::default(),
             forward: Vec::new(),
             auth: AuthConfig::default(),

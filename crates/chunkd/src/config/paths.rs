@@ -32,6 +32,9 @@ pub(super) fn mounts(config: &Config) -> Vec<(&'static str, &str)> {
     if config.signing.enabled() {
         mounts.push(("signing.path", config.signing.path.as_str()));
     }
+    if config.metrics.enabled && config.metrics.listen.is_none() {
+        mounts.push(("metrics.path", config.metrics.path.as_str()));
+    }
     mounts
 }
 
@@ -130,7 +133,7 @@ mod tests {
     fn the_defaults_pass() {
         let config = Config::default();
         check(&mounts(&config)).expect("defaults");
-        assert_eq!(mounts(&config).len(), 11, "signing is off by default");
+        assert_eq!(mounts(&config).len(), 12, "signing is off by default");
     }
 
     #[test]

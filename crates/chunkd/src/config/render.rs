@@ -98,6 +98,7 @@ mod tests {
             "form",
             "events",
             "health",
+            "metrics",
             "signing",
             "auth",
             "public_url",
