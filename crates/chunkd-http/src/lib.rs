@@ -55,6 +55,7 @@ pub mod identity;
 #[cfg(feature = "ietf")]
 pub mod ietf;
 pub mod interim;
+pub mod listener;
 mod multipart_framing;
 #[cfg(test)]
 mod ownership_tests;
@@ -96,6 +97,7 @@ mod storage_full_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(feature = "tus")]
+pub mod tls;
 pub mod tus;
 
 pub use cors::cors;

@@ -17,17 +17,41 @@ pub struct PublicUrl {
 }
 
 impl PublicUrl {
-    /// [`PublicUrl::origin`] of a request.
+    /// [`PublicUrl::origin`] of a request: `https` when it came over TLS.
     pub fn of_request<B>(&self, req: &http::Request<B>) -> String {
-        self.origin(req.headers(), req.uri().authority().map(|a| a.as_str()))
+        self.of(req.headers(), req.extensions(), req.uri())
     }
 
-    /// `scheme://host[:port]` for this request, without a trailing slash.
+    /// [`PublicUrl::of_request`] of a request's head.
+    pub fn of_parts(&self, parts: &http::request::Parts) -> String {
+        self.of(&parts.headers, &parts.extensions, &parts.uri)
+    }
+
+    fn of(&self, headers: &HeaderMap, extensions: &http::Extensions, uri: &http::Uri) -> String {
+        let secure = extensions.get::<crate::listener::OverTls>().is_some();
+        self.origin_with(
+            headers,
+            uri.authority().map(|a| a.as_str()),
+            if secure { "https" } else { "http" },
+        )
+    }
+
+    /// `scheme://host[:port]` for a request with these headers, without a trailing
+    /// slash; the scheme is `http` unless trusted forwarding headers say otherwise.
     pub fn origin(&self, headers: &HeaderMap, uri_authority: Option<&str>) -> String {
+        self.origin_with(headers, uri_authority, "http")
+    }
+
+    fn origin_with(
+        &self,
+        headers: &HeaderMap,
+        uri_authority: Option<&str>,
+        scheme: &str,
+    ) -> String {
         if let Some(base) = &self.base {
             return base.trim_end_matches('/').to_owned();
         }
-        let mut proto = "http".to_owned();
+        let mut proto = scheme.to_owned();
         let mut host = headers
             .get(HOST)
             .and_then(|h| h.to_str().ok())

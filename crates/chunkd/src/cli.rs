@@ -1,6 +1,6 @@
 //! Command line: `serve`, `gc`, `config`, `parked`.
 
-use std::net::SocketAddr;
+use chunkd_http::listener::Address;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -26,10 +26,11 @@ pub struct Cli {
 /// Flags that override the file and the environment.
 #[derive(Args, Debug, Serialize, Default)]
 pub struct Overrides {
-    /// Address to listen on (default 127.0.0.1:1080; port 0 picks a free one).
+    /// Address to listen on: host:port, tls://host:port or unix:/path (default
+    /// 127.0.0.1:1080; port 0 picks a free one).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<Address>,
     /// Directory for upload files and state (default ./chunkd-data).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -3,6 +3,7 @@
 mod assemble;
 mod cli;
 mod config;
+mod listeners;
 mod metrics;
 mod serve;
 mod shutdown;

@@ -9,7 +9,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::assemble;
 use crate::config::Config;
+use crate::listeners;
 use crate::shutdown::Shutdown;
+use chunkd_http::listener::Address;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let uploads = assemble::uploads(&config).await?;
@@ -22,16 +24,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "cannot count parked post-events"),
     }
     let app = assemble::router(&config, uploads.clone())?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listeners::Bound {
+        listeners,
+        certificates,
+    } = listeners::bind(&config).await?;
     let metrics = start_metrics(&config.metrics).await?;
-    let addr = listener.local_addr()?;
-    let origin = match &config.public_url.base {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => format!("http://{addr}"),
+    let addresses: Vec<Address> = listeners.iter().map(|(_, a)| a.clone()).collect();
+    let origin = match (&config.public_url.base, &addresses[0]) {
+        (Some(base), _) => base.trim_end_matches('/').to_owned(),
+        (None, Address::Tcp(addr)) => format!("http://{addr}"),
+        (None, Address::Tls(addr)) => format!("https://{addr}"),
+        // Behind a proxy, which should set public_url.base.
+        (None, Address::Unix(_)) => "http://localhost".to_owned(),
     };
-    tracing::info!(data_dir = %config.data_dir.display(), "chunkd listening on {addr}");
+    for address in &addresses {
+        tracing::info!(data_dir = %config.data_dir.display(), "chunkd listening on {address}");
+    }
+    let reloader = certificates.map(|c| tokio::spawn(listeners::reload_on_sighup(c)));
     // Scripts and tests read this line to find the server.
     println!(
         "chunkd: tus uploads at {origin}{}/",
@@ -69,18 +78,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             uploads.shutdown();
         }
     };
-    // chunkd's own accept loop: it lets handlers send 104 interim responses.
-    let served = tokio::spawn(chunkd_http::interim::serve_with(
-        listener,
-        app,
-        config.connections,
-        draining,
-    ));
+    // chunkd's own accept loop: it lets handlers send 104 interim responses. The
+    // first listener's shutdown also stops the engine's writes; the others just stop.
+    let mut served = Vec::new();
+    let mut draining =
+        Some(Box::pin(draining) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>);
+    for (listener, _) in listeners {
+        let shutdown = draining
+            .take()
+            .unwrap_or_else(|| Box::pin(stop.clone().wait()));
+        served.push(tokio::spawn(chunkd_http::interim::serve_with(
+            listener,
+            app.clone(),
+            config.connections,
+            shutdown,
+        )));
+    }
     stop.clone().wait().await;
-    match tokio::time::timeout(config.shutdown_timeout, served).await {
-        Ok(result) => result??,
+    let all_served = futures::future::join_all(served);
+    match tokio::time::timeout(config.shutdown_timeout, all_served).await {
+        Ok(results) => {
+            for result in results {
+                result??;
+            }
+        }
         Err(_) => tracing::warn!("shutdown timeout: closing remaining connections"),
     }
+    listeners::remove_sockets(&addresses);
     // A delivery under way finishes (each is bounded by the hook timeout).
     if tokio::time::timeout(config.shutdown_timeout, deliverer)
         .await
@@ -90,6 +114,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     collector.abort();
     relay.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     for task in metrics {
         task.abort();
     }

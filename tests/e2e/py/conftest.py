@@ -14,10 +14,10 @@ BIN = os.environ.get("CHUNKD_BIN", str(ROOT / "target" / "release" / "chunkd"))
 
 
 class Chunkd:
-    def __init__(self, data_dir: Path, env: dict | None = None):
+    def __init__(self, data_dir: Path, env: dict | None = None, listen: str = "127.0.0.1:0"):
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
-            [BIN, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "serve"],
+            [BIN, "--listen", listen, "--data-dir", str(data_dir), "serve"],
             stdout=subprocess.PIPE,
             # The test services' addresses are for the tests, not settings of chunkd.
             env={

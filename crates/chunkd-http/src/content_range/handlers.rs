@@ -195,9 +195,10 @@ pub(super) async fn complete(State(this): State<Arc<ContentRangeUploads>>, req: 
 pub(super) async fn state(
     State(this): State<Arc<ContentRangeUploads>>,
     Target { caller, id }: Target,
-    headers: HeaderMap,
+    parts: http::request::Parts,
 ) -> Answer {
-    this.state(&id, &caller, &headers).await
+    let origin = this.public_url.of_parts(&parts);
+    this.state(&id, &caller, &origin).await
 }
 
 /// `DELETE {path}/{id}`.
@@ -213,16 +214,15 @@ pub(super) async fn content(Target { caller, id }: Target, headers: HeaderMap) -
 }
 
 impl ContentRangeUploads {
-    fn url(&self, headers: &HeaderMap, id: &UploadId) -> String {
-        let origin = self.public_url.origin(headers, None);
+    fn url(&self, origin: &str, id: &UploadId) -> String {
         format!("{origin}{}/{id}", self.path)
     }
 
     /// The record, marked for forward mode when this request finished the file.
-    fn finished_record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
-        let mut res = self.record(headers, info);
+    fn finished_record(&self, origin: &str, info: &UploadInfo) -> Response {
+        let mut res = self.record(origin, info);
         if info.is_finished() {
-            let url = self.url(headers, &info.id);
+            let url = self.url(origin, &info.id);
             let file = CompletedFile::of(info, Some(format!("{url}/content")));
             res.extensions_mut()
                 .insert(Completed::answered_by_application(vec![file]));
@@ -231,8 +231,8 @@ impl ContentRangeUploads {
     }
 
     /// The upload's state in the shapes drf, django and blueimp clients read.
-    fn record(&self, headers: &HeaderMap, info: &UploadInfo) -> Response {
-        let url = self.url(headers, &info.id);
+    fn record(&self, origin: &str, info: &UploadInfo) -> Response {
+        let url = self.url(origin, &info.id);
         let filename = info.metadata.text(keys::FILENAME).unwrap_or("");
         let filetype = info.metadata.text(keys::FILETYPE).unwrap_or("");
         let body: Value = json!({
@@ -258,6 +258,7 @@ impl ContentRangeUploads {
 
     async fn receive(&self, req: Request, target: Option<UploadId>) -> Answer {
         let headers = req.headers().clone();
+        let origin = self.public_url.of_request(&req);
         let method = req.method().clone();
         let range = content_range(&headers)?;
         let caller = identity::caller_for(&self.uploads, &req, "content-range")?;
@@ -273,7 +274,7 @@ impl ContentRangeUploads {
             };
             let body = body::byte_stream(req.into_body(), self.idle_timeout, |_| {});
             let info = self.store(target, chunk, body).await?;
-            return Ok(self.answer_chunk(method, &headers, &info));
+            return Ok(self.answer_chunk(method, &origin, &info));
         }
         let mut form = crate::multipart_framing::multipart(req)
             .await
@@ -326,16 +327,16 @@ impl ContentRangeUploads {
                     }
                 }
             }
-            return Ok(self.answer_chunk(method, &headers, &info));
+            return Ok(self.answer_chunk(method, &origin, &info));
         }
     }
 
     /// drf (PUT chunks) finishes a file with its md5 completion, which tells the
     /// application; the other clients' last chunk is their last word.
-    fn answer_chunk(&self, method: Method, headers: &HeaderMap, info: &UploadInfo) -> Response {
+    fn answer_chunk(&self, method: Method, origin: &str, info: &UploadInfo) -> Response {
         match method {
-            Method::PUT => self.record(headers, info),
-            _ => self.finished_record(headers, info),
+            Method::PUT => self.record(origin, info),
+            _ => self.finished_record(origin, info),
         }
     }
 
@@ -455,7 +456,7 @@ impl ContentRangeUploads {
 
     async fn complete_upload(&self, id: Option<UploadId>, req: Request) -> Answer {
         let drf = id.is_some();
-        let headers = req.headers().clone();
+        let origin = self.public_url.of_request(&req);
         let caller = identity::caller_for(&self.uploads, &req, "content-range")?;
         let fields = read_fields(req).await?;
         let has_digest = ["md5", "sha256", "sha1"]
@@ -477,16 +478,16 @@ impl ContentRangeUploads {
         // drf's completion (`POST {path}/{id}`) is where its file is done; django's
         // (`POST {path}/complete`) follows POSTed chunks, whose last one told already.
         Ok(match drf {
-            true => self.finished_record(&headers, &info),
-            false => self.record(&headers, &info),
+            true => self.finished_record(&origin, &info),
+            false => self.record(&origin, &info),
         })
     }
 
     /// Where the upload stands, once any write still running on it has stopped and kept
     /// what it received (newest request wins): the offset a client resumes from.
-    async fn state(&self, id: &UploadId, caller: &Caller, headers: &HeaderMap) -> Answer {
+    async fn state(&self, id: &UploadId, caller: &Caller, origin: &str) -> Answer {
         let info = caller.settled_info(id).await?;
-        Ok(self.record(headers, &info))
+        Ok(self.record(origin, &info))
     }
 }
 

@@ -174,7 +174,7 @@ impl FormUploads {
     /// Stores the form's files, all or none: when a part is refused, the files stored
     /// before it are removed (the client got no id for them).
     async fn receive(&self, req: Request, caller: &Caller) -> Result<Response, Error> {
-        let headers = req.headers().clone();
+        let origin = self.public_url.of_request(&req);
         let mut files = Vec::new();
         let mut fields = Map::new();
         if let Err(refused) = self.read_form(req, caller, &mut files, &mut fields).await {
@@ -193,7 +193,7 @@ impl FormUploads {
         }
         let files: Vec<CompletedFile> = files
             .into_iter()
-            .map(|f| self.with_url(&headers, f))
+            .map(|f| self.with_url(&origin, f))
             .collect();
         let body = json!({ "files": files.clone(), "fields": fields });
         let mut res = (StatusCode::OK, Json(body)).into_response();
@@ -282,11 +282,11 @@ impl FormUploads {
     }
 
     /// `file` with the URL it can be downloaded from, when downloads are mounted.
-    fn with_url(&self, headers: &HeaderMap, file: CompletedFile) -> CompletedFile {
+    fn with_url(&self, origin: &str, file: CompletedFile) -> CompletedFile {
         let url = self
             .download_path
             .as_ref()
-            .map(|p| format!("{}{p}/{}", self.public_url.origin(headers, None), file.id));
+            .map(|p| format!("{origin}{p}/{}", file.id));
         CompletedFile { url, ..file }
     }
 

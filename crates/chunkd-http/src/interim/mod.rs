@@ -7,6 +7,7 @@
 //! not understand 1xx and HTTP/2 frames belong to hyper's codec: those requests carry no
 //! handle and simply get no interim responses.
 
+mod first_read;
 mod io;
 mod leftover;
 mod serve;

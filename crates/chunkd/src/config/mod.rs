@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use chunkd_backends::{PgConfig, S3Config, SyncPolicy};
 use chunkd_core::Limits;
 use chunkd_http::interim::ConnectionLimits;
+use chunkd_http::listener::Address;
 use chunkd_http::{
     PublicUrl, content_range, events, form, health, ietf, resumablejs, s3_multipart, tus,
 };
@@ -32,8 +33,12 @@ use crate::cli::Cli;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on.
-    pub listen: SocketAddr,
+    /// The main listener: `host:port`, `tls://host:port` or `unix:/path`.
+    pub listen: Address,
+    /// More listeners, written the same way, serving the same.
+    pub also_listen: Vec<Address>,
+    /// The certificate `tls://` listeners present.
+    pub tls: chunkd_http::tls::Config,
     /// Upload files live in `<data_dir>/files`, state in `<data_dir>/state.sqlite3`.
     pub data_dir: PathBuf,
     /// `always`: fsync data before an offset is saved and commit state durably;
@@ -138,7 +143,9 @@ impl Default for Config {
         // The engine's limits are written as 0 for "none".
         let limits = Limits::default();
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 1080)),
+            listen: Address::Tcp(SocketAddr::from(([127, 0, 0, 1], 1080))),
+            also_listen: Vec::new(),
+            tls: chunkd_http::tls::Config::default(),
             data_dir: PathBuf::from("./chunkd-data"),
             sync: SyncPolicy::default(),
             max_size: limits.max_size.unwrap_or(0),
@@ -195,7 +202,7 @@ impl Config {
         }
         let mut overrides = figment::value::Dict::new();
         let o = &cli.overrides;
-        if let Some(v) = o.listen {
+        if let Some(v) = &o.listen {
             overrides.insert("listen".into(), v.to_string().into());
         }
         if let Some(v) = &o.data_dir {
@@ -342,7 +349,11 @@ mod tests {
         assert_eq!(config.tus.path, "/uploads");
         assert_eq!(config.expire_after, Duration::from_secs(7200));
         assert_eq!(config.max_size, 7, "the flag wins over the file");
-        assert_eq!(config.listen.port(), 1080, "defaults fill the rest");
+        assert_eq!(
+            config.listen.to_string(),
+            "127.0.0.1:1080",
+            "defaults fill the rest"
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ mod tests {
             "events",
             "health",
             "metrics",
+            "tls",
             "signing",
             "auth",
             "public_url",

@@ -51,9 +51,9 @@ function chunkdEnv (extra) {
 }
 
 /** Starts chunkd; resolves once it prints its endpoint. */
-export function startChunkd ({ dataDir = tempDir(), env = {}, args = [] } = {}) {
+export function startChunkd ({ dataDir = tempDir(), env = {}, args = [], listen = '127.0.0.1:0' } = {}) {
   env = { ...backendEnv(), ...env }
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, ...args, 'serve'], {
+  const child = spawn(bin, ['--listen', listen, '--data-dir', dataDir, ...args, 'serve'], {
     env: chunkdEnv(env),
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -1,0 +1,71 @@
+//! Every configured listener bound before serving starts (each failure names the
+//! setting), and the TLS certificate read again on SIGHUP.
+
+use std::sync::Arc;
+
+use chunkd_http::listener::{Address, Listener};
+use chunkd_http::tls::Certificates;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+
+/// The bound listeners, `listen` first, and the certificates their TLS ones present.
+pub struct Bound {
+    pub listeners: Vec<(Listener, Address)>,
+    pub certificates: Option<Arc<Certificates>>,
+}
+
+pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
+    let addresses: Vec<(&str, &Address)> = std::iter::once(("listen", &config.listen))
+        .chain(config.also_listen.iter().map(|a| ("also_listen", a)))
+        .collect();
+    let wants_tls = addresses.iter().any(|(_, a)| matches!(a, Address::Tls(_)));
+    let (certificates, acceptor) = match wants_tls {
+        true => {
+            let certificates = Certificates::load(&config.tls)?;
+            let acceptor = certificates.acceptor(config.tls.min_version)?;
+            (Some(certificates), Some(acceptor))
+        }
+        false => (None, None),
+    };
+    let mut listeners = Vec::new();
+    for (setting, address) in addresses {
+        let listener = Listener::bind(address, acceptor.as_ref())
+            .await
+            .map_err(|e| anyhow::anyhow!("{setting}: {e}"))?;
+        let local = listener.local_address()?;
+        listeners.push((listener, local));
+    }
+    Ok(Bound {
+        listeners,
+        certificates,
+    })
+}
+
+/// Reads the certificate files again on each SIGHUP; open connections keep theirs, a
+/// failed read keeps the certificate in use.
+pub async fn reload_on_sighup(certificates: Arc<Certificates>) {
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install a SIGHUP handler; certificates are not reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match certificates.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+            }
+        }
+    }
+}
+
+/// Removes the unix sockets the server made, once it stopped serving.
+pub fn remove_sockets(addresses: &[Address]) {
+    for address in addresses {
+        if let Address::Unix(path) = address
+            && let Err(e) = std::fs::remove_file(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the socket");
+        }
+    }
+}
