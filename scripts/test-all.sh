@@ -20,6 +20,7 @@ have python3 || packages+=(python3)
 have cc || packages+=(build-essential)
 have curl || packages+=(curl)
 have openssl || packages+=(openssl)
+have systemd-analyze || packages+=(systemd)
 if have python3 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then packages+=(python3-venv); fi
 if ((${#packages[@]})); then
   echo "== installing ${packages[*]}"

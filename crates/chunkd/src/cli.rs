@@ -1,4 +1,4 @@
-//! Command line: `serve`, `gc`, `config`, `parked`.
+//! Command line: `serve`, `gc`, `config`, `parked`, `check`, `completions`, `man`.
 
 use chunkd_http::listener::Address;
 use std::path::PathBuf;
@@ -60,10 +60,43 @@ pub enum Command {
         #[arg(long)]
         replay: bool,
     },
+    /// Check the configuration and reach every service it names (stores, TLS
+    /// certificate, hook receiver); exit 1 if anything is wrong.
+    Check,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `chunkd man > /usr/share/man/man1/chunkd.1`.
+    Man,
+}
+
+/// What needs no configuration (completions, the manual page), run before any is read.
+pub fn run_without_config(command: &Option<Command>) -> Option<anyhow::Result<()>> {
+    match command {
+        Some(Command::Completions { shell }) => Some(completions(*shell)),
+        Some(Command::Man) => Some(man()),
+        _ => None,
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    clap_complete::generate(shell, &mut Cli::command(), "chunkd", &mut std::io::stdout());
+    Ok(())
+}
+
+fn man() -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?)
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Check => crate::check::run(&config).await,
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
         Command::Serve => serve::run(config).await,
         Command::Gc => {
             let uploads = assemble::uploads(&config).await?;

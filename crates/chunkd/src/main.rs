@@ -1,6 +1,7 @@
 //! chunkd: resumable, chunked HTTP uploads.
 
 mod assemble;
+mod check;
 mod cli;
 mod config;
 mod listeners;
@@ -20,6 +21,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
+    if let Some(done) = cli::run_without_config(&cli.command) {
+        return done;
+    }
     let config = config::Config::load(&cli)?;
     telemetry::init(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -46,6 +46,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "chunkd: tus uploads at {origin}{}/",
         config.tus.path.trim_end_matches('/')
     );
+    // systemd's Type=notify: serving from here on (nothing happens without NOTIFY_SOCKET).
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd the server is ready");
+    }
 
     let (stop_tx, stop) = Shutdown::new();
     let collector = tokio::spawn(collect_expired(
@@ -75,6 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         async move {
             stop.wait().await;
             tracing::info!("shutting down: in-flight uploads keep what they received");
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
             uploads.shutdown();
         }
     };
