@@ -1,8 +1,11 @@
 """/metrics read by the Prometheus project's own text-format parser (prometheus_client),
-with counters that move by what real tuspy uploads did; and the separate listener."""
+with counters that move by what real tuspy uploads did; the separate listener; the access
+log as JSON."""
 
 import io
+import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -110,3 +113,31 @@ def test_an_address_in_use_is_a_startup_error_naming_the_setting():
                 capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert f"metrics.listen: cannot listen on 127.0.0.1:{port}" in run.stderr, run.stderr
+
+
+def test_the_access_log_is_json_with_each_request(tmp_path):
+    log = tmp_path / "chunkd.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [BIN, "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), "serve"],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env={"PATH": os.environ["PATH"], "CHUNKD_LOG__FORMAT": "json",
+                 "RUST_LOG": "warn,chunkd::access=info"})
+        try:
+            endpoint = re.search(r"chunkd: tus uploads at (\S+)", proc.stdout.readline()).group(1)
+            data = os.urandom(70_000)
+            up = client.TusClient(endpoint).uploader(
+                file_stream=io.BytesIO(data), chunk_size=50_000)
+            up.upload()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    upload_id = up.url.rstrip("/").split("/")[-1]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    access = [line["fields"] for line in lines if line.get("target") == "chunkd::access"]
+    patches = [f for f in access if f["method"] == "PATCH"]
+    assert [f["bytes_in"] for f in patches] == [50_000, 20_000], access
+    for f in access:
+        assert f["protocol"] == "tus" and f["upload.id"] == upload_id, f
+        assert f["status"] in (201, 204) and f["identity"] == "anonymous", f
+        assert f["remote"].startswith("127.0.0.1:") and f["complete"] is True, f
