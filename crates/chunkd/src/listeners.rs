@@ -43,17 +43,30 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
 }
 
 /// Reads the certificate files again on each SIGHUP; open connections keep theirs, a
-/// failed read keeps the certificate in use.
-pub async fn reload_on_sighup(certificates: Arc<Certificates>) {
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot install a SIGHUP handler; certificates are not reloaded");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match certificates.reload() {
-            Ok(()) => tracing::info!("TLS certificate reloaded"),
+/// failed read keeps the certificate in use. The handler is installed when this
+/// returns (before the server says it is ready), so a SIGHUP never ends the process.
+pub fn reload_on_sighup(
+    certificates: Option<Arc<Certificates>>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let hangups = signal(SignalKind::hangup());
+    async move {
+        let mut hangups = match hangups {
+            Ok(hangups) => hangups,
             Err(e) => {
-                tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+                tracing::warn!(error = %e, "cannot install a SIGHUP handler; certificates are not reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            let Some(certificates) = &certificates else {
+                tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+                continue;
+            };
+            match certificates.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate not reloaded; the old one stays")
+                }
             }
         }
     }

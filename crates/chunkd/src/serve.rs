@@ -40,7 +40,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for address in &addresses {
         tracing::info!(data_dir = %config.data_dir.display(), "chunkd listening on {address}");
     }
-    let reloader = certificates.map(|c| tokio::spawn(listeners::reload_on_sighup(c)));
+    let reloader = tokio::spawn(listeners::reload_on_sighup(certificates));
+    let stopped_by_signal = stop_signals();
     // Scripts and tests read this line to find the server.
     println!(
         "chunkd: tus uploads at {origin}{}/",
@@ -69,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         async move { uploads.relay_events().await }
     });
     let signals = tokio::spawn(async move {
-        wait_for_signal().await;
+        stopped_by_signal.await;
         let _ = stop_tx.send(true);
     });
 
@@ -119,9 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     collector.abort();
     relay.abort();
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
+    reloader.abort();
     for task in metrics {
         task.abort();
     }
@@ -158,9 +157,18 @@ async fn start_metrics(
     Ok(tasks)
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from the moment this returns: installed before the
+/// server says it is ready, so a stop sent right after is a graceful one.
+fn stop_signals() -> impl Future<Output = ()> + Send + 'static {
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
+    wait_for_signal(term, int)
+}
+
+async fn wait_for_signal(
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+) {
     match (term, int) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {

@@ -15,7 +15,7 @@ from conftest import BIN, Chunkd
 from test_scale_out import env
 
 
-def test_systemd_is_told_ready_then_stopping(tmp_path):
+def test_systemd_is_told_ready_then_stopping_and_signals_are_caught_from_ready_on(tmp_path):
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
         notify.bind(str(path))
@@ -23,6 +23,9 @@ def test_systemd_is_told_ready_then_stopping(tmp_path):
         server = Chunkd(tmp_path / "data", env={"NOTIFY_SOCKET": str(path)})
         try:
             assert notify.recv(4096).decode().split() == ["READY=1"]
+            # Signals sent the moment it is ready are caught: SIGHUP (systemctl reload,
+            # with no certificate to read) leaves it serving, SIGTERM drains it.
+            server.proc.send_signal(signal.SIGHUP)
         finally:
             server.proc.send_signal(signal.SIGTERM)
             assert notify.recv(4096).decode().split() == ["STOPPING=1"]
