@@ -32,8 +32,8 @@ impl NotedUpload {
 }
 
 /// Notes `id` for the request being served, if any. The first upload a request looks
-/// at is its own (a final upload's parts come after it); a creation's id, known last,
-/// replaces what came before (`replace`).
+/// at is its own; a creation notes its id (and the one a hook chose) with `replace`,
+/// before it looks at a final upload's parts.
 pub(crate) fn note(id: &UploadId, replace: bool) {
     let _ = NOTED.try_with(|noted| {
         let mut noted = noted.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -74,6 +74,7 @@ where
 async fn accounted(protocol: &'static str, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
+    let head = req.method() == Method::HEAD;
     let received = Arc::new(AtomicU64::new(0));
     let exchange = Exchange {
         protocol,
@@ -89,6 +90,7 @@ async fn accounted(protocol: &'static str, req: Request, next: Next) -> Response
         received: received.clone(),
         status: 0,
         sent: 0,
+        head,
     };
     let req = req.map(|body| {
         Body::new(Received {
@@ -151,6 +153,8 @@ struct Exchange {
     received: Arc<AtomicU64>,
     status: u16,
     sent: u64,
+    /// A HEAD's answer is its head: complete once sent, whatever body was dropped.
+    head: bool,
 }
 
 impl Exchange {
@@ -264,7 +268,7 @@ impl Drop for Served {
         if let Some(exchange) = self.exchange.take() {
             // An empty body may be dropped unpolled once the head went out: that is a
             // complete answer too.
-            let complete = http_body::Body::is_end_stream(&self.inner);
+            let complete = exchange.head || http_body::Body::is_end_stream(&self.inner);
             exchange.done(complete);
         }
     }

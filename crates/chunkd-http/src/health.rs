@@ -44,7 +44,8 @@ impl Default for Config {
     }
 }
 
-/// What `/readyz` says: `ok`, or what is wrong, for each store.
+/// What `/readyz` says for each store: `ok`, `failed` or `no answer within …`. The
+/// error itself (hosts, paths, database names) goes to the log, not to whoever probes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 struct Readiness {
     ready: bool,
@@ -52,10 +53,22 @@ struct Readiness {
     store: String,
 }
 
+type Check = tokio::task::JoinHandle<chunkd_core::Result<()>>;
+
+/// The last result, and the checks still under way: a check that outlives its timeout
+/// (a hung disk) is waited for by the next probe instead of joined by another, so a
+/// store that never answers holds one task, not one per probe.
+#[derive(Default)]
+struct Checks {
+    last: Option<(Instant, Readiness)>,
+    state: Option<Check>,
+    store: Option<Check>,
+}
+
 struct Probes {
     uploads: Uploads,
     config: Config,
-    last: Mutex<Option<(Instant, Readiness)>>,
+    checks: Mutex<Checks>,
 }
 
 /// The probes at their paths.
@@ -68,7 +81,7 @@ where
     let probes = Arc::new(Probes {
         uploads,
         config,
-        last: Mutex::new(None),
+        checks: Mutex::new(Checks::default()),
     });
     let router = Router::new()
         .route(&health, get(|| async { "ok\n" }))
@@ -79,23 +92,21 @@ where
 
 async fn readiness(State(probes): State<Arc<Probes>>) -> Response {
     // One probe checks while the others wait for its result.
-    let mut last = probes.last.lock().await;
-    let fresh = last
+    let mut checks = probes.checks.lock().await;
+    let fresh = checks
+        .last
         .as_ref()
         .filter(|(at, _)| at.elapsed() < probes.config.cache)
         .map(|(_, readiness)| readiness.clone());
     let readiness = match fresh {
         Some(readiness) => readiness,
         None => {
-            let readiness = probes.check().await;
-            if !readiness.ready {
-                tracing::warn!(state = %readiness.state, store = %readiness.store, "not ready");
-            }
-            *last = Some((Instant::now(), readiness.clone()));
+            let readiness = probes.check(&mut checks).await;
+            checks.last = Some((Instant::now(), readiness.clone()));
             readiness
         }
     };
-    drop(last);
+    drop(checks);
     let status = match readiness.ready {
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,
@@ -104,23 +115,54 @@ async fn readiness(State(probes): State<Arc<Probes>>) -> Response {
 }
 
 impl Probes {
-    async fn check(&self) -> Readiness {
+    async fn check(&self, checks: &mut Checks) -> Readiness {
+        let uploads = self.uploads.clone();
+        let state = checks
+            .state
+            .get_or_insert_with(|| tokio::spawn(async move { uploads.check_state().await }));
+        let uploads = self.uploads.clone();
+        let store = checks
+            .store
+            .get_or_insert_with(|| tokio::spawn(async move { uploads.check_store().await }));
         let timeout = self.config.timeout;
-        let said =
-            |result: Result<chunkd_core::Result<()>, tokio::time::error::Elapsed>| match result {
-                Ok(Ok(())) => "ok".to_owned(),
-                Ok(Err(e)) => chunkd_core::error::with_causes(&e),
-                Err(_) => format!("no answer within {timeout:?}"),
-            };
-        let (state, store) = tokio::join!(
-            tokio::time::timeout(timeout, self.uploads.check_state()),
-            tokio::time::timeout(timeout, self.uploads.check_store()),
+        let (state_done, store_done) = tokio::join!(
+            tokio::time::timeout(timeout, state),
+            tokio::time::timeout(timeout, store),
         );
-        let (state, store) = (said(state), said(store));
+        let state = said("state", &mut checks.state, state_done, timeout);
+        let store = said("store", &mut checks.store, store_done, timeout);
         Readiness {
             ready: state == "ok" && store == "ok",
             state,
             store,
+        }
+    }
+}
+
+/// One store's word, logged when it is not `ok`; a finished check is let go.
+fn said(
+    part: &str,
+    running: &mut Option<Check>,
+    done: Result<
+        Result<chunkd_core::Result<()>, tokio::task::JoinError>,
+        tokio::time::error::Elapsed,
+    >,
+    timeout: Duration,
+) -> String {
+    let Ok(finished) = done else {
+        tracing::warn!(part, "not ready: no answer within {timeout:?}");
+        return format!("no answer within {timeout:?}");
+    };
+    *running = None;
+    match finished {
+        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Err(e)) => {
+            tracing::warn!(part, error = %chunkd_core::error::with_causes(&e), "not ready");
+            "failed".to_owned()
+        }
+        Err(e) => {
+            tracing::warn!(part, error = %e, "not ready: the check ended abnormally");
+            "failed".to_owned()
         }
     }
 }

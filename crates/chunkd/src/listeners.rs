@@ -1,6 +1,7 @@
 //! Every configured listener bound before serving starts (each failure names the
 //! setting), and the TLS certificate read again on SIGHUP.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::sync::Arc;
 
 use chunkd_http::listener::{Address, Listener};
@@ -13,6 +14,14 @@ use crate::config::Config;
 pub struct Bound {
     pub listeners: Vec<(Listener, Address)>,
     pub certificates: Option<Arc<Certificates>>,
+    /// The unix sockets made, to remove at the end.
+    pub sockets: Vec<Socket>,
+}
+
+/// A unix socket this process made: its path and the file it made there.
+pub struct Socket {
+    path: std::path::PathBuf,
+    file: (u64, u64),
 }
 
 pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
@@ -29,16 +38,25 @@ pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
         false => (None, None),
     };
     let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
     for (setting, address) in addresses {
         let listener = Listener::bind(address, acceptor.as_ref())
             .await
             .map_err(|e| anyhow::anyhow!("{setting}: {e}"))?;
+        if let Address::Unix(path) = address {
+            let meta = std::fs::symlink_metadata(path)?;
+            sockets.push(Socket {
+                path: path.clone(),
+                file: (meta.dev(), meta.ino()),
+            });
+        }
         let local = listener.local_address()?;
         listeners.push((listener, local));
     }
     Ok(Bound {
         listeners,
         certificates,
+        sockets,
     })
 }
 
@@ -72,12 +90,15 @@ pub fn reload_on_sighup(
     }
 }
 
-/// Removes the unix sockets the server made, once it stopped serving.
-pub fn remove_sockets(addresses: &[Address]) {
-    for address in addresses {
-        if let Address::Unix(path) = address
-            && let Err(e) = std::fs::remove_file(path)
-        {
+/// Removes the unix sockets this process made, once it stopped serving; one that a
+/// newer server put in its place (while this one drained) is left alone.
+pub fn remove_sockets(sockets: &[Socket]) {
+    for Socket { path, file } in sockets {
+        let ours = std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *file);
+        if !ours {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(path) {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove the socket");
         }
     }

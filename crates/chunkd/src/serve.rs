@@ -27,6 +27,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listeners::Bound {
         listeners,
         certificates,
+        sockets,
     } = listeners::bind(&config).await?;
     let metrics = start_metrics(&config.metrics).await?;
     let addresses: Vec<Address> = listeners.iter().map(|(_, a)| a.clone()).collect();
@@ -110,7 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         Err(_) => tracing::warn!("shutdown timeout: closing remaining connections"),
     }
-    listeners::remove_sockets(&addresses);
+    listeners::remove_sockets(&sockets);
     // A delivery under way finishes (each is bounded by the hook timeout).
     if tokio::time::timeout(config.shutdown_timeout, deliverer)
         .await

@@ -83,7 +83,13 @@ def test_check_names_each_part_that_is_wrong(tmp_path):
     assert code == 1, out
     assert "ok      state store (sqlite)" in out, out
     assert "FAILED  listener tls://127.0.0.1:0: TLS certificate: tls.cert_file" in out, out
-    assert f"FAILED  hook receiver http://127.0.0.1:{closed}/hooks: cannot connect" in out, out
+    # A receiver that is away is a warning: the outbox keeps post-events for it.
+    assert f"WARN    hook receiver 127.0.0.1:{closed}: cannot connect" in out, out
+    assert "/hooks" not in out, "the URL's path and query stay out of the report"
+
+    code, out = check({"CHUNKD_HOOKS__URL": f"http://u:secret@127.0.0.1:{closed}/hooks?t=1",
+                       "CHUNKD_HOOKS__SECRETS": '["0123456789abcdef0123"]'}, tmp_path)
+    assert code == 0 and "WARN    hook receiver" in out and "secret" not in out, out
 
     code, out = check({
         "CHUNKD_STATE": "postgres",

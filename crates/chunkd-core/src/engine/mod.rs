@@ -340,6 +340,8 @@ impl Uploads {
 
     async fn create(&self, new: NewUpload, owner: &Owner) -> Result<UploadInfo> {
         let id = new.id.clone().unwrap_or_else(UploadId::generate);
+        // The request is about this upload, whatever parts it looks at on the way.
+        crate::noted::note(&id, true);
         async {
             if new.direct {
                 // An upload nobody could ever send a byte to.
@@ -382,11 +384,11 @@ impl Uploads {
                     Verdict::Change(changes) => {
                         chosen |= changes.id.is_some();
                         self.apply_changes(&mut info, changes)?;
+                        crate::noted::note(&info.id, true);
                     }
                 }
             }
             self.create_in_stores(&mut info, chosen).await?;
-            crate::noted::note(&info.id, true);
             tracing::debug!(upload.length = ?info.length, "upload created");
             self.emit(Event::Created(info.clone()));
 

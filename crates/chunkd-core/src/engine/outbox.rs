@@ -186,6 +186,7 @@ impl Uploads {
                 }
             }
             Err(failure) => {
+                crate::metrics::hook_failed(event.kind);
                 self.delivery_failed(seq, &key, &event, attempts, &failure)
                     .await
             }
@@ -206,7 +207,6 @@ impl Uploads {
     ) -> crate::error::Result<()> {
         let failures = attempts.saturating_add(1);
         let park = failures >= self.0.delivery.attempts;
-        crate::metrics::hook_failed(event.kind);
         match park {
             true => {
                 crate::metrics::event_parked();

@@ -49,8 +49,9 @@ impl DataStore for Vanishing {
     }
     async fn check(&self) -> chunkd_core::Result<()> {
         self.checks.fetch_add(1, Ordering::SeqCst);
-        if self.hangs.load(Ordering::SeqCst) {
-            std::future::pending::<()>().await;
+        // A hung disk: no answer while `hangs` is set.
+        while self.hangs.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         match self.gone.load(Ordering::SeqCst) {
             true => Err(Error::backend("vanishing", "NoSuchBucket")),
@@ -96,10 +97,8 @@ async fn readiness_names_the_store_that_does_not_answer_and_comes_back() {
     let (status, said) = ready(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(said["state"], "ok");
-    assert!(
-        said["store"].as_str().unwrap().contains("NoSuchBucket"),
-        "{said}"
-    );
+    // What is wrong goes to the log; the prober learns which part.
+    assert_eq!(said["store"], "failed", "{said}");
 
     store.gone.store(false, Ordering::SeqCst);
     store.hangs.store(true, Ordering::SeqCst);
@@ -110,10 +109,15 @@ async fn readiness_names_the_store_that_does_not_answer_and_comes_back() {
         "{said}"
     );
 
+    // Still hung: the next probe waits for the same check instead of starting another.
+    let (status, _) = ready(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(store.checks.load(Ordering::SeqCst), 3);
+
     store.hangs.store(false, Ordering::SeqCst);
     assert_eq!(ready(&app).await.0, StatusCode::OK);
-    // The healthz probe never asks the stores.
-    assert_eq!(store.checks.load(Ordering::SeqCst), 4);
+    // The hung check answered at last; the healthz probe never asks the stores.
+    assert_eq!(store.checks.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

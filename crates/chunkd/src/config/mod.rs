@@ -263,6 +263,10 @@ impl Config {
             "checkpoint_bytes must be positive"
         );
         paths::check(&paths::mounts(self))?;
+        if self.metrics.enabled && self.metrics.listen.is_some() {
+            // Alone on its listener, it collides with nothing, but must still route.
+            paths::check(&[("metrics.path", self.metrics.path.as_str())])?;
+        }
         for rule in &self.forward {
             anyhow::ensure!(
                 rule.prefix.starts_with('/'),

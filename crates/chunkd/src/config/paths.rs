@@ -253,4 +253,16 @@ mod tests {
         ])
         .expect("no segment-prefix");
     }
+
+    #[test]
+    fn a_metrics_path_on_its_own_listener_is_checked_too() {
+        let mut config = Config::default();
+        config.metrics.listen = Some(([127, 0, 0, 1], 9100).into());
+        config.metrics.path = "metrics".into();
+        let e = config.validate().expect_err("must refuse").to_string();
+        assert!(
+            e.contains("metrics.path \"metrics\" must start with /"),
+            "{e}"
+        );
+    }
 }
