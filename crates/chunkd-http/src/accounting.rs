@@ -76,6 +76,7 @@ async fn accounted(protocol: &'static str, req: Request, next: Next) -> Response
     let method = method_label(req.method());
     let head = req.method() == Method::HEAD;
     let received = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
     let exchange = Exchange {
         protocol,
         method,
@@ -89,11 +90,11 @@ async fn accounted(protocol: &'static str, req: Request, next: Next) -> Response
         started,
         received: received.clone(),
         status: 0,
-        sent: 0,
+        sent: sent.clone(),
         head,
     };
     let req = req.map(|body| {
-        Body::new(Received {
+        Body::new(Counted {
             inner: body,
             count: received,
             counter: counter!(BYTES_RECEIVED, "protocol" => protocol),
@@ -109,8 +110,11 @@ async fn accounted(protocol: &'static str, req: Request, next: Next) -> Response
     };
     response.map(|body| {
         Body::new(Served {
-            inner: body,
-            counter: counter!(BYTES_SERVED, "protocol" => protocol),
+            inner: Counted {
+                inner: body,
+                count: sent,
+                counter: counter!(BYTES_SERVED, "protocol" => protocol),
+            },
             exchange: Some(exchange),
         })
     })
@@ -152,7 +156,7 @@ struct Exchange {
     started: Instant,
     received: Arc<AtomicU64>,
     status: u16,
-    sent: u64,
+    sent: Arc<AtomicU64>,
     /// A HEAD's answer is its head: complete once sent, whatever body was dropped.
     head: bool,
 }
@@ -171,7 +175,7 @@ impl Exchange {
             path = %self.path,
             status = self.status,
             bytes_in = self.received.load(Ordering::Relaxed),
-            bytes_out = self.sent,
+            bytes_out = self.sent.load(Ordering::Relaxed),
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             upload.id = upload.as_ref().map(|id| id.as_str()),
             identity = self.identity.as_deref(),
@@ -182,14 +186,14 @@ impl Exchange {
     }
 }
 
-/// A request body that counts what passes through it.
-struct Received {
+/// A body that counts what passes through it, for the exchange and for the metric.
+struct Counted {
     inner: Body,
     count: Arc<AtomicU64>,
     counter: Counter,
 }
 
-impl http_body::Body for Received {
+impl http_body::Body for Counted {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -217,11 +221,10 @@ impl http_body::Body for Received {
     }
 }
 
-/// A response body that counts what it sends and logs the exchange when it ends, or
-/// when it is dropped unfinished (the client went away).
+/// A response body, counted, that logs the exchange when it ends, or when it is
+/// dropped unfinished (the client went away).
 struct Served {
-    inner: Body,
-    counter: Counter,
+    inner: Counted,
     exchange: Option<Exchange>,
 }
 
@@ -234,22 +237,10 @@ impl http_body::Body for Served {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = data.len() as u64;
-                    self.counter.increment(n);
-                    if let Some(exchange) = &mut self.exchange {
-                        exchange.sent += n;
-                    }
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(exchange) = self.exchange.take() {
-                    exchange.done(true);
-                }
-            }
-            Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+        if let Poll::Ready(None) = polled
+            && let Some(exchange) = self.exchange.take()
+        {
+            exchange.done(true);
         }
         polled
     }
