@@ -183,6 +183,9 @@ fn the_access_log_tells_each_request_with_its_upload_and_never_the_query() {
     let subscriber = tracing_subscriber::registry().with(log.clone());
     let mut location = String::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Tests on other threads may have met the access-log callsite first, with no
+        // subscriber, and cached that nobody listens: ask again with this one in place.
+        tracing::callsite::rebuild_interest_cache();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
