@@ -1,0 +1,253 @@
+//! The HTTP layer under both protocols: one `reqwest` client with the caller's extra
+//! headers, and the sorting of every answer into success, worth retrying, or final.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Redirects followed before the chain counts as a loop.
+const MAX_REDIRECTS: usize = 5;
+/// How much of an error answer's body is kept for the message.
+const MESSAGE_LIMIT: usize = 512;
+
+/// A failed attempt: worth another try after the server's offset is asked again, or not.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// A network failure, 5xx, 409 (offset mismatch), 423 (locked), 460 (checksum).
+    Retry(Error),
+    /// Anything retrying cannot mend.
+    Fail(Error),
+}
+
+impl From<Error> for Fault {
+    fn from(e: Error) -> Self {
+        Fault::Fail(e)
+    }
+}
+
+pub(crate) type Attempt<T> = std::result::Result<T, Fault>;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    headers: HeaderMap,
+}
+
+impl Http {
+    pub(crate) fn new(headers: HeaderMap) -> Result<Http> {
+        // reqwest is built without a crypto provider; the workspace's is ring. An
+        // already installed one (the embedding program's) is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .connect_timeout(Duration::from_secs(15))
+            // Per read: a server that stops answering is a network failure, retried.
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("chunkd-upload/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?;
+        Ok(Http { client, headers })
+    }
+
+    pub(crate) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        self.client
+            .request(method, url.clone())
+            .headers(self.headers.clone())
+    }
+
+    /// Sends and sorts the answer: 2xx is returned, anything else a [`Fault`].
+    pub(crate) async fn send(&self, request: RequestBuilder) -> Attempt<Response> {
+        let request = request
+            .build()
+            .map_err(|e| Fault::Fail(Error::Invalid(format!("request: {e}"))))?;
+        let (method, url) = (request.method().to_string(), request.url().to_string());
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| transport(&method, &url, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let url = response.url().to_string();
+        let message = message(response).await;
+        let retry =
+            status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 423 | 429 | 460);
+        if retry {
+            Err(Fault::Retry(Error::Network {
+                context: format!("{method} {url}"),
+                message: format!("{status}{}", tail(&message)),
+            }))
+        } else {
+            Err(Fault::Fail(Error::Refused {
+                method,
+                url,
+                status: status.as_u16(),
+                message,
+            }))
+        }
+    }
+}
+
+fn transport(method: &str, url: &str, e: &reqwest::Error) -> Fault {
+    let context = format!("{method} {url}");
+    if e.is_redirect() {
+        return Fault::Fail(Error::Protocol(format!(
+            "{context}: more than {MAX_REDIRECTS} redirects (a loop?)"
+        )));
+    }
+    if e.is_builder() {
+        return Fault::Fail(Error::Invalid(format!("{context}: {e}")));
+    }
+    // Connection refused, reset, timed out, or a body that failed to stream.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Fault::Retry(Error::Network { context, message })
+}
+
+fn tail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// The start of an error answer's body, read no further than [`MESSAGE_LIMIT`].
+async fn message(mut response: Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < MESSAGE_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MESSAGE_LIMIT);
+    String::from_utf8_lossy(&body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// A header's value as text; a value that is not text counts as absent.
+pub(crate) fn text<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name)?.to_str().ok().map(str::trim)
+}
+
+/// A non-negative integer header (`Upload-Offset`, `Upload-Length`): absent is `None`,
+/// malformed is a protocol error.
+pub(crate) fn integer(response: &Response, name: &str) -> Result<Option<u64>> {
+    let Some(value) = response.headers().get(name) else {
+        return Ok(None);
+    };
+    let parsed = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok());
+    match parsed {
+        Some(n) => Ok(Some(n)),
+        None => Err(Error::Protocol(format!(
+            "{} answered {name}: {:?}, not a non-negative integer",
+            response.url(),
+            String::from_utf8_lossy(value.as_bytes())
+        ))),
+    }
+}
+
+/// The upload URL a creation answered with, resolved against the answer's own URL
+/// (after redirects, as the tus clients do).
+pub(crate) fn location(response: &Response) -> Result<Url> {
+    let Some(value) = text(response, "location").filter(|v| !v.is_empty()) else {
+        return Err(Error::Protocol(format!(
+            "{} created an upload ({}) without a Location",
+            response.url(),
+            response.status()
+        )));
+    };
+    let url = response.url().join(value).map_err(|e| {
+        Error::Protocol(format!(
+            "{} answered Location {value:?}: {e}",
+            response.url()
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Protocol(format!(
+            "{} answered Location {value:?}, not an http(s) URL",
+            response.url()
+        )));
+    }
+    Ok(url)
+}
+
+/// One `Name: value` header as given on the command line.
+pub fn parse_header(line: &str) -> Result<(HeaderName, HeaderValue)> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(Error::Invalid(format!(
+            "header {line:?}: expected 'Name: value'"
+        )));
+    };
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        Error::Invalid(format!(
+            "header {line:?}: {:?} is no header name",
+            name.trim()
+        ))
+    })?;
+    let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        Error::Invalid(format!(
+            "header {line:?}: the value holds a forbidden character"
+        ))
+    })?;
+    if name == reqwest::header::AUTHORIZATION || name == reqwest::header::COOKIE {
+        // Kept out of debug output and logs.
+        value.set_sensitive(true);
+    }
+    Ok((name, value))
+}
+
+/// Whether a status means the upload is gone, so a fresh one is made.
+pub(crate) fn is_gone(error: &Error) -> bool {
+    matches!(error.status(), Some(404 | 410))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_command_line_headers() {
+        let (name, value) =
+            parse_header("Authorization: Bearer abc.def").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(name, "authorization");
+        assert_eq!(value, "Bearer abc.def");
+        assert!(value.is_sensitive());
+        let (name, value) = parse_header("X-Token:  a:b ").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (name.as_str(), value.to_str().ok()),
+            ("x-token", Some("a:b"))
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_headers() {
+        for line in ["no colon", ": value", "Bad Name: v", "X: a\nb"] {
+            assert!(
+                matches!(parse_header(line), Err(Error::Invalid(_))),
+                "{line:?} was accepted"
+            );
+        }
+    }
+}
