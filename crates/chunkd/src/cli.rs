@@ -1,13 +1,14 @@
-//! Command line: `serve`, `gc`, `config`, `parked`, `check`, `completions`, `man`.
+//! Command line: `serve`, `gc`, `config`, `parked`, `check`, `upload`, `completions`, `man`.
 
 use chunkd_http::listener::Address;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::{assemble, serve};
+use crate::{assemble, serve, upload};
 
 #[derive(Parser, Debug)]
 #[command(name = "chunkd", version, about = "Resumable, chunked HTTP uploads")]
@@ -63,6 +64,9 @@ pub enum Command {
     /// Check the configuration and reach every service it names (stores, TLS
     /// certificate, hook receiver); exit 1 if anything is wrong.
     Check,
+    /// Upload files to a tus server (or an IETF draft endpoint), resumably: rerun the
+    /// same command after an interruption and it continues where it stopped.
+    Upload(Box<upload::Args>),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -72,11 +76,14 @@ pub enum Command {
     Man,
 }
 
-/// What needs no configuration (completions, the manual page), run before any is read.
-pub fn run_without_config(command: &Option<Command>) -> Option<anyhow::Result<()>> {
+/// What needs no configuration (the upload client, completions, the manual page), run
+/// before any is read.
+pub fn run_without_config(command: &Option<Command>) -> Option<anyhow::Result<ExitCode>> {
+    let done = |result: anyhow::Result<()>| Some(result.map(|()| ExitCode::SUCCESS));
     match command {
-        Some(Command::Completions { shell }) => Some(completions(*shell)),
-        Some(Command::Man) => Some(man()),
+        Some(Command::Upload(args)) => Some(upload::run(args)),
+        Some(Command::Completions { shell }) => done(completions(*shell)),
+        Some(Command::Man) => done(man()),
         _ => None,
     }
 }
@@ -92,8 +99,13 @@ fn man() -> anyhow::Result<()> {
     Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?)
 }
 
-pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Upload(args) = &command {
+        return Ok(upload::execute(args).await);
+    }
+    match command {
+        Command::Upload(_) => Ok(()),
         Command::Check => crate::check::run(&config).await,
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
@@ -120,4 +132,5 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+    .map(|()| ExitCode::SUCCESS)
 }

@@ -9,6 +9,9 @@ mod metrics;
 mod serve;
 mod shutdown;
 mod telemetry;
+mod upload;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -19,7 +22,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = cli::Cli::parse();
     if let Some(done) = cli::run_without_config(&cli.command) {
         return done;

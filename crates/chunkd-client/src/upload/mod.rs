@@ -151,7 +151,9 @@ impl Client {
         let checksum = self.settings.checksum;
         if let Some(algorithm) = checksum {
             let name = algorithm.tus_name();
-            let listed = capabilities.checksums.iter().any(|c| c == name);
+            // The extension requires sha1; some servers (rustus) list no algorithms.
+            let listed = capabilities.checksums.iter().any(|c| c == name)
+                || (capabilities.checksums.is_empty() && algorithm == Algorithm::Sha1);
             let extension =
                 self.settings.protocol == Protocol::Ietf || capabilities.has_extension("checksum");
             if !listed || !extension {
