@@ -1,0 +1,340 @@
+//! Fault injection: tiny servers on 127.0.0.1 that answer the way broken or hostile
+//! servers do. Every case must end in a clear error after a bounded number of
+//! requests, never a panic or an endless loop; one that drops a request half-way must
+//! be resumed from the offset it reports.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::response::Response;
+use chunkd_client::{Backoff, Class, Client, Error, Settings, StateFile, Unobserved};
+use http::{HeaderMap, Method, StatusCode};
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Response + Send + Sync>;
+
+struct Server {
+    endpoint: url::Url,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    fn count(&self, method: &Method) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|s| s.method == method)
+            .count()
+    }
+}
+
+async fn serve(handler: Handler) -> Server {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (handler, log) = (handler.clone(), log.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let seen = Seen {
+                method: parts.method,
+                path: parts.uri.path().to_owned(),
+                headers: parts.headers,
+                body,
+            };
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(seen.clone());
+            handler(&seen)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        endpoint: format!("http://{addr}/files/")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+        seen,
+    }
+}
+
+fn reply(status: u16, headers: &[(&str, &str)]) -> Response {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("tus-resumable", "1.0.0");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// OPTIONS and creation as a sound tus server answers them; the rest is `rest`'s.
+fn tus(rest: impl Fn(&Seen) -> Response + Send + Sync + 'static) -> Handler {
+    Arc::new(move |seen| match seen.method {
+        Method::OPTIONS => reply(
+            200,
+            &[
+                ("tus-version", "1.0.0"),
+                ("tus-extension", "creation,termination"),
+            ],
+        ),
+        Method::POST => reply(201, &[("location", "/files/1")]),
+        _ => rest(seen),
+    })
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    data: Vec<u8>,
+    client: Client,
+}
+
+fn fixture(server: &Server, size: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("data.bin");
+    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = Settings::new(
+        server.endpoint.clone(),
+        StateFile::new(dir.path().join("state.json")),
+    );
+    settings.chunk_size = 1000;
+    settings.retries = 3;
+    settings.backoff = Backoff {
+        base: Duration::from_millis(1),
+        max: Duration::from_millis(5),
+    };
+    let client = Client::new(settings).unwrap_or_else(|e| panic!("{e}"));
+    Fixture {
+        _dir: dir,
+        file,
+        data,
+        client,
+    }
+}
+
+async fn upload(f: &Fixture) -> Result<chunkd_client::Uploaded, Error> {
+    let plan = f.client.discover().await?;
+    // Whatever the server does, the client gives up in bounded time.
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        f.client.upload(&f.file, &plan, Arc::new(Unobserved)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the upload did not end"))
+}
+
+fn protocol_error(result: Result<chunkd_client::Uploaded, Error>, says: &str) {
+    match result {
+        Err(Error::Protocol(message)) => {
+            assert!(message.contains(says), "{message:?} lacks {says:?}")
+        }
+        other => panic!("expected a protocol error saying {says:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_offset_beyond_the_file_is_refused() {
+    let server = serve(tus(|_| {
+        reply(204, &[("upload-offset", "1000000000000000000")])
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "answered offset 1000000000000000000");
+    assert_eq!(server.count(&Method::PATCH), 1);
+}
+
+#[tokio::test]
+async fn an_offset_past_u64_is_a_protocol_error() {
+    let server = serve(tus(|_| {
+        reply(204, &[("upload-offset", "99999999999999999999999")])
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "not a non-negative integer");
+}
+
+#[tokio::test]
+async fn a_head_offset_beyond_the_file_is_refused() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::HEAD => reply(
+            200,
+            &[
+                ("upload-offset", "1000000000000000000"),
+                ("upload-length", "2500"),
+            ],
+        ),
+        _ => reply(500, &[]),
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "beyond the upload's 2500 bytes");
+}
+
+#[tokio::test]
+async fn an_offset_going_backwards_is_refused() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::PATCH if seen.headers.get("upload-offset").is_some_and(|v| v == "0") => {
+            reply(204, &[("upload-offset", "1000")])
+        }
+        Method::PATCH => reply(503, &[]),
+        _ => reply(200, &[("upload-offset", "0"), ("upload-length", "2500")]),
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "went back from offset 1000 to 0");
+}
+
+#[tokio::test]
+async fn a_creation_without_location_is_refused() {
+    let server = serve(Arc::new(|seen: &Seen| match seen.method {
+        Method::OPTIONS => reply(200, &[("tus-version", "1.0.0")]),
+        _ => reply(201, &[]),
+    }))
+    .await;
+    let f = fixture(&server, 10);
+    protocol_error(upload(&f).await, "without a Location");
+    assert_eq!(server.count(&Method::POST), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_loop_ends() {
+    let server = serve(Arc::new(|seen: &Seen| {
+        let path = seen.path.clone();
+        reply(307, &[("location", &path)])
+    }))
+    .await;
+    let f = fixture(&server, 10);
+    protocol_error(upload(&f).await, "redirects");
+    assert!(server.count(&Method::OPTIONS) <= 6);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_a_bounded_number_of_times() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::HEAD => reply(200, &[("upload-offset", "0"), ("upload-length", "2500")]),
+        _ => reply(503, &[]),
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.class(), Class::Network, "{error}");
+    // The first attempt and three retries, each retry after asking the offset.
+    assert_eq!(server.count(&Method::PATCH), 4);
+    assert_eq!(server.count(&Method::HEAD), 3);
+}
+
+#[tokio::test]
+async fn a_server_that_takes_nothing_is_given_up_on() {
+    let server = serve(tus(|_| {
+        reply(204, &[("upload-offset", "0"), ("upload-length", "2500")])
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "took none of 1000 bytes");
+    assert_eq!(server.count(&Method::PATCH), 4);
+}
+
+#[tokio::test]
+async fn a_refusal_is_not_retried() {
+    let server = serve(Arc::new(|seen: &Seen| match seen.method {
+        Method::OPTIONS => reply(200, &[("tus-version", "1.0.0")]),
+        _ => reply(403, &[]),
+    }))
+    .await;
+    let f = fixture(&server, 10);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!((error.class(), error.status()), (Class::Refused, Some(403)));
+    assert_eq!(server.count(&Method::POST), 1);
+}
+
+#[tokio::test]
+async fn not_a_tus_server_is_unsupported() {
+    let server = serve(Arc::new(|_: &Seen| reply(200, &[]))).await;
+    let f = fixture(&server, 10);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.class(), Class::Usage, "{error}");
+}
+
+/// A tus server that keeps what it is sent, but drops every third PATCH half-way
+/// (keeping the first half, answering 500), as a connection lost mid-body does.
+#[tokio::test]
+async fn resumes_from_the_offset_after_a_request_cut_short() {
+    let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let patches = Arc::new(Mutex::new(0u32));
+    let (s, p) = (stored.clone(), patches.clone());
+    let server = serve(tus(move |seen| {
+        let mut stored = s.lock().unwrap_or_else(PoisonError::into_inner);
+        match seen.method {
+            Method::HEAD => reply(
+                200,
+                &[
+                    ("upload-offset", &stored.len().to_string()),
+                    ("upload-length", "2500"),
+                ],
+            ),
+            Method::PATCH => {
+                let offset = seen
+                    .headers
+                    .get("upload-offset")
+                    .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+                if offset != Some(stored.len()) {
+                    return reply(409, &[]);
+                }
+                let mut n = p.lock().unwrap_or_else(PoisonError::into_inner);
+                *n += 1;
+                if *n % 3 == 0 {
+                    stored.extend_from_slice(&seen.body[..seen.body.len() / 2]);
+                    return reply(500, &[]);
+                }
+                stored.extend_from_slice(&seen.body);
+                reply(204, &[("upload-offset", &stored.len().to_string())])
+            }
+            _ => reply(405, &[]),
+        }
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/1");
+    assert_eq!(
+        *stored.lock().unwrap_or_else(PoisonError::into_inner),
+        f.data
+    );
+    // Nothing was sent twice but the cut-off halves.
+    let sent: usize = server
+        .seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|s| s.body.len())
+        .sum();
+    assert!(sent < 2500 + 1000, "{sent} bytes sent");
+    // Finished uploads are forgotten.
+    let state = f
+        .client
+        .settings()
+        .state
+        .entries()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(state.is_empty());
+}
