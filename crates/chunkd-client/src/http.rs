@@ -250,4 +250,18 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_line_parses_or_is_refused(line in ".*") {
+            let _ = parse_header(&line);
+        }
+
+        #[test]
+        fn well_formed_headers_round_trip(name in "[A-Za-z][A-Za-z0-9-]{0,20}", value in "[!-~]([ -~]{0,40}[!-~])?") {
+            let (n, v) = parse_header(&format!("{name}: {value}")).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert_eq!(n.as_str(), name.to_ascii_lowercase());
+            proptest::prop_assert_eq!(v.to_str().ok(), Some(value.as_str()));
+        }
+    }
 }

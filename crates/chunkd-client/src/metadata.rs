@@ -142,4 +142,31 @@ mod tests {
         assert_eq!(m.get("filename"), Some("other.bin"));
         assert_eq!(m.get("filetype"), Some("application/octet-stream"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn upload_metadata_decodes_to_what_was_set(
+            pairs in proptest::collection::btree_map("[a-zA-Z0-9_.-]{1,12}", ".*", 0..6)
+        ) {
+            let mut m = Metadata::new();
+            for (k, v) in &pairs {
+                m.insert(k, v).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let header = m.to_tus();
+            let decoded: std::collections::BTreeMap<String, String> = header
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once(' ') {
+                    Some((k, v)) => (k.to_owned(), String::from_utf8(STANDARD.decode(v).unwrap_or_default()).unwrap_or_default()),
+                    None => (p.to_owned(), String::new()),
+                })
+                .collect();
+            proptest::prop_assert_eq!(decoded, pairs);
+        }
+
+        #[test]
+        fn any_pair_parses_or_is_refused(text in ".*") {
+            let _ = Metadata::new().insert_pair(&text);
+        }
+    }
 }

@@ -61,4 +61,17 @@ mod tests {
             assert!(parse_size(text).is_err(), "{text:?} was accepted");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".*") {
+            let _ = parse_size(&text);
+        }
+
+        #[test]
+        fn whole_numbers_with_units(n in 0u64..1_000_000, unit in 0usize..5) {
+            let (suffix, multiplier) = [("", 1u64), ("k", 1 << 10), ("MiB", 1 << 20), ("G", 1 << 30), ("MB", 1_000_000)][unit];
+            proptest::prop_assert_eq!(parse_size(&format!("{n}{suffix}")).ok(), Some(n * multiplier));
+        }
+    }
 }
