@@ -10,12 +10,7 @@ cd "$(dirname "$0")/.."
 
 command -v wrk >/dev/null || { as_root apt-get update -q && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends wrk; }
 
-if [ ! -x "$BENCH_HOME/rustus/bin/rustus" ]; then
-  echo "== installing rustus 0.5.10 (takes minutes once)"
-  cargo install rustus --version 0.5.10 --locked --root "$BENCH_HOME/rustus"
-fi
-[ -d "$BENCH_HOME/tus-node/node_modules/@tus/file-store" ] || install_node_peer @tus/server@2.4.5 @tus/file-store@2.1.1
-cp bench/peers/tus-node-server.mjs "$BENCH_HOME/tus-node/server.mjs"
+scripts/install-peers.sh
 
 build_chunkd
 CARGO_TARGET_DIR="$target_dir/bench-sink" cargo build --release --manifest-path bench/sink/Cargo.toml
