@@ -283,8 +283,12 @@ impl Client {
                 .retrying(observer, || self.server.status(&url, part.length))
                 .await
             {
-                Ok(remote) => remotes.push(remote),
+                Ok(remote) => {
+                    tracing::debug!(upload.url = %url, upload.offset = remote.offset, "upload.resume");
+                    remotes.push(remote);
+                }
                 Err(e) if http::is_gone(&e) => {
+                    tracing::debug!(upload.url = %url, "remembered upload is gone: starting afresh");
                     self.settings.state.forget(fingerprint)?;
                     return Ok(None);
                 }
@@ -316,6 +320,7 @@ impl Client {
                         .create(length, if concat { &empty } else { metadata }, concat)
                 })
                 .await?;
+            tracing::debug!(upload.url = %url, length, partial = concat, "upload.create");
             parts.push(Part {
                 url: url.to_string(),
                 start,

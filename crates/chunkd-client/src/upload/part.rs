@@ -113,6 +113,7 @@ impl Sender<'_> {
         let (tally, index) = (self.tally.clone(), self.index);
         let body =
             body::file_range(self.path, at, len, Arc::new(move |n| tally.add(index, n))).await?;
+        tracing::trace!(upload.url = %self.url, upload.offset = offset, len, last, "upload.write");
         let chunk = Chunk {
             offset,
             len,
@@ -143,6 +144,7 @@ impl Sender<'_> {
                 ));
             }
             let delay = self.client.settings.backoff.delay(*failures);
+            tracing::debug!(upload.url = %self.url, upload.offset = confirmed, attempt = *failures, error = %error, "upload.retry");
             self.observer.retrying(&error, *failures, delay);
             tokio::time::sleep(delay).await;
             match self.client.server.status(&self.url, self.part.length).await {

@@ -219,7 +219,10 @@ impl Observer for FileProgress {
             let old = state.size;
             state.size = size;
             state.since = Some((Instant::now(), offset));
-            state.next_quarter = offset.saturating_mul(4).checked_div(size).map_or(4, |q| q + 1);
+            state.next_quarter = offset
+                .saturating_mul(4)
+                .checked_div(size)
+                .map_or(4, |q| q + 1);
             // The total was sized from a first look at the file; follow what is sent.
             self.total
                 .set_length((self.total.length().unwrap_or(0) + size).saturating_sub(old));
