@@ -96,6 +96,7 @@ class Throttle:
     def __init__(self, port, rate=None):
         self.port, self.rate, self.sent = port, rate, 0
         self.lock = threading.Lock()
+        self.open = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -107,6 +108,8 @@ class Throttle:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.port))
+            with self.lock:
+                self.open += [client, server]
             threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
 
@@ -127,6 +130,16 @@ class Throttle:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def cut(self):
+        """Drops every open connection, as a network loss does."""
+        with self.lock:
+            cut, self.open = self.open, []
+        for s in cut:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
         self.sock.close()
@@ -270,6 +283,23 @@ def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path):
         assert proxy.sent - before < 64 * MIB - offset + 2 * MIB
         assert proxy.sent < 1.5 * 64 * MIB
         assert sha256(chunkd.stored(part["url"])) == sha256(path.read_bytes())
+    finally:
+        proxy.close()
+
+
+def test_a_dropped_connection_is_retried_from_the_server_offset(chunkd, tmp_path):
+    [path] = files(tmp_path, 16 * MIB)
+    proxy = Throttle(urlsplit(chunkd.endpoint).port, rate=16 * MIB)
+    try:
+        client = start(path, proxy.endpoint + "/files/", tmp_path / "s.json")
+        wait_until(lambda: proxy.sent > 3 * MIB, what="a few chunks sent")
+        proxy.rate = None
+        proxy.cut()
+        out, err = client.communicate(timeout=60)
+        assert client.returncode == 0, err
+        assert re.search(r"attempt 1 failed .*; retrying in", err), err
+        assert proxy.sent < 1.5 * 16 * MIB, "only the cut chunk went again"
+        assert sha256(chunkd.stored(out.strip())) == sha256(path.read_bytes())
     finally:
         proxy.close()
 
