@@ -106,13 +106,36 @@ fn transport(method: &str, url: &str, e: &reqwest::Error) -> Fault {
     }
     // Connection refused, reset, timed out, or a body that failed to stream.
     let mut message = e.to_string();
+    let mut tls = false;
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
+        tls |= is_tls(cause);
         source = cause.source();
     }
-    Fault::Retry(Error::Network { context, message })
+    let error = Error::Network { context, message };
+    if tls {
+        // An untrusted certificate stays untrusted: no retry.
+        Fault::Fail(error)
+    } else {
+        Fault::Retry(error)
+    }
+}
+
+/// Whether `cause` is a TLS failure; io::Errors hide their inner error from `source`,
+/// and the connector nests them.
+fn is_tls(cause: &(dyn std::error::Error + 'static)) -> bool {
+    if cause.is::<rustls::Error>() {
+        return true;
+    }
+    match cause
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls(inner),
+        None => false,
+    }
 }
 
 fn tail(message: &str) -> String {

@@ -244,6 +244,27 @@ def test_network_failure_after_retries_exits_4(tmp_path):
     assert "attempt 1 failed" in r.stderr or "onnect" in r.stderr
 
 
+def test_https_trusts_the_system_roots_or_ssl_cert_file(tmp_path):
+    from test_listeners import make_ca, make_leaf
+
+    make_ca(tmp_path)
+    make_leaf(tmp_path, "leaf")
+    env = {"CHUNKD_TLS__CERT_FILE": str(tmp_path / "leaf.pem"), "CHUNKD_TLS__KEY_FILE": str(tmp_path / "leaf.key")}
+    server = Chunkd(tmp_path / "data", env=env, listen="tls://127.0.0.1:0")
+    try:
+        assert server.endpoint.startswith("https://")
+        [path] = files(tmp_path, MIB + 1)
+        state = tmp_path / "s.json"
+        started = time.monotonic()
+        r = upload(path, "--to", server.endpoint, "--retries", "5", state=state, check=4)
+        assert "invalid peer certificate" in r.stderr, r.stderr
+        assert time.monotonic() - started < 5, "an untrusted certificate is not retried"
+        r = upload(path, "--to", server.endpoint, state=state, env={"SSL_CERT_FILE": str(tmp_path / "ca.pem")}, check=0)
+        assert sha256(server.stored(urls(r)[0])) == sha256(path.read_bytes())
+    finally:
+        server.stop()
+
+
 def start(path, endpoint, state, *extra):
     return subprocess.Popen(
         [BIN, "upload", str(path), "--to", endpoint, "--chunk-size", "1MiB", "--state-file", str(state), *extra],

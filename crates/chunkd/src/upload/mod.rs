@@ -24,7 +24,8 @@ Exit codes:
   1    a file failed for another reason (a broken server answer, a local file, failures of different kinds)
   2    usage error, or a flag the server cannot honour (a checksum algorithm it does not list)
   3    the server refused (a 4xx such as 401, 403 or 413, or a file over its maximum size)
-  4    the server could not be reached, or kept failing, after every retry
+  4    the server could not be reached, or kept failing, after every retry (an untrusted
+       TLS certificate at once; SSL_CERT_FILE names extra trusted roots)
   130  interrupted (Ctrl-C); the same command resumes where it stopped
 
 Each finished file's upload URL is printed on stdout, one per line.";
