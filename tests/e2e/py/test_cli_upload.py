@@ -279,13 +279,14 @@ def direct(url, chunkd):
     return chunkd.endpoint.rstrip("/").rsplit("/files", 1)[0] + urlsplit(url).path
 
 
-def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path):
+@pytest.mark.parametrize("protocol", ["tus", "ietf"])
+def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path, protocol):
     [path] = files(tmp_path, 64 * MIB)
     state = tmp_path / "s.json"
     proxy = Throttle(urlsplit(chunkd.endpoint).port, rate=16 * MIB)
-    endpoint = proxy.endpoint + "/files/"
+    endpoint = proxy.endpoint + ("/files/" if protocol == "tus" else "/uploads")
     try:
-        client = start(path, endpoint, state)
+        client = start(path, endpoint, state, "--protocol", protocol)
         wait_until(lambda: proxy.sent > 4 * MIB, what="a few chunks sent")
         client.kill()  # SIGKILL: nothing is saved at the end
         client.wait(timeout=10)
