@@ -195,6 +195,11 @@ impl FileProgress {
 
     pub fn failed(&self, error: &Error) {
         self.bar.abandon();
+        // A file's own error already names it.
+        let error = match error {
+            Error::File { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
         eprint_line(
             self.mode,
             &self.multi,
