@@ -279,32 +279,36 @@ def direct(url, chunkd):
     return chunkd.endpoint.rstrip("/").rsplit("/files", 1)[0] + urlsplit(url).path
 
 
-@pytest.mark.parametrize("protocol", ["tus", "ietf"])
-def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path, protocol):
+@pytest.mark.parametrize("protocol,parallel", [("tus", 1), ("ietf", 1), ("tus", 3)])
+def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path, protocol, parallel):
     [path] = files(tmp_path, 64 * MIB)
     state = tmp_path / "s.json"
     proxy = Throttle(urlsplit(chunkd.endpoint).port, rate=16 * MIB)
     endpoint = proxy.endpoint + ("/files/" if protocol == "tus" else "/uploads")
     try:
-        client = start(path, endpoint, state, "--protocol", protocol)
-        wait_until(lambda: proxy.sent > 4 * MIB, what="a few chunks sent")
+        client = start(path, endpoint, state, "--protocol", protocol, "--parallel", str(parallel))
+        wait_until(lambda: proxy.sent > 4 * MIB * parallel, what="a few chunks sent")
         client.kill()  # SIGKILL: nothing is saved at the end
         client.wait(timeout=10)
         [entry] = remembered(state).values()
-        [part] = entry["parts"]
-        offset = int(requests.head(direct(part["url"], chunkd), headers=TUS).headers["Upload-Offset"])
-        assert 0 < offset < 64 * MIB
+        assert len(entry["parts"]) == parallel
+        offsets = [int(requests.head(direct(p["url"], chunkd), headers=TUS).headers["Upload-Offset"])
+                   for p in entry["parts"]]
+        offset = sum(offsets)
+        assert all(o > 0 for o in offsets) and offset < 64 * MIB, offsets
         before = proxy.sent
         proxy.rate = None
         r = subprocess.run(client.args, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         m = re.search(r"resuming at (\d+) bytes", r.stderr)
         assert m and int(m.group(1)) == offset, r.stderr
-        assert urls(r) == [part["url"]]
+        [url] = urls(r)
+        if parallel == 1:
+            assert url == entry["parts"][0]["url"]
         # The rest went once: far less than the file again.
-        assert proxy.sent - before < 64 * MIB - offset + 2 * MIB
+        assert proxy.sent - before < 64 * MIB - offset + 2 * MIB * parallel
         assert proxy.sent < 1.5 * 64 * MIB
-        assert sha256(chunkd.stored(part["url"])) == sha256(path.read_bytes())
+        assert sha256(chunkd.stored(url)) == sha256(path.read_bytes())
     finally:
         proxy.close()
 
