@@ -100,12 +100,9 @@ fn man() -> anyhow::Result<()> {
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Upload(args) = &command {
-        return Ok(upload::execute(args).await);
-    }
-    match command {
-        Command::Upload(_) => Ok(()),
+    match cli.command.unwrap_or(Command::Serve) {
+        // Normally run before any configuration is read (`run_without_config`).
+        Command::Upload(args) => return Ok(upload::execute(&args).await),
         Command::Check => crate::check::run(&config).await,
         Command::Completions { shell } => completions(shell),
         Command::Man => man(),
