@@ -338,3 +338,87 @@ async fn resumes_from_the_offset_after_a_request_cut_short() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(state.is_empty());
 }
+
+/// The state file names an upload the server has forgotten (expired): a new one is made.
+#[tokio::test]
+async fn a_forgotten_upload_starts_afresh() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::HEAD if seen.path == "/files/old" => reply(404, &[]),
+        Method::HEAD => reply(200, &[("upload-offset", "0"), ("upload-length", "10")]),
+        _ => {
+            let end = seen.body.len().to_string();
+            reply(204, &[("upload-offset", &end)])
+        }
+    }))
+    .await;
+    let f = fixture(&server, 10);
+    remember(&f, &server, "old");
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/1");
+    assert_eq!(uploaded.resumed_at, None);
+    assert_eq!(server.count(&Method::POST), 1);
+}
+
+/// The state file names an upload the server holds half of: only the rest is sent.
+#[tokio::test]
+async fn a_remembered_upload_resumes_at_the_server_offset() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::HEAD => reply(200, &[("upload-offset", "1500"), ("upload-length", "2500")]),
+        _ => {
+            let offset: u64 = seen
+                .headers
+                .get("upload-offset")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0);
+            let end = (offset + seen.body.len() as u64).to_string();
+            reply(204, &[("upload-offset", &end)])
+        }
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    remember(&f, &server, "half");
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/half");
+    assert_eq!(uploaded.resumed_at, Some(1500));
+    assert_eq!(server.count(&Method::POST), 0);
+    let seen = server.seen.lock().unwrap_or_else(PoisonError::into_inner);
+    let patches: Vec<_> = seen.iter().filter(|s| s.method == Method::PATCH).collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        patches[0]
+            .headers
+            .get("upload-offset")
+            .map(|v| v.as_bytes()),
+        Some(&b"1500"[..])
+    );
+    assert_eq!(&patches[0].body[..], &f.data[1500..]);
+}
+
+/// Writes the entry an earlier, interrupted run would have left for the fixture's file.
+fn remember(f: &Fixture, server: &Server, id: &str) {
+    let facts = chunkd_client::FileFacts::of(&f.file).unwrap_or_else(|e| panic!("{e}"));
+    let fingerprint = chunkd_client::Fingerprint::of(&facts, server.endpoint.as_str(), "tus")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let entry = chunkd_client::Entry {
+        path: facts.path.clone(),
+        size: facts.size,
+        endpoint: server.endpoint.to_string(),
+        protocol: chunkd_client::Protocol::Tus,
+        parts: vec![chunkd_client::Part {
+            url: server
+                .endpoint
+                .join(id)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .to_string(),
+            start: 0,
+            length: facts.size,
+        }],
+        concat: false,
+        created: 0,
+    };
+    f.client
+        .settings()
+        .state
+        .remember(&fingerprint, &entry)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
