@@ -274,6 +274,17 @@ def start(path, endpoint, state, *extra):
     )
 
 
+def interrupt(proxy, path, endpoint, state, after, *extra, sig=signal.SIGKILL):
+    """Starts an upload through `proxy`, lets `after` more bytes through, sends `sig`
+    and waits for the client to end; the ended client."""
+    sent = proxy.sent
+    client = start(path, endpoint, state, *extra)
+    wait_until(lambda: proxy.sent - sent > after, what=f"{after} bytes sent")
+    client.send_signal(sig)
+    client.wait(timeout=10)
+    return client
+
+
 def direct(url, chunkd):
     """An upload URL through the proxy, as chunkd itself serves it."""
     return chunkd.endpoint.rstrip("/").rsplit("/files", 1)[0] + urlsplit(url).path
@@ -286,10 +297,9 @@ def test_kill_9_mid_upload_then_the_same_command_resumes(chunkd, tmp_path, proto
     proxy = Throttle(urlsplit(chunkd.endpoint).port, rate=16 * MIB)
     endpoint = proxy.endpoint + ("/files/" if protocol == "tus" else "/uploads")
     try:
-        client = start(path, endpoint, state, "--protocol", protocol, "--parallel", str(parallel))
-        wait_until(lambda: proxy.sent > 4 * MIB * parallel, what="a few chunks sent")
-        client.kill()  # SIGKILL: nothing is saved at the end
-        client.wait(timeout=10)
+        # SIGKILL: nothing is saved at the end.
+        client = interrupt(proxy, path, endpoint, state, 4 * MIB * parallel,
+                           "--protocol", protocol, "--parallel", str(parallel))
         [entry] = remembered(state).values()
         assert len(entry["parts"]) == parallel
         offsets = [int(requests.head(direct(p["url"], chunkd), headers=TUS).headers["Upload-Offset"])
@@ -337,11 +347,8 @@ def test_ctrl_c_exits_130_is_listed_and_resumes_or_cancels(chunkd, tmp_path):
     endpoint = proxy.endpoint + "/files/"
     try:
         for path in (a, b):
-            sent = proxy.sent
-            client = start(path, endpoint, state)
-            wait_until(lambda: proxy.sent - sent > 2 * MIB, what="two chunks sent")
-            client.send_signal(signal.SIGINT)
-            assert client.wait(timeout=10) == 130
+            client = interrupt(proxy, path, endpoint, state, 2 * MIB, sig=signal.SIGINT)
+            assert client.returncode == 130
             assert "interrupted" in client.stderr.read()
         listed = upload("--list", state=state, check=0).stdout.splitlines()
         assert sorted(line.split("\t")[0] for line in listed) == [str(a), str(b)]
@@ -368,10 +375,7 @@ def test_a_changed_file_starts_a_new_upload(chunkd, tmp_path):
     state = tmp_path / "s.json"
     proxy = Throttle(urlsplit(chunkd.endpoint).port, rate=16 * MIB)
     try:
-        client = start(path, proxy.endpoint + "/files/", state)
-        wait_until(lambda: proxy.sent > MIB, what="a chunk sent")
-        client.kill()
-        client.wait(timeout=10)
+        interrupt(proxy, path, proxy.endpoint + "/files/", state, MIB)
         [old] = remembered(state).values()
         path.write_bytes(os.urandom(4 * MIB))
         proxy.rate = None
@@ -513,10 +517,7 @@ def test_rustus_resumes_after_kill_9(rustus, tmp_path):
     state = tmp_path / "s.json"
     proxy = Throttle(urlsplit(rustus.endpoint).port, rate=16 * MIB)
     try:
-        client = start(path, proxy.endpoint + "/files/", state)
-        wait_until(lambda: proxy.sent > 3 * MIB, what="a few chunks sent")
-        client.kill()
-        client.wait(timeout=10)
+        client = interrupt(proxy, path, proxy.endpoint + "/files/", state, 3 * MIB)
         proxy.rate = None
         r = subprocess.run(client.args, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
