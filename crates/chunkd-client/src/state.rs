@@ -151,7 +151,7 @@ impl StateFile {
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
         let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let written = (|| {
-            let mut file = private_file(&temp)?;
+            let mut file = private_file(&temp, true)?;
             file.write_all(&json)?;
             file.write_all(b"\n")?;
             file.sync_all()?;
@@ -170,24 +170,16 @@ impl StateFile {
     fn lock(&self) -> Result<File> {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".lock");
-        let file = private_file_keep(Path::new(&name)).map_err(|e| self.error(e))?;
+        let file = private_file(Path::new(&name), false).map_err(|e| self.error(e))?;
         file.lock().map_err(|e| self.error(e))?;
         Ok(file)
     }
 }
 
-/// A new file only its owner can read: upload URLs may be capabilities.
-fn private_file(path: &Path) -> std::io::Result<File> {
+/// A file only its owner can read (upload URLs may be capabilities), emptied if asked.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
-fn private_file_keep(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(false);
+    options.write(true).create(true).truncate(truncate);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
