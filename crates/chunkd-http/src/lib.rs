@@ -99,6 +99,8 @@ mod test_support;
 #[cfg(feature = "tus")]
 pub mod tls;
 pub mod tus;
+#[cfg(feature = "ui")]
+pub mod ui;
 
 pub use cors::cors;
 pub use public_url::PublicUrl;

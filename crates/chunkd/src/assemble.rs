@@ -205,8 +205,11 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         app,
         identity(&config.auth, config.connections.max_uploads_per_client)?,
     );
-    // Probes come from load balancers, which carry no identity.
-    let mut app = app.merge(chunkd_http::health::router(uploads, config.health.clone()));
+    // Probes come from load balancers, which carry no identity; the page carries none
+    // either (its requests to the endpoints carry the caller's).
+    let mut app = app
+        .merge(chunkd_http::health::router(uploads, config.health.clone()))
+        .merge(chunkd_http::ui::router(page(config)));
     if config.metrics.enabled && config.metrics.listen.is_none() {
         // Scrapers carry no identity either; a separate `metrics.listen` keeps it private.
         app = app.merge(crate::metrics::router(
@@ -215,6 +218,20 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
         ));
     }
     Ok(chunkd_http::cors(app))
+}
+
+/// The page's settings with what it must know of the server.
+fn page(config: &Config) -> chunkd_http::ui::Config {
+    chunkd_http::ui::Config {
+        endpoints: chunkd_http::ui::Endpoints {
+            tus: config.tus.path.clone(),
+            ietf: config.ietf.path.clone(),
+            s3: config.s3_multipart.path.clone(),
+            max_size: (config.max_size > 0).then_some(config.max_size),
+            token: config.auth.mode == AuthMode::Token,
+        },
+        ..config.ui.clone()
+    }
 }
 
 #[cfg(test)]

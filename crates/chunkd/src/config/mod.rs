@@ -20,7 +20,7 @@ use chunkd_core::Limits;
 use chunkd_http::interim::ConnectionLimits;
 use chunkd_http::listener::Address;
 use chunkd_http::{
-    PublicUrl, content_range, events, form, health, ietf, resumablejs, s3_multipart, tus,
+    PublicUrl, content_range, events, form, health, ietf, resumablejs, s3_multipart, tus, ui,
 };
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -86,6 +86,8 @@ pub struct Config {
     pub events: events::Config,
     /// `/healthz` and `/readyz` for load balancers; never behind `auth.required`.
     pub health: health::Config,
+    /// The upload page for people with a browser, at `/`.
+    pub ui: ui::Config,
     /// `/metrics` in Prometheus text format.
     pub metrics: crate::metrics::Config,
     pub signing: SigningConfig,
@@ -168,6 +170,7 @@ impl Default for Config {
             form: form::Config::default(),
             events: events::Config::default(),
             health: health::Config::default(),
+            ui: ui::Config::default(),
             metrics: crate::metrics::Config::default(),
             signing: SigningConfig::default(),
             forward: Vec::new(),
@@ -263,6 +266,23 @@ impl Config {
             "checkpoint_bytes must be positive"
         );
         paths::check(&paths::mounts(self))?;
+        if self.ui.enabled {
+            paths::check_exact(&paths::mounts(self), ("ui.path", &self.ui.path))?;
+            if self.ui.protocol == ui::PageProtocol::S3 {
+                anyhow::ensure!(
+                    self.store == StoreBackend::S3,
+                    "ui.protocol = \"s3\" needs store = \"s3\""
+                );
+                // Uppy's S3 plugin asks `{base}/s3/multipart`.
+                anyhow::ensure!(
+                    self.s3_multipart
+                        .path
+                        .trim_end_matches('/')
+                        .ends_with("/s3"),
+                    "ui.protocol = \"s3\" needs s3_multipart.path to end in /s3 (Uppy asks .../s3/multipart)"
+                );
+            }
+        }
         if self.metrics.enabled && self.metrics.listen.is_some() {
             // Alone on its listener, it collides with nothing, but must still route.
             paths::check(&[("metrics.path", self.metrics.path.as_str())])?;

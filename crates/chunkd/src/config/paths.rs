@@ -9,8 +9,8 @@
 use super::Config;
 
 /// Every mounted path, named as it is written in the configuration.
-pub(super) fn mounts(config: &Config) -> Vec<(&'static str, &str)> {
-    let mut mounts = vec![
+pub(super) fn mounts(config: &Config) -> Vec<(&'static str, String)> {
+    let mut mounts: Vec<(&'static str, String)> = [
         ("tus.path", config.tus.path.as_str()),
         ("ietf.path", config.ietf.path.as_str()),
         ("s3_multipart.path", config.s3_multipart.path.as_str()),
@@ -28,19 +28,26 @@ pub(super) fn mounts(config: &Config) -> Vec<(&'static str, &str)> {
         ("events.path", config.events.path.as_str()),
         ("health.health_path", config.health.health_path.as_str()),
         ("health.ready_path", config.health.ready_path.as_str()),
-    ];
+    ]
+    .into_iter()
+    .map(|(setting, path)| (setting, path.to_owned()))
+    .collect();
+    if config.ui.enabled {
+        mounts.push(("ui.path (its files)", config.ui.assets_path()));
+    }
     if config.signing.enabled() {
-        mounts.push(("signing.path", config.signing.path.as_str()));
+        mounts.push(("signing.path", config.signing.path.clone()));
     }
     if config.metrics.enabled && config.metrics.listen.is_none() {
-        mounts.push(("metrics.path", config.metrics.path.as_str()));
+        mounts.push(("metrics.path", config.metrics.path.clone()));
     }
     mounts
 }
 
 /// Each path is a literal route, and no two overlap; the error names the settings.
-pub(super) fn check(mounts: &[(&str, &str)]) -> anyhow::Result<()> {
-    for (setting, path) in mounts {
+pub(super) fn check<P: AsRef<str>>(mounts: &[(&str, P)]) -> anyhow::Result<()> {
+    let mounts: Vec<(&str, &str)> = mounts.iter().map(|(s, p)| (*s, p.as_ref())).collect();
+    for (setting, path) in &mounts {
         literal(path).map_err(|problem| anyhow::anyhow!("{setting} {path:?} {problem}"))?;
     }
     for (i, (setting, path)) in mounts.iter().enumerate() {
@@ -101,6 +108,20 @@ fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._~!$&'()+,;=:@".contains(c)
 }
 
+/// A route of one exact path (`page`) is literal and neither is nor lies below a mounted
+/// path; paths below it are free, since it routes nothing under itself.
+pub(super) fn check_exact(mounts: &[(&str, String)], page: (&str, &str)) -> anyhow::Result<()> {
+    let (setting, path) = page;
+    literal(path).map_err(|problem| anyhow::anyhow!("{setting} {path:?} {problem}"))?;
+    if let Some((other_setting, other)) = mounts.iter().find(|(_, other)| {
+        let (path, other) = (normal(path), normal(other));
+        path == other || below(path, other)
+    }) {
+        anyhow::bail!("{setting} {path:?} collides with {other_setting} {other:?}");
+    }
+    Ok(())
+}
+
 /// `a` and `b` are the same route or one lies below the other.
 fn overlap(a: &str, b: &str) -> bool {
     let (a, b) = (normal(a), normal(b));
@@ -133,7 +154,34 @@ mod tests {
     fn the_defaults_pass() {
         let config = Config::default();
         check(&mounts(&config)).expect("defaults");
-        assert_eq!(mounts(&config).len(), 12, "signing is off by default");
+        assert_eq!(mounts(&config).len(), 13, "signing is off by default");
+    }
+
+    /// The page is one exact route: paths below it are free, its own place is not.
+    #[test]
+    fn the_page_is_an_exact_route() {
+        let config = Config::default();
+        let mounts = mounts(&config);
+        check_exact(&mounts, ("ui.path", "/")).expect("/ is free");
+        check_exact(&mounts, ("ui.path", "/send")).expect("/send is free");
+        assert_eq!(
+            check_exact(&mounts, ("ui.path", "/files/"))
+                .expect_err("taken")
+                .to_string(),
+            r#"ui.path "/files/" collides with tus.path "/files""#
+        );
+        assert!(
+            check_exact(&mounts, ("ui.path", "/uploads/page"))
+                .expect_err("below the IETF path")
+                .to_string()
+                .contains("ietf.path")
+        );
+        assert!(
+            check_exact(&mounts, ("ui.path", "/a b"))
+                .expect_err("not literal")
+                .to_string()
+                .contains("cannot hold")
+        );
     }
 
     #[test]
