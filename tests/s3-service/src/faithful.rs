@@ -1,7 +1,9 @@
 //! s3s-fs with S3's rules for completing a multipart upload, which s3s-fs does not
 //! follow: S3 refuses a named part whose ETag is not the part's (InvalidPart), where
 //! s3s-fs takes whatever bytes the number holds; and S3 accepts ascending part numbers
-//! with gaps, where s3s-fs wants 1, 2, 3 and so on. Every other call is s3s-fs's own.
+//! with gaps, where s3s-fs wants 1, 2, 3 and so on. And S3 lists each part with its
+//! ETag, which s3s-fs leaves out (a browser client resuming from the listing skips only
+//! the parts it has ETags for). Every other call is s3s-fs's own.
 
 use std::path::PathBuf;
 
@@ -226,7 +228,20 @@ impl S3 for Faithful {
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.fs.list_parts(req).await
+        let upload_id = req.input.upload_id.clone();
+        let mut listed = self.fs.list_parts(req).await?;
+        // s3s-fs knew the id, but only its own format is a file name here.
+        let plain = upload_id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        for part in listed.output.parts.iter_mut().flatten() {
+            if plain
+                && part.e_tag.is_none()
+                && let Some(number) = part.part_number
+                && let Ok(md5) = md5_of(&self.part_path(&upload_id, number)).await
+            {
+                part.e_tag = Some(ETag::Strong(md5));
+            }
+        }
+        Ok(listed)
     }
 
     async fn abort_multipart_upload(
