@@ -21,6 +21,8 @@ have cc || packages+=(build-essential)
 have curl || packages+=(curl)
 have openssl || packages+=(openssl)
 have systemd-analyze || packages+=(systemd)
+# The upload page's tests drive Debian's browser (playwright-core downloads none).
+have chromium || packages+=(chromium)
 if have python3 && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then packages+=(python3-venv); fi
 if ((${#packages[@]})); then
   echo "== installing ${packages[*]}"
@@ -54,7 +56,10 @@ echo "== client libraries"
 [ -x tests/e2e/.venv/bin/python ] || python3 -m venv tests/e2e/.venv
 tests/e2e/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
 
-echo "== end-to-end: Node clients (tus-js-client, Resumable.js, Flow.js, blueimp)"
+echo "== peer tus servers (rustus, @tus/server) and tmux for chunkd upload"
+scripts/install-peers.sh
+
+echo "== end-to-end: Node clients (tus-js-client, Resumable.js, Flow.js, blueimp) and the upload page in chromium"
 (cd tests/e2e && node --test --test-concurrency=1 js/) 2>&1 | tee -a "$log"
 
 echo "== end-to-end on S3 + PostgreSQL: tus-js-client, IETF draft"
