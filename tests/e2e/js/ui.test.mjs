@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { createHmac } from 'node:crypto'
 
 import { startChunkd, sha256, download, storedFile, MiB, until, tempDir } from './support/chunkd.mjs'
-import { launch, makeFile, openPage, pick, done, finishedLinks, throttle, screenshotPath, freePort, corsProxy } from './support/page.mjs'
+import { launch, makeFile, openPage, pick, restored, done, finishedLinks, throttle, screenshotPath, freePort, corsProxy } from './support/page.mjs'
 
 let browser
 before(async () => { browser = await launch() })
@@ -104,6 +104,7 @@ for (const protocol of ['tus', 'ietf']) {
       await first.page.close()
 
       const { page, log } = await openPage(context, `${server.origin}/`)
+      await restored(page)
       await pick(page, file)
       await done(page, 1)
       assert.equal(creations(log, endpoint).length, 0, 'no new upload after the reload')
@@ -175,9 +176,11 @@ test('with tokens: the page uploads as the token\'s user, whose files only that 
   const context = await browser.newContext()
   try {
     const b64 = (s) => Buffer.from(s).toString('base64url')
-    const body = `${b64('{"alg":"HS256","typ":"JWT"}')}.${b64('{"sub":"ada"}')}`
-    const jwt = `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`
-    const { page } = await openPage(context, `${server.origin}/#token=${jwt}`)
+    const tokenOf = (user) => {
+      const body = `${b64('{"alg":"HS256","typ":"JWT"}')}.${b64(JSON.stringify({ sub: user }))}`
+      return `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`
+    }
+    const { page } = await openPage(context, `${server.origin}/#token=${tokenOf('ada')}`)
     assert.ok(!page.url().includes('token='), 'the token is taken out of the address bar')
     const file = makeFile('notes.txt', 300 * 1024)
     await pick(page, file)
@@ -190,6 +193,10 @@ test('with tokens: the page uploads as the token\'s user, whose files only that 
     await page.locator('#finished a').first().click()
     const downloaded = await (await saved).path()
     assert.equal(hash(downloaded), hash(file))
+    // Another user in the same browser sees none of ada's files.
+    const other = await openPage(context, `${server.origin}/#token=${tokenOf('bob')}`)
+    await other.page.locator('#finished-empty', { hasText: 'None yet' }).waitFor()
+    assert.equal(await other.page.locator('#finished a').count(), 0)
   } finally {
     await context.close()
     await server.stop()
@@ -226,6 +233,7 @@ test('browser-direct to S3: reloaded mid-upload, resumed from the parts in the b
     await first.page.close()
 
     const { page, log } = await openPage(context, `${server.origin}/`)
+    await restored(page)
     await pick(page, file)
     await done(page, 1, 90_000)
     assert.equal(creations(log, '/s3/multipart').length, 0, 'no new multipart upload after the reload')

@@ -23,6 +23,14 @@ function takeToken () {
 const token = takeToken()
 const authorization = token ? { Authorization: `Bearer ${token}` } : {}
 
+// The token's `sub`, read without checking it (the server checks): only to keep lists apart.
+function tokenUser () {
+  try {
+    const claims = token?.split('.')[1]
+    return claims ? JSON.parse(atob(claims.replace(/-/g, '+').replace(/_/g, '/'))).sub : undefined
+  } catch { return undefined }
+}
+
 function say (text, error = false) {
   notice.textContent = text
   notice.classList.toggle('error', error)
@@ -142,9 +150,9 @@ uppy.on('complete', ({ successful, failed }) => {
   if (failed.length === 0 && successful.length > 0) say(`Done: ${successful.length} file(s) stored.`)
 })
 
-// Finished uploads this browser made; with an identity the server also shows only
-// the caller's own uploads, so a link a stranger copies from here does not open.
-const HISTORY = 'chunkd-finished'
+// Finished uploads this browser made, kept apart per token user (two people sharing a
+// browser do not see each other's list; the server would refuse their links anyway).
+const HISTORY = `chunkd-finished${tokenUser() ? `:${tokenUser()}` : ''}`
 const finished = document.getElementById('finished')
 const empty = document.getElementById('finished-empty')
 

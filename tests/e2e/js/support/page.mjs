@@ -55,6 +55,11 @@ export async function pick (page, ...files) {
   await input.setInputFiles(files)
 }
 
+/** The page has brought back the session of its last load (Golden Retriever). */
+export async function restored (page) {
+  await page.locator('.uppy-Dashboard-serviceMsg', { hasText: 'Session restored' }).waitFor()
+}
+
 /** The page says every file it was given is stored. */
 export async function done (page, count, ms = 60_000) {
   await page.locator('#notice', { hasText: `Done: ${count} file(s) stored` }).waitFor({ timeout: ms })
