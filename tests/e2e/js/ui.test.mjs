@@ -144,6 +144,28 @@ test('chunkd killed and restarted mid-upload: the page retries and finishes', as
   }
 })
 
+test('the network lost mid-upload: the page says so and goes on when it is back', async () => {
+  const server = await startChunkd({ env: { CHUNKD_UI__CHUNK_SIZE: String(MiB) } })
+  const context = await browser.newContext()
+  try {
+    const { page, log } = await openPage(context, `${server.origin}/`)
+    const cdp = await throttle(page, 4 * MiB)
+    const file = makeFile('thesis.pdf', 10 * MiB)
+    await pick(page, file)
+    await until(() => answered(log, 'PATCH').length >= 2, 30_000, 'two chunks stored')
+    const conditions = { latency: 0, downloadThroughput: -1, uploadThroughput: 4 * MiB }
+    await cdp.send('Network.emulateNetworkConditions', { ...conditions, offline: true })
+    await page.locator('#notice.error', { hasText: 'network is gone' }).waitFor()
+    await cdp.send('Network.emulateNetworkConditions', { ...conditions, offline: false })
+    await done(page, 1, 90_000)
+    assert.equal(creations(log, '/files').length, 1, 'the same upload, continued')
+    await assertStored(server, page, [file])
+  } finally {
+    await context.close()
+    await server.stop()
+  }
+})
+
 test('refusals are worded: over the size limit, before and by the server', async () => {
   const server = await startChunkd({ env: { CHUNKD_MAX_SIZE: String(MiB) } })
   const context = await browser.newContext()
