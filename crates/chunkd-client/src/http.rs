@@ -61,6 +61,17 @@ impl Http {
 
     /// Sends and sorts the answer: 2xx is returned, anything else a [`Fault`].
     pub(crate) async fn send(&self, request: RequestBuilder) -> Attempt<Response> {
+        self.exchange(request, true).await
+    }
+
+    /// Sends a request that must not take effect twice (the final concatenation): only
+    /// a failure that shows the server did not act on it (no connection, 408, 423, 429,
+    /// 503) is worth another try; any other is final, since the server may have acted.
+    pub(crate) async fn send_once(&self, request: RequestBuilder) -> Attempt<Response> {
+        self.exchange(request, false).await
+    }
+
+    async fn exchange(&self, request: RequestBuilder, repeatable: bool) -> Attempt<Response> {
         let request = request
             .build()
             .map_err(|e| Fault::Fail(Error::Invalid(format!("request: {e}"))))?;
@@ -69,15 +80,24 @@ impl Http {
             .client
             .execute(request)
             .await
-            .map_err(|e| transport(&method, &url, &e))?;
+            .map_err(|e| transport(&method, &url, &e, repeatable))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let url = response.url().to_string();
         let message = message(response).await;
-        let retry =
-            status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 423 | 429 | 460);
+        let retry = if repeatable {
+            status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 423 | 429 | 460)
+        } else {
+            matches!(status.as_u16(), 408 | 423 | 429 | 503)
+        };
+        if !repeatable && status.is_server_error() && !retry {
+            return Err(Fault::Fail(Error::Network {
+                context: format!("{method} {url}"),
+                message: format!("{status}{}{UNSURE}", tail(&message)),
+            }));
+        }
         if retry {
             Err(Fault::Retry(Error::Network {
                 context: format!("{method} {url}"),
@@ -94,7 +114,10 @@ impl Http {
     }
 }
 
-fn transport(method: &str, url: &str, e: &reqwest::Error) -> Fault {
+/// Said of a request that must not be repeated and may have taken effect.
+const UNSURE: &str = "; it may have been created all the same, so it is not sent again";
+
+fn transport(method: &str, url: &str, e: &reqwest::Error, repeatable: bool) -> Fault {
     let context = format!("{method} {url}");
     if e.is_redirect() {
         return Fault::Fail(Error::Protocol(format!(
@@ -114,8 +137,12 @@ fn transport(method: &str, url: &str, e: &reqwest::Error) -> Fault {
         tls |= is_tls(cause);
         source = cause.source();
     }
+    let unsure = !repeatable && !e.is_connect();
+    if unsure {
+        message.push_str(UNSURE);
+    }
     let error = Error::Network { context, message };
-    if tls {
+    if tls || unsure {
         // An untrusted certificate stays untrusted: no retry.
         Fault::Fail(error)
     } else {

@@ -31,6 +31,10 @@ pub struct Entry {
     pub parts: Vec<Part>,
     /// Whether the parts are joined by a final concatenation.
     pub concat: bool,
+    /// The final upload joining the parts, once its creation answered: a later run asks
+    /// it (`HEAD`) rather than creating a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_url: Option<String>,
     /// When the upload was created, in seconds since the epoch.
     pub created: u64,
 }
@@ -201,6 +205,7 @@ mod tests {
                 length: 10,
             }],
             concat: false,
+            final_url: None,
             created: 1,
         }
     }

@@ -79,7 +79,9 @@ pub(crate) async fn concatenate(
     if !metadata.is_empty() {
         request = request.header("upload-metadata", metadata.to_tus());
     }
-    let response = server.http.send(request).await?;
+    // Sent again only when the server plainly did not act on it: a second final
+    // upload of the same parts would be a duplicate file.
+    let response = server.http.send_once(request).await?;
     Ok(http::location(&response)?)
 }
 

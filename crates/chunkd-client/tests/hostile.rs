@@ -109,6 +109,10 @@ struct Fixture {
 }
 
 fn fixture(server: &Server, size: usize) -> Fixture {
+    fixture_with(server, size, |_| {})
+}
+
+fn fixture_with(server: &Server, size: usize, tweak: impl FnOnce(&mut Settings)) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("data.bin");
     let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
@@ -123,6 +127,7 @@ fn fixture(server: &Server, size: usize) -> Fixture {
         base: Duration::from_millis(1),
         max: Duration::from_millis(5),
     };
+    tweak(&mut settings);
     let client = Client::new(settings).unwrap_or_else(|e| panic!("{e}"));
     Fixture {
         _dir: dir,
@@ -399,7 +404,18 @@ fn remember(f: &Fixture, server: &Server, id: &str) {
     let facts = chunkd_client::FileFacts::of(&f.file).unwrap_or_else(|e| panic!("{e}"));
     let fingerprint = chunkd_client::Fingerprint::of(&facts, server.endpoint.as_str(), "tus")
         .unwrap_or_else(|e| panic!("{e}"));
-    let entry = chunkd_client::Entry {
+    let entry = entry_for(f, server, id);
+    f.client
+        .settings()
+        .state
+        .remember(&fingerprint, &entry)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The entry of one upload at `id` of the fixture's whole file.
+fn entry_for(f: &Fixture, server: &Server, id: &str) -> chunkd_client::Entry {
+    let facts = chunkd_client::FileFacts::of(&f.file).unwrap_or_else(|e| panic!("{e}"));
+    chunkd_client::Entry {
         path: facts.path.clone(),
         size: facts.size,
         endpoint: server.endpoint.to_string(),
@@ -414,11 +430,163 @@ fn remember(f: &Fixture, server: &Server, id: &str) {
             length: facts.size,
         }],
         concat: false,
+        final_url: None,
         created: 0,
+    }
+}
+
+/// The offset a PATCH ends at, as a server that takes every byte answers it.
+fn took_all(seen: &Seen) -> Response {
+    let offset: u64 = seen
+        .headers
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let end = (offset + seen.body.len() as u64).to_string();
+    reply(204, &[("upload-offset", &end)])
+}
+
+/// A tus server with concatenation: partial uploads at /files/pN, the final one's
+/// creation answered by `final_post`, the rest by `rest`.
+fn concatenating(
+    final_post: impl Fn() -> Response + Send + Sync + 'static,
+    rest: impl Fn(&Seen) -> Response + Send + Sync + 'static,
+) -> Handler {
+    let partials = Arc::new(Mutex::new(0u32));
+    Arc::new(move |seen| {
+        let concat = seen
+            .headers
+            .get("upload-concat")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        match seen.method {
+            Method::OPTIONS => reply(
+                200,
+                &[
+                    ("tus-version", "1.0.0"),
+                    ("tus-extension", "creation,termination,concatenation"),
+                ],
+            ),
+            Method::POST if concat.starts_with("final;") => final_post(),
+            Method::POST => {
+                let mut n = partials.lock().unwrap_or_else(PoisonError::into_inner);
+                *n += 1;
+                reply(201, &[("location", &format!("/files/p{n}"))])
+            }
+            _ => rest(seen),
+        }
+    })
+}
+
+fn final_posts(server: &Server) -> usize {
+    server
+        .seen
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|s| {
+            s.method == Method::POST
+                && s.headers
+                    .get("upload-concat")
+                    .is_some_and(|v| v.as_bytes().starts_with(b"final;"))
+        })
+        .count()
+}
+
+/// A final POST that failed after it may have been processed (a 500) is not sent
+/// again: that could make a second final upload of the same parts.
+#[tokio::test]
+async fn a_failed_final_concatenation_is_not_posted_twice() {
+    let server = serve(concatenating(|| reply(500, &[]), took_all)).await;
+    let f = fixture_with(&server, 2500, |s| s.parallel = 2);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(final_posts(&server), 1, "{error}");
+    assert!(
+        error.to_string().contains("may have been created"),
+        "{error}"
+    );
+}
+
+/// A final POST the server plainly did not process (503) is sent again.
+#[tokio::test]
+async fn a_final_concatenation_the_server_did_not_take_is_retried() {
+    let tries = Arc::new(Mutex::new(0u32));
+    let t = tries.clone();
+    let server = serve(concatenating(
+        move || {
+            let mut n = t.lock().unwrap_or_else(PoisonError::into_inner);
+            *n += 1;
+            if *n == 1 {
+                reply(503, &[])
+            } else {
+                reply(201, &[("location", "/files/final")])
+            }
+        },
+        took_all,
+    ))
+    .await;
+    let f = fixture_with(&server, 2500, |s| s.parallel = 2);
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/final");
+    assert_eq!(final_posts(&server), 2);
+}
+
+/// The final upload's URL is remembered as soon as it is known: a run that stopped
+/// after the final POST asks it (HEAD) and never creates it again.
+#[tokio::test]
+async fn a_remembered_final_upload_is_asked_not_created_again() {
+    let server = serve(concatenating(
+        || reply(201, &[("location", "/files/final")]),
+        |seen| match seen.method {
+            Method::HEAD if seen.path == "/files/final" => {
+                reply(200, &[("upload-offset", "2500"), ("upload-length", "2500")])
+            }
+            _ => reply(500, &[]),
+        },
+    ))
+    .await;
+    let f = fixture_with(&server, 2500, |s| s.parallel = 2);
+    let facts = chunkd_client::FileFacts::of(&f.file).unwrap_or_else(|e| panic!("{e}"));
+    let fingerprint = chunkd_client::Fingerprint::of(&facts, server.endpoint.as_str(), "tus")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = |id: &str| {
+        server
+            .endpoint
+            .join(id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string()
     };
+    let mut entry = entry_for(&f, &server, "p1");
+    entry.parts = vec![
+        chunkd_client::Part {
+            url: url("p1"),
+            start: 0,
+            length: 1250,
+        },
+        chunkd_client::Part {
+            url: url("p2"),
+            start: 1250,
+            length: 1250,
+        },
+    ];
+    entry.concat = true;
+    entry.final_url = Some(url("final"));
     f.client
         .settings()
         .state
         .remember(&fingerprint, &entry)
         .unwrap_or_else(|e| panic!("{e}"));
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/final");
+    assert_eq!(server.count(&Method::POST), 0);
+    assert_eq!(server.count(&Method::PATCH), 0);
+    assert!(
+        f.client
+            .settings()
+            .state
+            .entries()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
 }

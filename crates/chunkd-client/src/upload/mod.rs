@@ -233,9 +233,22 @@ impl Client {
         );
         futures::future::try_join_all(senders).await?;
 
-        let url = if entry.concat {
-            self.retrying(&*observer, || self.server.concatenate(&urls, &metadata))
-                .await?
+        let url = if let Some(url) = &entry.final_url {
+            parse_stored(url)?
+        } else if entry.concat {
+            let url = self
+                .retrying(&*observer, || self.server.concatenate(&urls, &metadata))
+                .await?;
+            tracing::debug!(upload.url = %url, "upload.concatenate");
+            // Remembered at once: a run stopped from here on asks it, never makes another.
+            let joined = Entry {
+                final_url: Some(url.to_string()),
+                ..entry.clone()
+            };
+            if let Err(e) = self.settings.state.remember(&fingerprint, &joined) {
+                tracing::warn!(upload.url = %url, error = %e, "the final upload could not be remembered");
+            }
+            url
         } else {
             urls.into_iter()
                 .next()
@@ -276,6 +289,39 @@ impl Client {
             self.settings.state.forget(fingerprint)?;
             return Ok(None);
         }
+        let mut entry = entry.clone();
+        if let Some(joined) = &entry.final_url {
+            let url = parse_stored(joined)?;
+            match self
+                .retrying(observer, || self.server.status(&url, facts.size))
+                .await
+            {
+                Ok(remote) if remote.complete => {
+                    tracing::debug!(upload.url = %url, "upload.resume: the final upload is complete");
+                    let done = entry
+                        .parts
+                        .iter()
+                        .map(|p| Remote {
+                            offset: p.length,
+                            complete: true,
+                        })
+                        .collect();
+                    return Ok(Some((entry, done)));
+                }
+                Ok(remote) => {
+                    return Err(Error::Protocol(format!(
+                        "{url}, the final upload of a concatenation, holds {} of {} bytes",
+                        remote.offset, facts.size
+                    )));
+                }
+                Err(e) if http::is_gone(&e) => {
+                    tracing::debug!(upload.url = %url, "the final upload is gone: joining the parts again");
+                    entry.final_url = None;
+                    self.settings.state.remember(fingerprint, &entry)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut remotes = Vec::new();
         for part in &entry.parts {
             let url = parse_stored(&part.url)?;
@@ -295,7 +341,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Some((entry.clone(), remotes)))
+        Ok(Some((entry, remotes)))
     }
 
     /// New uploads for the file, remembered before anything is sent.
@@ -335,6 +381,7 @@ impl Client {
             protocol: self.settings.protocol,
             parts,
             concat,
+            final_url: None,
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -368,8 +415,12 @@ impl Client {
             protocol: entry.protocol,
             ..self.server.clone()
         };
-        for part in &entry.parts {
-            let url = parse_stored(&part.url)?;
+        for url in entry
+            .final_url
+            .iter()
+            .chain(entry.parts.iter().map(|p| &p.url))
+        {
+            let url = parse_stored(url)?;
             self.retrying(&Unobserved, || server.terminate(&url))
                 .await?;
         }
