@@ -84,6 +84,10 @@ pub trait StateStore: fmt::Debug + Send + Sync + 'static {
     /// Up to `limit` open uploads that expired by `now`, for the collector to purge.
     async fn expired(&self, now: SystemTime, limit: usize) -> Result<Vec<UploadId>>;
 
+    /// The finished uploads `owner` created, newest first, at most `limit`; pieces of a
+    /// concatenation (tus partials, Resumable.js chunks) are not listed.
+    async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>>;
+
     /// Up to `limit` events due by `now`, each held for `hold`.
     async fn claim_events(
         &self,

@@ -200,6 +200,11 @@ pub fn router(config: &Config, uploads: Uploads) -> anyhow::Result<Router> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // The page's list of the caller's uploads needs the caller's identity.
+    let app = app.merge(chunkd_http::ui::finished::router(
+        uploads.clone(),
+        &page(config),
+    ));
     let app = forward::forward(app, rules);
     let app = identity::identify(
         app,
@@ -229,6 +234,14 @@ fn page(config: &Config) -> chunkd_http::ui::Config {
             s3: config.s3_multipart.path.clone(),
             max_size: (config.max_size > 0).then_some(config.max_size),
             token: config.auth.mode == AuthMode::Token,
+            origins: config
+                .public_url
+                .base
+                .as_deref()
+                .and_then(|base| base.parse::<http::Uri>().ok())
+                .and_then(|uri| Some(format!("{}://{}", uri.scheme()?, uri.authority()?)))
+                .into_iter()
+                .collect(),
         },
         ..config.ui.clone()
     }

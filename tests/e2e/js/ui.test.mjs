@@ -215,6 +215,16 @@ test('with tokens: the page uploads as the token\'s user, whose files only that 
     await page.locator('#finished a').first().click()
     const downloaded = await (await saved).path()
     assert.equal(hash(downloaded), hash(file))
+    // On another browser (nothing remembered), the server lists ada's file for ada.
+    const elsewhere = await browser.newContext()
+    try {
+      const again = await openPage(elsewhere, `${server.origin}/#token=${tokenOf('ada')}`)
+      await again.page.locator('#finished a', { hasText: 'notes.txt' }).waitFor()
+      const [listed] = await finishedLinks(again.page)
+      assert.equal(listed.url, link.url, 'the same upload, listed by the server')
+    } finally {
+      await elsewhere.close()
+    }
     // Another user in the same browser sees none of ada's files.
     const other = await openPage(context, `${server.origin}/#token=${tokenOf('bob')}`)
     await other.page.locator('#finished-empty', { hasText: 'None yet' }).waitFor()

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS chunkd_uploads (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunkd_uploads_expiry ON chunkd_uploads (expires_at) WHERE open;
+CREATE INDEX IF NOT EXISTS chunkd_uploads_owner ON chunkd_uploads ((record::jsonb ->> 'owner')) WHERE NOT open;
 CREATE TABLE IF NOT EXISTS chunkd_ready (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     at          TIMESTAMPTZ NOT NULL

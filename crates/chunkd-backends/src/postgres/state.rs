@@ -177,6 +177,27 @@ impl StateStore for PgState {
         }
     }
 
+    async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
+        let client = self.pg.client().await?;
+        // The expression is the index's, so the index serves the lookup.
+        let rows = client
+            .query(
+                "SELECT id, record FROM chunkd_uploads
+                 WHERE NOT open AND (record::jsonb ->> 'owner') = $1
+                 ORDER BY (record::jsonb -> 'created_at' ->> 'secs_since_epoch')::bigint DESC,
+                          (record::jsonb -> 'created_at' ->> 'nanos_since_epoch')::bigint DESC
+                 LIMIT $2",
+                &[&owner, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(PgError::from)?;
+        let mut owned = Vec::with_capacity(rows.len());
+        for row in rows {
+            owned.push(decode(row.get(0), row.get(1))?);
+        }
+        Ok(owned)
+    }
+
     async fn update_with_event(
         &self,
         info: &UploadInfo,

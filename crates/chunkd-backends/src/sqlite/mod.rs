@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS uploads_expiry ON uploads (expires_ms) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS uploads_owner ON uploads (json_extract(record, '$.owner')) WHERE open = 0;
 CREATE TABLE IF NOT EXISTS ready (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms       INTEGER NOT NULL
@@ -204,6 +205,31 @@ impl StateStore for SqliteState {
             Some(json) => Ok(decode(id.as_str(), &json)?),
             None => Err(Error::NotFound(id.clone())),
         }
+    }
+
+    async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
+        let reader = self.reader.lock().map_err(|_| SqliteError::Poisoned)?;
+        // The expression is the index's, so the index serves the lookup.
+        let mut stmt = reader
+            .prepare_cached(
+                "SELECT id, record FROM uploads
+                 WHERE open = 0 AND json_extract(record, '$.owner') = ?1
+                 ORDER BY json_extract(record, '$.created_at.secs_since_epoch') DESC,
+                          json_extract(record, '$.created_at.nanos_since_epoch') DESC
+                 LIMIT ?2",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![owner, limit as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(sql)?;
+        let mut owned = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(sql)?;
+            owned.push(decode(&id, &json)?);
+        }
+        Ok(owned)
     }
 
     async fn update_with_event(

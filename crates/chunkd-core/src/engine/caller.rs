@@ -128,6 +128,16 @@ impl Caller {
         self.uploads.visible(id, &self.owner).await
     }
 
+    /// The caller's finished uploads, newest first, at most `limit`. An anonymous caller
+    /// lists none: anonymous uploads are everybody's who knows their URL, so a list of
+    /// them would hand every such URL to anyone.
+    pub async fn finished_uploads(&self, limit: usize) -> Result<Vec<UploadInfo>> {
+        match self.owner.as_deref() {
+            Some(name) => self.uploads.0.state.finished_of(name, limit).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// The record after every earlier write on it has let go: what a client resuming
     /// after a network hiccup should see. The waiting also asks an older, still running
     /// request on the upload to stop (newest wins).

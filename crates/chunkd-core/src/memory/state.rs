@@ -97,6 +97,20 @@ impl StateStore for MemoryState {
         })
     }
 
+    async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
+        self.with(|r| {
+            let mut owned: Vec<UploadInfo> = r
+                .uploads
+                .values()
+                .filter(|u| u.owner.as_deref() == Some(owner) && !u.may_expire())
+                .cloned()
+                .collect();
+            owned.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            owned.truncate(limit);
+            Ok(owned)
+        })
+    }
+
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
         self.with(|r| {
             r.uploads

@@ -115,6 +115,10 @@ impl StateStore for MeteredState {
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
         self.timed("get", self.0.get(id)).await
     }
+    async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
+        self.timed("finished_of", self.0.finished_of(owner, limit))
+            .await
+    }
     async fn update_with_event(
         &self,
         info: &UploadInfo,

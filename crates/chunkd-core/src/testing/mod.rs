@@ -249,6 +249,7 @@ macro_rules! state_store_suite {
                     update_is_compare_and_swap,
                     remove_is_idempotent_and_conditional,
                     expired_lists_only_expired_open_uploads,
+                    finished_of_lists_an_owners_finished_uploads_newest_first,
                 ]
                 [$(#[$attr])*]
             );

@@ -99,3 +99,47 @@ pub async fn expired_lists_only_expired_open_uploads(state: Arc<dyn StateStore>)
     assert!(!expired.contains(&never.id));
     assert!(!expired.contains(&done.id));
 }
+
+/// An owner's finished uploads come newest first, without their unfinished ones, pieces
+/// of concatenations, or anybody else's.
+pub async fn finished_of_lists_an_owners_finished_uploads_newest_first(state: Arc<dyn StateStore>) {
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let upload = |owner: Option<&str>, finished: bool, age_secs: u64| {
+        let mut info = sample_info(Some(10));
+        info.owner = owner.map(str::to_owned);
+        info.created_at = start - Duration::from_secs(age_secs);
+        if finished {
+            info.status = Status::Finished;
+            info.offset = 10;
+        }
+        info
+    };
+    let older = upload(Some("alice"), true, 20);
+    let newer = upload(Some("alice"), true, 10);
+    let unfinished = upload(Some("alice"), false, 0);
+    let mut piece = upload(Some("alice"), true, 0);
+    piece.concat = crate::upload::ConcatKind::Partial;
+    let bobs = upload(Some("bob"), true, 0);
+    let anonymous = upload(None, true, 0);
+    for info in [&older, &newer, &unfinished, &piece, &bobs, &anonymous] {
+        state.insert(info).await.expect("insert");
+    }
+    let ids = |list: Vec<crate::upload::UploadInfo>| -> Vec<UploadId> {
+        list.into_iter().map(|u| u.id).collect()
+    };
+    assert_eq!(
+        ids(state.finished_of("alice", 10).await.expect("list")),
+        vec![newer.id.clone(), older.id.clone()]
+    );
+    assert_eq!(
+        ids(state.finished_of("alice", 1).await.expect("list")),
+        vec![newer.id]
+    );
+    assert!(
+        state
+            .finished_of("carol", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}

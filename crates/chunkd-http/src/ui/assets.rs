@@ -25,6 +25,8 @@ pub(super) struct Asset {
     /// `bytes` is gzip, to be unpacked for clients that do not accept it.
     gzipped: bool,
     etag: OnceLock<HeaderValue>,
+    /// `bytes` unpacked, once a client needed it so.
+    plain: OnceLock<Option<Bytes>>,
 }
 
 const fn asset(
@@ -39,6 +41,7 @@ const fn asset(
         bytes,
         gzipped,
         etag: OnceLock::new(),
+        plain: OnceLock::new(),
     }
 }
 
@@ -86,54 +89,71 @@ pub(super) fn etag(bytes: &[u8]) -> HeaderValue {
 impl Asset {
     pub(super) fn serve(&self, request: &HeaderMap) -> Response {
         let etag = self.etag.get_or_init(|| etag(self.bytes));
-        let encoding = self.gzipped.then_some("gzip");
-        let bytes = Bytes::from_static(self.bytes);
-        Self::respond(request, etag, self.content_type, bytes, encoding)
-    }
-
-    /// `bytes` (encoded as `encoding`) as the answer to a GET or HEAD, or 304 when the
-    /// client's copy is current.
-    pub(super) fn respond(
-        request: &HeaderMap,
-        etag: &HeaderValue,
-        content_type: &'static str,
-        bytes: Bytes,
-        encoding: Option<&'static str>,
-    ) -> Response {
-        let mut response = if current(request, etag) {
-            StatusCode::NOT_MODIFIED.into_response()
-        } else {
-            match encoding {
-                Some(coding) if accepts(request, coding) => {
-                    let mut r = Body::from(bytes).into_response();
-                    r.headers_mut()
-                        .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
-                    r
-                }
-                Some(_) => match unpack(&bytes) {
-                    Ok(plain) => Body::from(plain).into_response(),
-                    Err(error) => {
-                        tracing::error!(%error, "an embedded page file does not unpack");
-                        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                    }
-                },
-                None => Body::from(bytes).into_response(),
-            }
-        };
-        let headers = response.headers_mut();
-        headers.insert(header::ETAG, etag.clone());
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        // Revalidated on each load (a 304 is cheap), so a new build shows at once.
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        if encoding.is_some() {
-            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        if !self.gzipped {
+            return answer(
+                request,
+                etag,
+                self.content_type,
+                Bytes::from_static(self.bytes),
+                None,
+            );
         }
-        response
+        if accepts(request, "gzip") {
+            let bytes = Bytes::from_static(self.bytes);
+            return answer(request, etag, self.content_type, bytes, Some("gzip"));
+        }
+        // Unpacked once, for the rare client without gzip.
+        let plain = self.plain.get_or_init(|| match unpack(self.bytes) {
+            Ok(plain) => Some(Bytes::from(plain)),
+            Err(error) => {
+                tracing::error!(%error, file = self.name, "an embedded page file does not unpack");
+                None
+            }
+        });
+        match plain {
+            Some(plain) => answer(
+                request,
+                etag,
+                self.content_type,
+                plain.clone(),
+                Some("identity"),
+            ),
+            None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
     }
+}
+
+/// `body` as the answer to a GET or HEAD, or 304 when the client's copy is current.
+/// `coding` is the body's content coding where the file has more than one (`identity`
+/// for the unpacked one), so caches keep them apart.
+pub(super) fn answer(
+    request: &HeaderMap,
+    etag: &HeaderValue,
+    content_type: &'static str,
+    body: Bytes,
+    coding: Option<&'static str>,
+) -> Response {
+    let mut response = if current(request, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Body::from(body).into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, etag.clone());
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Revalidated on each load (a 304 is cheap), so a new build shows at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(coding) = coding {
+        if coding != "identity" {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
 }
 
 /// Whether `If-None-Match` names `etag` (weakly compared, as GET allows) or is `*`.

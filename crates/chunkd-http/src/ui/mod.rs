@@ -8,6 +8,7 @@
 //! caller's (a token handed to it in the URL fragment, or what a proxy adds).
 
 mod assets;
+pub mod finished;
 #[cfg(test)]
 mod tests;
 
@@ -20,8 +21,6 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, header};
 use serde::Serialize;
-
-use assets::Asset;
 
 /// Which of chunkd's endpoints the page uploads through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -53,6 +52,9 @@ pub struct Config {
     pub chunk_size: u64,
     /// The heading and the window title.
     pub title: String,
+    /// Origins that may show the page in a frame (`https://app.example.com`), besides
+    /// its own.
+    pub frame_ancestors: Vec<String>,
     /// The endpoints and limits the page works against, filled in by the server.
     #[cfg_attr(feature = "serde", serde(skip))]
     pub endpoints: Endpoints,
@@ -72,6 +74,10 @@ pub struct Endpoints {
     pub max_size: Option<u64>,
     /// Whether requests must carry a bearer token (`auth.mode = "token"`).
     pub token: bool,
+    /// Origins besides the page's own that upload URLs may name (a configured public
+    /// URL); the page may connect to them.
+    #[serde(skip)]
+    pub origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -82,6 +88,7 @@ impl Default for Config {
             protocol: PageProtocol::Tus,
             chunk_size: 0,
             title: "Upload files".to_owned(),
+            frame_ancestors: Vec::new(),
             endpoints: Endpoints::default(),
         }
     }
@@ -116,6 +123,7 @@ struct PageSettings<'a> {
 struct Page {
     html: Bytes,
     etag: HeaderValue,
+    policy: HeaderValue,
 }
 
 /// The page and its files, or nothing when the page is turned off.
@@ -148,16 +156,49 @@ fn render(config: &Config) -> Page {
     let settings = serde_json::to_string(&settings)
         .unwrap_or_else(|_| "{}".to_owned())
         .replace('<', "\\u003c");
-    let html = assets::PAGE
-        .replace("{{title}}", &escape_html(&config.title))
-        .replace("{{assets}}", &escape_html(&config.assets_path()))
-        .replace("{{version}}", assets::VERSION)
-        .replace("{{settings}}", &settings);
+    let html = fill(
+        assets::PAGE,
+        &[
+            ("title", &escape_html(&config.title)),
+            ("assets", &escape_html(&config.assets_path())),
+            ("version", assets::VERSION),
+            ("settings", &settings),
+        ],
+    );
     let etag = assets::etag(html.as_bytes());
     Page {
         html: Bytes::from(html),
         etag,
+        policy: policy(config),
     }
+}
+
+/// `template` with each `{{name}}` replaced, in one pass: a value holding `{{...}}` stays
+/// as it is.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").and_then(|end| {
+            values
+                .iter()
+                .find(|(name, _)| *name == &after[..end])
+                .map(|v| (end, v.1))
+        }) {
+            Some((end, value)) => {
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn escape_html(text: &str) -> String {
@@ -175,13 +216,35 @@ fn escape_html(text: &str) -> String {
     out
 }
 
-/// Scripts only from the server itself; uploads may go to another origin (the bucket).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; \
-     connect-src 'self' http: https:; object-src 'none'; base-uri 'none'; form-action 'none'";
+/// Scripts only from the server itself; requests only to it and the origins its upload
+/// URLs may name, or anywhere in the S3 mode (the bucket's origin, virtual-hosted or
+/// not, is the S3 service's to say); frames only by the page's own origin and those
+/// configured. An origin that would not be one token of the policy is left out.
+fn policy(config: &Config) -> HeaderValue {
+    let origin = |o: &&String| {
+        !o.is_empty()
+            && o.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+    };
+    let mut connect = vec!["'self'".to_owned()];
+    connect.extend(config.endpoints.origins.iter().filter(origin).cloned());
+    if config.protocol == PageProtocol::S3 {
+        connect.extend(["http:".to_owned(), "https:".to_owned()]);
+    }
+    let mut frames = vec!["'self'".to_owned()];
+    frames.extend(config.frame_ancestors.iter().filter(origin).cloned());
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: blob:; connect-src {}; frame-ancestors {}; object-src 'none'; \
+         base-uri 'none'; form-action 'none'",
+        connect.join(" "),
+        frames.join(" ")
+    );
+    HeaderValue::try_from(policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
+}
 
 async fn serve_page(State(page): State<Arc<Page>>, headers: HeaderMap) -> Response {
-    let mut response = Asset::respond(
+    let mut response = assets::answer(
         &headers,
         &page.etag,
         "text/html; charset=utf-8",
@@ -189,10 +252,7 @@ async fn serve_page(State(page): State<Arc<Page>>, headers: HeaderMap) -> Respon
         None,
     );
     let answer = response.headers_mut();
-    answer.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    answer.insert(header::CONTENT_SECURITY_POLICY, page.policy.clone());
     answer.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

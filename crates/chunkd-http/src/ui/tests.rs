@@ -34,6 +34,7 @@ async fn the_page_carries_the_servers_settings() {
             s3: "/s3".into(),
             max_size: Some(1000),
             token: true,
+            origins: Vec::new(),
         },
         ..Config::default()
     };
@@ -180,5 +181,142 @@ async fn the_page_can_be_moved_or_turned_off() {
             .await
             .status,
         StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+/// A title holding a placeholder stays text; the settings are written once.
+#[tokio::test]
+async fn placeholders_in_values_are_not_filled() {
+    let config = Config {
+        title: "{{settings}} {{assets}}".into(),
+        ..Config::default()
+    };
+    let r = call(&page(config), "GET", "/", &[], Body::empty()).await;
+    let html = std::str::from_utf8(&r.body).unwrap();
+    assert_eq!(
+        html.matches("{{settings}} {{assets}}").count(),
+        2,
+        "title and heading"
+    );
+    assert_eq!(html.matches(r#""protocol":"#).count(), 1);
+}
+
+/// Requests go to the server and the origins its upload URLs name (anywhere only in the
+/// S3 mode); frames only by its own origin and those configured.
+#[tokio::test]
+async fn the_policy_names_only_what_the_page_needs() {
+    let policy = |config: Config| async {
+        let r = call(&page(config), "GET", "/", &[], Body::empty()).await;
+        r.header("content-security-policy").unwrap().to_owned()
+    };
+    let plain = policy(Config::default()).await;
+    assert!(plain.contains("connect-src 'self';"), "{plain}");
+    assert!(plain.contains("frame-ancestors 'self';"), "{plain}");
+    let configured = policy(Config {
+        frame_ancestors: vec!["https://app.example.com".into(), "x; script-src *".into()],
+        endpoints: Endpoints {
+            origins: vec!["https://uploads.example.com".into()],
+            ..Endpoints::default()
+        },
+        ..Config::default()
+    })
+    .await;
+    assert!(
+        configured.contains("connect-src 'self' https://uploads.example.com;"),
+        "{configured}"
+    );
+    assert!(
+        configured.contains("frame-ancestors 'self' https://app.example.com;"),
+        "{configured}"
+    );
+    assert!(!configured.contains("script-src *"), "{configured}");
+    let direct = policy(Config {
+        protocol: PageProtocol::S3,
+        ..Config::default()
+    })
+    .await;
+    assert!(
+        direct.contains("connect-src 'self' http: https:;"),
+        "{direct}"
+    );
+}
+
+/// The list holds the caller's own finished uploads, and none for anybody else or an
+/// anonymous caller.
+#[tokio::test]
+async fn the_list_is_the_callers_own_finished_uploads() {
+    use chunkd_core::Uploads;
+    use chunkd_core::memory::{MemoryState, MemoryStore};
+
+    let uploads = Uploads::builder(
+        std::sync::Arc::new(MemoryStore::new()),
+        std::sync::Arc::new(MemoryState::new()),
+    )
+    .build();
+    let config = Config {
+        endpoints: Endpoints {
+            tus: "/files".into(),
+            ..Endpoints::default()
+        },
+        ..Config::default()
+    };
+    let app = axum::Router::new()
+        .merge(crate::tus::router(uploads.clone(), Default::default()))
+        .merge(finished::router(uploads, &config));
+    let app = crate::identity::identify(
+        app,
+        crate::identity::Config {
+            source: crate::identity::Source::TrustedHeader(http::HeaderName::from_static("x-user")),
+            required: false,
+            max_uploads_per_client: 0,
+        },
+    );
+    let tus = [
+        ("tus-resumable", "1.0.0"),
+        ("content-type", "application/offset+octet-stream"),
+    ];
+    for (user, name) in [("ada", "bmVhcg=="), ("ada", "ZmFy"), ("bob", "Ym9i")] {
+        let headers = [
+            tus[0],
+            tus[1],
+            ("x-user", user),
+            ("upload-length", "3"),
+            ("upload-metadata", &format!("filename {name}")),
+        ];
+        let r = call(&app, "POST", "/files", &headers, Body::from("abc")).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    // One of ada's left unfinished.
+    let headers = [tus[0], ("x-user", "ada"), ("upload-length", "9")];
+    assert_eq!(
+        call(&app, "POST", "/files", &headers, Body::empty())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let list = |user: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let headers: Vec<_> = user.map(|u| ("x-user", u)).into_iter().collect();
+            let r = call(&app, "GET", "/ui/finished", &headers, Body::empty()).await;
+            assert_eq!(r.status, StatusCode::OK);
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).unwrap()
+        }
+    };
+    let ada = list(Some("ada")).await;
+    let mut names: Vec<_> = ada.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["far", "near"]);
+    for entry in &ada {
+        assert_eq!(entry["size"], 3);
+        let url = entry["url"].as_str().unwrap();
+        assert!(url.starts_with("/files/") && url.ends_with(entry["id"].as_str().unwrap()));
+    }
+    assert_eq!(list(Some("bob")).await.len(), 1);
+    assert!(list(Some("carol")).await.is_empty());
+    assert!(
+        list(None).await.is_empty(),
+        "anonymous callers list nothing"
     );
 }

@@ -150,14 +150,26 @@ uppy.on('complete', ({ successful, failed }) => {
   if (failed.length === 0 && successful.length > 0) say(`Done: ${successful.length} file(s) stored.`)
 })
 
-// Finished uploads this browser made, kept apart per token user (two people sharing a
-// browser do not see each other's list; the server would refuse their links anyway).
+// Finished uploads: the caller's own as the server lists them (when it knows who is
+// asking: a token, or a proxy's sign-in), and those this browser made, kept apart per
+// token user so two people sharing a browser do not see each other's.
 const HISTORY = `chunkd-finished${tokenUser() ? `:${tokenUser()}` : ''}`
 const finished = document.getElementById('finished')
 const empty = document.getElementById('finished-empty')
+let listed = []
 
 function remembered () {
   try { return JSON.parse(localStorage.getItem(HISTORY) ?? '[]') } catch { return [] }
+}
+
+async function fetchListed () {
+  try {
+    const answer = await window.fetch(new URL('finished', import.meta.url), { headers: authorization })
+    if (!answer.ok) return
+    const entries = await answer.json()
+    listed = entries.map((e) => ({ name: e.name, size: e.size, url: e.url, at: new Date(e.created * 1000).toISOString() }))
+    show()
+  } catch { /* the browser's own list stands */ }
 }
 
 function downloadUrl (file, response) {
@@ -170,8 +182,9 @@ function downloadUrl (file, response) {
 }
 
 async function download (event, entry) {
-  if (!token) return
-  // A plain link carries no token: fetch with it, then hand the file to the browser.
+  // A plain link carries no token: fetch with it (from this server only, never handing
+  // the token elsewhere), then give the file to the browser.
+  if (!token || new URL(entry.url, location.href).origin !== location.origin) return
   event.preventDefault()
   const answer = await window.fetch(entry.url, { headers: authorization })
   if (!answer.ok) { say(`${entry.name}: ${explain(answer.status) ?? `the server answered ${answer.status}`}`, true); return }
@@ -183,7 +196,11 @@ async function download (event, entry) {
 }
 
 function show () {
-  const entries = remembered()
+  const seen = new Set()
+  const entries = [...remembered(), ...listed]
+    .map((entry) => ({ ...entry, url: new URL(entry.url, location.href).href }))
+    .filter((entry) => !seen.has(entry.url) && seen.add(entry.url))
+    .sort((a, b) => (a.at < b.at ? 1 : -1))
   empty.hidden = entries.length > 0
   finished.replaceChildren(...entries.map((entry) => {
     const item = document.createElement('li')
@@ -212,6 +229,5 @@ uppy.on('upload-success', (file, response) => {
 })
 
 show()
+fetchListed()
 say(token ? 'Signed in. Drop files or pick them to upload.' : 'Drop files or pick them to upload.')
-// For scripts and tests driving the page.
-window.chunkdUppy = uppy
