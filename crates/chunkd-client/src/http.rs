@@ -7,12 +7,37 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
 use url::Url;
 
+use crate::body::Pulse;
 use crate::error::{Error, Result};
 
 /// Redirects followed before the chain counts as a loop.
 const MAX_REDIRECTS: usize = 5;
-/// How much of an error answer's body is kept for the message.
-const MESSAGE_LIMIT: usize = 512;
+/// How much of an error answer's body is read, and kept for the message.
+const MESSAGE_LIMIT: usize = 4096;
+/// The longest an error answer's body is waited for.
+const MESSAGE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long requests may take. Only a stall ends a PATCH, never its length: a large
+/// chunk on a slow link takes as long as it takes while bytes keep moving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A PATCH from whose body the connection takes nothing for this long, or whose
+    /// answer has not come this long after its last byte, has stalled: a network
+    /// failure, retried.
+    pub stall: Duration,
+    /// The longest any other request (OPTIONS, HEAD, POST, DELETE) takes, its answer
+    /// included; then it is a network failure, retried.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            stall: Duration::from_secs(60),
+            request: Duration::from_secs(60),
+        }
+    }
+}
 
 /// A failed attempt: worth another try after the server's offset is asked again, or not.
 #[derive(Debug)]
@@ -35,22 +60,28 @@ pub(crate) type Attempt<T> = std::result::Result<T, Fault>;
 pub(crate) struct Http {
     client: reqwest::Client,
     headers: HeaderMap,
+    timeouts: Timeouts,
 }
 
 impl Http {
-    pub(crate) fn new(headers: HeaderMap) -> Result<Http> {
+    pub(crate) fn new(headers: HeaderMap, timeouts: Timeouts) -> Result<Http> {
         // reqwest is built without a crypto provider; the workspace's is ring. An
         // already installed one (the embedding program's) is kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .connect_timeout(Duration::from_secs(15))
-            // Per read: a server that stops answering is a network failure, retried.
-            .read_timeout(Duration::from_secs(60))
+            // No read timeout: in reqwest it also bounds sending a body, so a chunk that
+            // takes longer to send would fail. Deadlines are per request (`send`) and
+            // stalls are watched on the body (`send_body`).
             .user_agent(concat!("chunkd-upload/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Invalid(format!("HTTP client: {e}")))?;
-        Ok(Http { client, headers })
+        Ok(Http {
+            client,
+            headers,
+            timeouts,
+        })
     }
 
     pub(crate) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
@@ -59,16 +90,54 @@ impl Http {
             .headers(self.headers.clone())
     }
 
-    /// Sends and sorts the answer: 2xx is returned, anything else a [`Fault`].
+    /// Sends a request without a streamed body within the request deadline, and sorts
+    /// the answer: 2xx is returned, anything else a [`Fault`].
     pub(crate) async fn send(&self, request: RequestBuilder) -> Attempt<Response> {
-        self.exchange(request, true).await
+        self.exchange(request.timeout(self.timeouts.request), true)
+            .await
+    }
+
+    /// Sends a request with a streamed body (a PATCH) for as long as it keeps moving:
+    /// once `pulse` has not beaten for the stall time (nothing taken of the body, or no
+    /// answer after its end) it is a network failure, retried.
+    pub(crate) async fn send_body(
+        &self,
+        request: RequestBuilder,
+        pulse: &Pulse,
+    ) -> Attempt<Response> {
+        let stall = self.timeouts.stall;
+        let context = request
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| format!("{} {}", r.method(), r.url()))
+            .unwrap_or_default();
+        let exchange = self.exchange(request, true);
+        tokio::pin!(exchange);
+        let check = (stall / 4).max(Duration::from_millis(10));
+        loop {
+            tokio::select! {
+                answer = &mut exchange => return answer,
+                () = tokio::time::sleep(check) => {
+                    if pulse.idle() >= stall {
+                        return Err(Fault::Retry(Error::Network {
+                            context,
+                            message: format!(
+                                "stalled: nothing moved for {} s",
+                                stall.as_secs_f64()
+                            ),
+                        }));
+                    }
+                }
+            }
+        }
     }
 
     /// Sends a request that must not take effect twice (the final concatenation): only
     /// a failure that shows the server did not act on it (no connection, 408, 423, 429,
     /// 503) is worth another try; any other is final, since the server may have acted.
     pub(crate) async fn send_once(&self, request: RequestBuilder) -> Attempt<Response> {
-        self.exchange(request, false).await
+        self.exchange(request.timeout(self.timeouts.request), false)
+            .await
     }
 
     async fn exchange(&self, request: RequestBuilder, repeatable: bool) -> Attempt<Response> {
@@ -173,16 +242,22 @@ fn tail(message: &str) -> String {
     }
 }
 
-/// The start of an error answer's body, read no further than [`MESSAGE_LIMIT`].
+/// The start of an error answer's body, read no further than [`MESSAGE_LIMIT`] and for
+/// no longer than [`MESSAGE_DEADLINE`] (a body that trickles or never ends is cut).
 async fn message(mut response: Response) -> String {
     let mut body = Vec::new();
-    while body.len() < MESSAGE_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
+    let read = async {
+        while body.len() < MESSAGE_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MESSAGE_LIMIT - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                _ => break,
+            }
         }
-    }
-    body.truncate(MESSAGE_LIMIT);
+    };
+    let _ = tokio::time::timeout(MESSAGE_DEADLINE, read).await;
     String::from_utf8_lossy(&body)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -113,12 +113,13 @@ pub(crate) async fn append(server: &Server, url: &Url, chunk: Chunk) -> Attempt<
         .header("upload-complete", if chunk.last { "?1" } else { "?0" })
         .header(CONTENT_LENGTH, chunk.len)
         .body(chunk.body);
+    let pulse = chunk.pulse;
     if let Some((algorithm, digest)) = &chunk.checksum
         && let Some(field) = checksum::digest_field(*algorithm, digest)
     {
         request = request.header("content-digest", field);
     }
-    let response = server.http.send(request).await?;
+    let response = server.http.send_body(request, &pulse).await?;
     let end = chunk.offset.saturating_add(chunk.len);
     if chunk.last && boolean(&response, "upload-complete") == Some(false) {
         return Err(Error::Protocol(format!(

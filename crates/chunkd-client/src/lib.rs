@@ -46,7 +46,7 @@ mod upload;
 pub use checksum::Algorithm;
 pub use error::{Class, Error, Result};
 pub use fingerprint::{FileFacts, Fingerprint};
-pub use http::parse_header;
+pub use http::{Timeouts, parse_header};
 pub use metadata::Metadata;
 pub use protocol::{Capabilities, Protocol};
 pub use retry::Backoff;

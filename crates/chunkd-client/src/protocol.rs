@@ -85,6 +85,8 @@ pub(crate) struct Chunk {
     /// Whether it ends the upload (the draft says so in `Upload-Complete`).
     pub last: bool,
     pub body: reqwest::Body,
+    /// Beats as the body is taken.
+    pub pulse: crate::body::Pulse,
     pub checksum: Option<(Algorithm, Vec<u8>)>,
 }
 

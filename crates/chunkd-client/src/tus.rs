@@ -117,10 +117,11 @@ pub(crate) async fn append(server: &Server, url: &Url, chunk: Chunk) -> Attempt<
         .header("upload-offset", chunk.offset)
         .header(CONTENT_LENGTH, chunk.len)
         .body(chunk.body);
+    let pulse = chunk.pulse;
     if let Some((algorithm, digest)) = &chunk.checksum {
         request = request.header("upload-checksum", checksum::tus_header(*algorithm, digest));
     }
-    let response = server.http.send(request).await?;
+    let response = server.http.send_body(request, &pulse).await?;
     match http::integer(&response, "upload-offset")? {
         Some(offset) => Ok(offset),
         None => Err(Error::Protocol(format!("{url} answered PATCH without Upload-Offset")).into()),

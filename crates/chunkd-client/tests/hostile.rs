@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::response::Response;
-use chunkd_client::{Backoff, Class, Client, Error, Settings, StateFile, Unobserved};
+use chunkd_client::{Backoff, Class, Client, Error, Settings, StateFile, Timeouts, Unobserved};
 use http::{HeaderMap, Method, StatusCode};
 
 /// One request as the server saw it.
@@ -589,4 +589,172 @@ async fn a_remembered_final_upload_is_asked_not_created_again() {
             .unwrap_or_else(|e| panic!("{e}"))
             .is_empty()
     );
+}
+
+/// What a raw server does with one request.
+enum Raw {
+    /// Writes this answer and reads the next request.
+    Answer(String),
+    /// Writes this (an answer cut short) and then holds the connection, silent.
+    AnswerAndHold(String),
+    /// Reads nothing more and never answers, holding the connection open.
+    Hold,
+}
+
+/// An HTTP/1.1 server on raw sockets, for answers axum will not give (none at all, or
+/// half of one): `answer` decides by method and path.
+async fn raw(answer: impl Fn(&str, &str) -> Raw + Send + Sync + 'static) -> Server {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let head_end = loop {
+                        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut piece = [0u8; 4096];
+                        match socket.read(&mut piece).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&piece[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+                    buffer.drain(..head_end);
+                    let mut words = head.split_whitespace();
+                    let (method, path) = (
+                        words.next().unwrap_or_default().to_owned(),
+                        words.next().unwrap_or_default().to_owned(),
+                    );
+                    match answer(&method, &path) {
+                        Raw::Hold => {
+                            std::future::pending::<()>().await;
+                        }
+                        Raw::AnswerAndHold(text) => {
+                            let _ = socket.write_all(text.as_bytes()).await;
+                            std::future::pending::<()>().await;
+                        }
+                        Raw::Answer(text) => {
+                            let length: usize = head
+                                .lines()
+                                .find_map(|l| {
+                                    let (name, value) = l.split_once(':')?;
+                                    name.eq_ignore_ascii_case("content-length")
+                                        .then(|| value.trim().parse().ok())?
+                                })
+                                .unwrap_or(0);
+                            while buffer.len() < length {
+                                let mut piece = [0u8; 4096];
+                                match socket.read(&mut piece).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => buffer.extend_from_slice(&piece[..n]),
+                                }
+                            }
+                            buffer.drain(..length);
+                            if socket.write_all(text.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Server {
+        endpoint: format!("http://{addr}/files/")
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+        seen: Arc::default(),
+    }
+}
+
+/// A raw tus answer with `headers` and no body.
+fn raw_reply(status: &str, headers: &[&str]) -> Raw {
+    let mut text = format!("HTTP/1.1 {status}\r\nTus-Resumable: 1.0.0\r\nContent-Length: 0\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    Raw::Answer(text)
+}
+
+fn raw_tus(method: &str) -> Option<Raw> {
+    match method {
+        "OPTIONS" => Some(raw_reply(
+            "200 OK",
+            &["Tus-Version: 1.0.0", "Tus-Extension: creation"],
+        )),
+        "POST" => Some(raw_reply("201 Created", &["Location: /files/1"])),
+        "HEAD" => Some(raw_reply(
+            "200 OK",
+            &["Upload-Offset: 0", "Upload-Length: 2500"],
+        )),
+        _ => None,
+    }
+}
+
+fn quick(settings: &mut Settings) {
+    settings.timeouts = Timeouts {
+        stall: Duration::from_millis(300),
+        request: Duration::from_millis(300),
+    };
+}
+
+/// A PATCH the server takes in and never answers is a stall: a network failure,
+/// retried from the offset, then given up on, in bounded time.
+#[tokio::test]
+async fn a_stalled_chunk_is_retried_then_given_up_on() {
+    let server = raw(|method, _| raw_tus(method).unwrap_or(Raw::Hold)).await;
+    let f = fixture_with(&server, 2500, quick);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.class(), Class::Network, "{error}");
+    assert!(error.to_string().contains("stalled"), "{error}");
+}
+
+/// A HEAD that is never answered ends at the request deadline, and is retried.
+#[tokio::test]
+async fn an_unanswered_head_ends_at_the_deadline() {
+    let server = raw(|method, _| match method {
+        "HEAD" => Raw::Hold,
+        other => raw_tus(other).unwrap_or(Raw::Hold),
+    })
+    .await;
+    let f = fixture_with(&server, 2500, quick);
+    remember(&f, &server, "1");
+    let started = std::time::Instant::now();
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.class(), Class::Network, "{error}");
+    // Four attempts of 300 ms, and short waits.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// An error answer whose body never ends is read a few KiB at most, for a few seconds.
+#[tokio::test]
+async fn an_endless_error_body_is_cut_short() {
+    let server = raw(|method, _| match method {
+        "PATCH" => Raw::AnswerAndHold(format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 100000000\r\n\r\n{}",
+            "no ".repeat(4000)
+        )),
+        other => raw_tus(other).unwrap_or(Raw::Hold),
+    })
+    .await;
+    let f = fixture_with(&server, 2500, |s| {
+        s.timeouts.stall = Duration::from_secs(30);
+    });
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.status(), Some(403), "{error}");
+    assert!(error.to_string().len() < 5000, "{error}");
 }

@@ -15,7 +15,7 @@ use url::Url;
 use crate::checksum::Algorithm;
 use crate::error::{Error, Result};
 use crate::fingerprint::{FileFacts, Fingerprint};
-use crate::http::{self, Attempt, Fault, Http};
+use crate::http::{self, Attempt, Fault, Http, Timeouts};
 use crate::metadata::Metadata;
 use crate::protocol::{Capabilities, Protocol, Remote, Server};
 use crate::retry::Backoff;
@@ -44,12 +44,15 @@ pub struct Settings {
     pub retries: u32,
     /// Waits between attempts.
     pub backoff: Backoff,
+    /// How long a request may take, or a chunk's body stall.
+    pub timeouts: Timeouts,
     /// Where unfinished uploads are remembered.
     pub state: StateFile,
 }
 
 impl Settings {
-    /// Defaults for `endpoint`: tus, 8 MiB chunks, one part, no checksum, 5 retries.
+    /// Defaults for `endpoint`: tus, 8 MiB chunks, one part, no checksum, 5 retries,
+    /// 60 s deadlines and stall time.
     pub fn new(endpoint: Url, state: StateFile) -> Settings {
         Settings {
             endpoint,
@@ -61,6 +64,7 @@ impl Settings {
             headers: HeaderMap::new(),
             retries: 5,
             backoff: Backoff::default(),
+            timeouts: Timeouts::default(),
             state,
         }
     }
@@ -115,7 +119,7 @@ pub struct Client {
 impl Client {
     /// A client; nothing is sent until asked.
     pub fn new(settings: Settings) -> Result<Client> {
-        let http = Http::new(settings.headers.clone())?;
+        let http = Http::new(settings.headers.clone(), settings.timeouts)?;
         let server = Server {
             http,
             endpoint: settings.endpoint.clone(),

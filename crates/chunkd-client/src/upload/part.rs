@@ -111,14 +111,22 @@ impl Sender<'_> {
             None => None,
         };
         let (tally, index) = (self.tally.clone(), self.index);
-        let body =
-            body::file_range(self.path, at, len, Arc::new(move |n| tally.add(index, n))).await?;
+        let pulse = body::Pulse::new();
+        let body = body::file_range(
+            self.path,
+            at,
+            len,
+            Arc::new(move |n| tally.add(index, n)),
+            pulse.clone(),
+        )
+        .await?;
         tracing::trace!(upload.url = %self.url, upload.offset = offset, len, last, "upload.write");
         let chunk = Chunk {
             offset,
             len,
             last,
             body,
+            pulse,
             checksum,
         };
         self.client.server.append(&self.url, chunk).await
