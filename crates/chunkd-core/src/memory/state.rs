@@ -105,7 +105,7 @@ impl StateStore for MemoryState {
                 .filter(|u| u.owner.as_deref() == Some(owner) && !u.may_expire())
                 .cloned()
                 .collect();
-            owned.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+            owned.sort_by_key(|u| std::cmp::Reverse(u.created_at));
             owned.truncate(limit);
             Ok(owned)
         })
