@@ -90,7 +90,9 @@ pub(crate) async fn create(server: &Server, length: u64, metadata: &Metadata) ->
     Ok(http::location(&response)?)
 }
 
-pub(crate) async fn status(server: &Server, url: &Url) -> Attempt<Remote> {
+/// Where the upload of `length` bytes at `url` stands; one said complete short of its
+/// length is a protocol error (bytes would be missing from the stored file).
+pub(crate) async fn status(server: &Server, url: &Url, length: u64) -> Attempt<Remote> {
     let response = server
         .http
         .send(server.http.request(Method::HEAD, url))
@@ -98,10 +100,14 @@ pub(crate) async fn status(server: &Server, url: &Url) -> Attempt<Remote> {
     let Some(offset) = http::integer(&response, "upload-offset")? else {
         return Err(Error::Protocol(format!("{url} answered HEAD without Upload-Offset")).into());
     };
-    Ok(Remote {
-        offset,
-        complete: boolean(&response, "upload-complete").unwrap_or(false),
-    })
+    let complete = boolean(&response, "upload-complete").unwrap_or(false);
+    if complete && offset != length {
+        return Err(Error::Protocol(format!(
+            "{url} reports the upload complete at offset {offset} of {length} bytes"
+        ))
+        .into());
+    }
+    Ok(Remote { offset, complete })
 }
 
 pub(crate) async fn append(server: &Server, url: &Url, chunk: Chunk) -> Attempt<u64> {
@@ -128,7 +134,15 @@ pub(crate) async fn append(server: &Server, url: &Url, chunk: Chunk) -> Attempt<
         .into());
     }
     // A 2xx means every byte was taken; interop 7 made the offset optional here.
-    Ok(http::integer(&response, "upload-offset")?.unwrap_or(end))
+    let offset = http::integer(&response, "upload-offset")?.unwrap_or(end);
+    // Complete before the last byte: the stored file would lack the rest.
+    if boolean(&response, "upload-complete") == Some(true) && !(chunk.last && offset == end) {
+        return Err(Error::Protocol(format!(
+            "{url} reports the upload complete at offset {offset}, before its last byte"
+        ))
+        .into());
+    }
+    Ok(offset)
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ impl Server {
     pub async fn status(&self, url: &Url, length: u64) -> Attempt<Remote> {
         let remote = match self.protocol {
             Protocol::Tus => tus::status(self, url, length).await?,
-            Protocol::Ietf => ietf::status(self, url).await?,
+            Protocol::Ietf => ietf::status(self, url, length).await?,
         };
         if remote.offset > length {
             return Err(Error::Protocol(format!(

@@ -758,3 +758,52 @@ async fn an_endless_error_body_is_cut_short() {
     assert_eq!(error.status(), Some(403), "{error}");
     assert!(error.to_string().len() < 5000, "{error}");
 }
+
+/// An IETF draft server: discovery and creation as a sound one answers them; the rest
+/// is `rest`'s.
+fn ietf(rest: impl Fn(&Seen) -> Response + Send + Sync + 'static) -> Handler {
+    Arc::new(move |seen| match seen.method {
+        Method::OPTIONS => reply(200, &[("upload-limit", "max-size=1000000")]),
+        Method::POST => reply(201, &[("location", "/files/1")]),
+        _ => rest(seen),
+    })
+}
+
+fn ietf_fixture(server: &Server) -> Fixture {
+    fixture_with(server, 2500, |s| s.protocol = chunkd_client::Protocol::Ietf)
+}
+
+/// An append answered `Upload-Complete: ?1` before the upload's last byte: the stored
+/// file would lack the rest.
+#[tokio::test]
+async fn an_ietf_upload_complete_short_of_its_length_is_refused() {
+    let server = serve(ietf(|seen| {
+        let end = took_all(seen);
+        let offset = end
+            .headers()
+            .get("upload-offset")
+            .cloned()
+            .unwrap_or_else(|| panic!("no offset"));
+        let offset = offset.to_str().unwrap_or_default();
+        reply(204, &[("upload-offset", offset), ("upload-complete", "?1")])
+    }))
+    .await;
+    protocol_error(
+        upload(&ietf_fixture(&server)).await,
+        "complete at offset 1000, before its last byte",
+    );
+}
+
+/// The offset asked after a failure says complete at 1000 of 2500 bytes.
+#[tokio::test]
+async fn an_ietf_head_complete_short_of_its_length_is_refused() {
+    let server = serve(ietf(|seen| match seen.method {
+        Method::HEAD => reply(200, &[("upload-offset", "1000"), ("upload-complete", "?1")]),
+        _ => reply(500, &[]),
+    }))
+    .await;
+    protocol_error(
+        upload(&ietf_fixture(&server)).await,
+        "complete at offset 1000 of 2500 bytes",
+    );
+}
