@@ -49,10 +49,11 @@ where
         return Router::new();
     }
     let downloads = super::base(&config.endpoints.tus);
-    Router::new().route(
+    let router = Router::new().route(
         &format!("{}/finished", config.assets_path()),
         get(list).with_state(Lister { uploads, downloads }),
-    )
+    );
+    crate::accounting::account(router, "ui")
 }
 
 async fn list(State(lister): State<Lister>, req: Request) -> Response {

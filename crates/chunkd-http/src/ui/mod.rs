@@ -143,7 +143,7 @@ where
             get(move |headers: HeaderMap| async move { asset.serve(&headers) }),
         );
     }
-    router
+    crate::accounting::account(router, "ui")
 }
 
 fn render(config: &Config) -> Page {
