@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -18,8 +20,10 @@ const VERSION: u32 = 1;
 
 /// One remembered upload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Stored", from = "Stored")]
 pub struct Entry {
-    /// The file's canonical path.
+    /// The file's canonical path (any the OS has: stored as its bytes in base64 beside a
+    /// readable copy, so names that are not UTF-8 round-trip).
     pub path: PathBuf,
     /// The file's size when the upload began.
     pub size: u64,
@@ -37,6 +41,83 @@ pub struct Entry {
     pub final_url: Option<String>,
     /// When the upload was created, in seconds since the epoch.
     pub created: u64,
+}
+
+/// An [`Entry`] as the file holds it.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    /// Readable, and lossy when the path is not UTF-8.
+    path: String,
+    /// The path's OS bytes in base64; wins over `path` when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<String>,
+    size: u64,
+    endpoint: String,
+    protocol: Protocol,
+    parts: Vec<Part>,
+    concat: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    final_url: Option<String>,
+    created: u64,
+}
+
+impl From<Entry> for Stored {
+    fn from(e: Entry) -> Stored {
+        Stored {
+            path: e.path.to_string_lossy().into_owned(),
+            path_bytes: Some(BASE64.encode(e.path.as_os_str().as_encoded_bytes())),
+            size: e.size,
+            endpoint: e.endpoint,
+            protocol: e.protocol,
+            parts: e.parts,
+            concat: e.concat,
+            final_url: e.final_url,
+            created: e.created,
+        }
+    }
+}
+
+impl From<Stored> for Entry {
+    fn from(s: Stored) -> Entry {
+        let path = s
+            .path_bytes
+            .and_then(|b| BASE64.decode(b).ok())
+            .and_then(path_from_bytes)
+            .unwrap_or_else(|| PathBuf::from(s.path));
+        Entry {
+            path,
+            size: s.size,
+            endpoint: s.endpoint,
+            protocol: s.protocol,
+            parts: s.parts,
+            concat: s.concat,
+            final_url: s.final_url,
+            created: s.created,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    Some(PathBuf::from(
+        <std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(bytes),
+    ))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
+}
+
+/// Whether `entry` can be written to the state file; checked before anything is
+/// created on the server, so no upload is made that could not be remembered.
+pub(crate) fn storable(entry: &Entry) -> Result<()> {
+    serde_json::to_vec(entry)
+        .map(drop)
+        .map_err(|e| Error::File {
+            path: entry.path.clone(),
+            message: format!("cannot be remembered in the state file: {e}"),
+        })
 }
 
 /// One upload of a range of the file.
@@ -231,6 +312,42 @@ mod tests {
         state.forget(&fp("a")).unwrap_or_else(|e| panic!("{e}"));
         let entries = state.entries().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(entries.keys().collect::<Vec<_>>(), [&fp("b")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_that_are_not_utf8_round_trip() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateFile::new(dir.path().join("uploads.json"));
+        let mut odd = entry("/", "http://h/files/1");
+        odd.path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/home/me/caf\xe9.bin"));
+        storable(&odd).unwrap_or_else(|e| panic!("{e}"));
+        state
+            .remember(&fp("a"), &odd)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let entries = state.entries().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entries[&fp("a")], odd);
+        // A readable copy beside the exact bytes.
+        let text = std::fs::read_to_string(state.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains("/home/me/caf\u{fffd}.bin"), "{text}");
+    }
+
+    #[test]
+    fn entries_written_before_path_bytes_still_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("uploads.json");
+        std::fs::write(
+            &path,
+            br#"{"version":1,"uploads":{"a":{"path":"/a","size":10,"endpoint":"http://h/files/",
+              "protocol":"tus","concat":false,"created":1,
+              "parts":[{"url":"http://h/files/1","start":0,"length":10}]}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let entries = StateFile::new(&path)
+            .entries()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entries[&fp("a")], entry("/a", "http://h/files/1"));
     }
 
     #[test]

@@ -807,3 +807,20 @@ async fn an_ietf_head_complete_short_of_its_length_is_refused() {
         "complete at offset 1000 of 2500 bytes",
     );
 }
+
+/// A file whose name is not UTF-8 is remembered, uploaded and forgotten like any other.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_file_name_that_is_not_utf8_uploads() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let server = serve(tus(took_all)).await;
+    let mut f = fixture(&server, 2500);
+    let odd = f
+        .file
+        .with_file_name(std::ffi::OsStr::from_bytes(b"caf\xe9.bin"));
+    std::fs::rename(&f.file, &odd).unwrap_or_else(|e| panic!("{e}"));
+    f.file = odd;
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/1");
+    assert_eq!(server.count(&Method::POST), 1);
+}

@@ -19,7 +19,7 @@ use crate::http::{self, Attempt, Fault, Http, Timeouts};
 use crate::metadata::Metadata;
 use crate::protocol::{Capabilities, Protocol, Remote, Server};
 use crate::retry::Backoff;
-use crate::state::{Entry, Part, StateFile};
+use crate::state::{self, Entry, Part, StateFile};
 
 use part::{Sender, Tally};
 
@@ -359,6 +359,20 @@ impl Client {
     ) -> Result<(Entry, Vec<Remote>)> {
         let lengths = split(facts.size, plan.parallel);
         let concat = lengths.len() > 1;
+        let mut entry = Entry {
+            path: facts.path.clone(),
+            size: facts.size,
+            endpoint: self.settings.endpoint.to_string(),
+            protocol: self.settings.protocol,
+            parts: Vec::new(),
+            concat,
+            final_url: None,
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        // Nothing is created that could not be remembered.
+        state::storable(&entry)?;
         // Partial uploads carry no metadata: the final one does.
         let empty = Metadata::new();
         let mut parts = Vec::new();
@@ -378,18 +392,7 @@ impl Client {
             });
             start += length;
         }
-        let entry = Entry {
-            path: facts.path.clone(),
-            size: facts.size,
-            endpoint: self.settings.endpoint.to_string(),
-            protocol: self.settings.protocol,
-            parts,
-            concat,
-            final_url: None,
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        };
+        entry.parts = parts;
         self.settings.state.remember(fingerprint, &entry)?;
         let remotes = entry
             .parts
