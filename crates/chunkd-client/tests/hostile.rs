@@ -824,3 +824,67 @@ async fn a_file_name_that_is_not_utf8_uploads() {
     assert_eq!(uploaded.url.path(), "/files/1");
     assert_eq!(server.count(&Method::POST), 1);
 }
+
+/// A server that takes everything and, on the last byte, runs `then` (to break
+/// something on the client's side before it ends).
+fn takes_all_then(then: impl Fn() + Send + Sync + 'static) -> Handler {
+    tus(move |seen| {
+        let answer = took_all(seen);
+        if answer
+            .headers()
+            .get("upload-offset")
+            .is_some_and(|v| v == "2500")
+        {
+            then();
+        }
+        answer
+    })
+}
+
+/// The file is removed once its last byte is on the server: the upload is still
+/// reported finished, with a warning.
+#[tokio::test]
+async fn a_file_gone_after_its_last_byte_is_still_uploaded() {
+    let file: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::default();
+    let f2 = file.clone();
+    let server = serve(takes_all_then(move || {
+        if let Some(path) = f2.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            let _ = std::fs::remove_file(path);
+        }
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    *file.lock().unwrap_or_else(PoisonError::into_inner) = Some(f.file.clone());
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/1");
+    assert_eq!(uploaded.warnings.len(), 1, "{:?}", uploaded.warnings);
+}
+
+/// The state file cannot be rewritten once the last byte is on the server: the upload
+/// is still reported finished, with a warning.
+#[tokio::test]
+async fn an_entry_that_cannot_be_forgotten_is_a_warning() {
+    let state: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::default();
+    let s2 = state.clone();
+    let server = serve(takes_all_then(move || {
+        if let Some(path) = s2.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            // A directory where the file was: it can be neither read nor replaced.
+            let _ = std::fs::remove_file(path);
+            let _ = std::fs::create_dir(path);
+        }
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    *state.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some(f.client.settings().state.path().to_owned());
+    let uploaded = upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(uploaded.url.path(), "/files/1");
+    assert!(
+        uploaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("not forgotten")),
+        "{:?}",
+        uploaded.warnings
+    );
+}

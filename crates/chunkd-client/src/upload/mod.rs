@@ -92,6 +92,9 @@ pub struct Uploaded {
     pub size: u64,
     /// Where a remembered upload was resumed, if it was.
     pub resumed_at: Option<u64>,
+    /// What went wrong after the upload finished (its entry could not be forgotten, the
+    /// file could not be looked at again), in words.
+    pub warnings: Vec<String>,
 }
 
 /// Told how one file's upload goes. Every method has an empty default.
@@ -258,17 +261,28 @@ impl Client {
                 .next()
                 .ok_or_else(|| Error::Protocol("no upload".to_owned()))?
         };
-        self.settings.state.forget(&fingerprint)?;
-        if FileFacts::of(path)? != facts {
-            return Err(Error::file(
-                path,
-                format!("the file changed while it was being uploaded; {url} holds a mix"),
-            ));
+        // The upload is finished: what fails from here is told, not a failure.
+        let mut warnings = Vec::new();
+        if let Err(e) = self.settings.state.forget(&fingerprint) {
+            warnings.push(format!("uploaded, but not forgotten ({e})"));
+        }
+        match FileFacts::of(path) {
+            Ok(now) if now != facts => {
+                return Err(Error::file(
+                    path,
+                    format!("the file changed while it was being uploaded; {url} holds a mix"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => warnings.push(format!(
+                "uploaded, but whether the file changed meanwhile is unknown ({e})"
+            )),
         }
         Ok(Uploaded {
             url,
             size: facts.size,
             resumed_at: resumed.then_some(offset),
+            warnings,
         })
     }
 

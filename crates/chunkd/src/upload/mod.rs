@@ -226,6 +226,9 @@ async fn upload_all(args: &Args, client: &Client, reporter: Arc<Reporter>) -> u8
         match client.upload(path, &plan, observer.clone()).await {
             Ok(uploaded) => {
                 observer.done(&uploaded);
+                for warning in &uploaded.warnings {
+                    reporter.note(&format!("{}: warning: {warning}", path.display()));
+                }
                 reporter.url(uploaded.url.as_str());
             }
             Err(e) => {
