@@ -1,6 +1,10 @@
 //! Which local file an upload is of: its canonical path, size, modification time and a
-//! hash of its first and last 64 KiB, with the endpoint and protocol. A file that
-//! changed gets another fingerprint, so it never resumes into the old upload.
+//! hash of its first and last 64 KiB, with the endpoint and protocol. A file whose size
+//! or modification time changed, or whose first or last 64 KiB did, gets another
+//! fingerprint and so a new upload. Nothing else is read: an edit in place between
+//! those samples that keeps the size and the modification time (restored with
+//! `touch -d`, or on a filesystem with coarse times) is not noticed, and resumes into
+//! the old upload.
 
 use std::fmt;
 use std::io::{Read as _, Seek as _, SeekFrom};
