@@ -18,6 +18,20 @@ pub enum Error {
         /// The start of the answer's body, if it had one.
         message: String,
     },
+    /// The server kept declining a request that could succeed later (408, 409, 423,
+    /// 429, 460: a timeout, an offset mismatch, a lock, a rate limit, a checksum
+    /// mismatch), after every retry.
+    #[error("{method} {url}: declined with {status} after every retry{}", detail(.message))]
+    Declined {
+        /// The request's method.
+        method: String,
+        /// The request's URL.
+        url: String,
+        /// The last HTTP status.
+        status: u16,
+        /// The start of the last answer's body, if it had one.
+        message: String,
+    },
     /// The file is larger than the server takes.
     #[error("{size} bytes is more than the server's limit of {max} bytes")]
     TooLarge {
@@ -69,6 +83,8 @@ pub enum Class {
     Refused,
     /// The server could not be reached or kept failing: [`Error::Network`].
     Network,
+    /// The server kept declining what it could take later: [`Error::Declined`].
+    Declined,
     /// The request cannot be made as asked: [`Error::Unsupported`], [`Error::Invalid`].
     Usage,
     /// Anything else: protocol violations, local files, the state file.
@@ -81,15 +97,16 @@ impl Error {
         match self {
             Error::Refused { .. } | Error::TooLarge { .. } => Class::Refused,
             Error::Network { .. } => Class::Network,
+            Error::Declined { .. } => Class::Declined,
             Error::Unsupported(_) | Error::Invalid(_) => Class::Usage,
             Error::Protocol(_) | Error::File { .. } | Error::State { .. } => Class::Other,
         }
     }
 
-    /// The HTTP status of a refusal.
+    /// The HTTP status of a refusal, or of the last answer declining.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Refused { status, .. } => Some(*status),
+            Error::Refused { status, .. } | Error::Declined { status, .. } => Some(*status),
             _ => None,
         }
     }

@@ -42,8 +42,10 @@ impl Default for Timeouts {
 /// A failed attempt: worth another try after the server's offset is asked again, or not.
 #[derive(Debug)]
 pub(crate) enum Fault {
-    /// A network failure, 5xx, 409 (offset mismatch), 423 (locked), 460 (checksum).
-    Retry(Error),
+    /// A network failure or 5xx ([`Error::Network`]), or a 408 (timeout), 409 (offset
+    /// mismatch), 423 (locked), 429 (too many requests) or 460 (checksum mismatch)
+    /// ([`Error::Declined`]); with the wait the server asked for (`Retry-After`), if any.
+    Retry(Error, Option<Duration>),
     /// Anything retrying cannot mend.
     Fail(Error),
 }
@@ -119,13 +121,16 @@ impl Http {
                 answer = &mut exchange => return answer,
                 () = tokio::time::sleep(check) => {
                     if pulse.idle() >= stall {
-                        return Err(Fault::Retry(Error::Network {
-                            context,
-                            message: format!(
-                                "stalled: nothing moved for {} s",
-                                stall.as_secs_f64()
-                            ),
-                        }));
+                        return Err(Fault::Retry(
+                            Error::Network {
+                                context,
+                                message: format!(
+                                    "stalled: nothing moved for {} s",
+                                    stall.as_secs_f64()
+                                ),
+                            },
+                            None,
+                        ));
                     }
                 }
             }
@@ -155,6 +160,7 @@ impl Http {
             return Ok(response);
         }
         let url = response.url().to_string();
+        let after = retry_after(&response);
         let message = message(response).await;
         let retry = if repeatable {
             status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 423 | 429 | 460)
@@ -167,11 +173,24 @@ impl Http {
                 message: format!("{status}{}{UNSURE}", tail(&message)),
             }));
         }
-        if retry {
-            Err(Fault::Retry(Error::Network {
-                context: format!("{method} {url}"),
-                message: format!("{status}{}", tail(&message)),
-            }))
+        if retry && status.is_server_error() {
+            Err(Fault::Retry(
+                Error::Network {
+                    context: format!("{method} {url}"),
+                    message: format!("{status}{}", tail(&message)),
+                },
+                after,
+            ))
+        } else if retry {
+            Err(Fault::Retry(
+                Error::Declined {
+                    method,
+                    url,
+                    status: status.as_u16(),
+                    message,
+                },
+                after,
+            ))
         } else {
             Err(Fault::Fail(Error::Refused {
                 method,
@@ -215,8 +234,21 @@ fn transport(method: &str, url: &str, e: &reqwest::Error, repeatable: bool) -> F
         // An untrusted certificate stays untrusted: no retry.
         Fault::Fail(error)
     } else {
-        Fault::Retry(error)
+        Fault::Retry(error, None)
     }
+}
+
+/// The wait an answer asks for (`Retry-After`, in seconds or as an HTTP date), if any.
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = text(response, "retry-after")?;
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Whether `cause` is a TLS failure; io::Errors hide their inner error from `source`,

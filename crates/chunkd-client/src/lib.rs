@@ -49,7 +49,7 @@ pub use fingerprint::{FileFacts, Fingerprint};
 pub use http::{Timeouts, parse_header};
 pub use metadata::Metadata;
 pub use protocol::{Capabilities, Protocol};
-pub use retry::Backoff;
+pub use retry::{Backoff, RETRY_AFTER_CAP};
 pub use size::parse_size;
 pub use state::{Entry, Part, StateFile};
 pub use upload::{Client, Observer, Plan, Settings, Unobserved, Uploaded};

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// The longest wait a server's `Retry-After` gets; a longer one is cut to this.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
+
 /// Delays that double from `base` up to `max`; each is drawn between half of that
 /// and all of it, so clients that failed together do not come back together.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +25,13 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// The delay before retry number `attempt` (1 for the first), at least what the
+    /// server asked for (`Retry-After`) up to [`RETRY_AFTER_CAP`].
+    pub fn delay_after(&self, attempt: u32, asked: Option<Duration>) -> Duration {
+        let own = self.delay(attempt);
+        asked.map_or(own, |asked| own.max(asked.min(RETRY_AFTER_CAP)))
+    }
+
     /// The delay before retry number `attempt` (1 for the first).
     pub fn delay(&self, attempt: u32) -> Duration {
         let exponent = attempt.saturating_sub(1).min(30);
@@ -55,6 +65,23 @@ mod tests {
             }
         }
         assert!(backoff.delay(u32::MAX) <= backoff.max);
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_up_to_the_cap() {
+        let backoff = Backoff {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        assert!(backoff.delay_after(1, None) <= Duration::from_millis(2));
+        assert_eq!(
+            backoff.delay_after(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            backoff.delay_after(1, Some(Duration::from_secs(86_400))),
+            RETRY_AFTER_CAP
+        );
     }
 
     #[test]

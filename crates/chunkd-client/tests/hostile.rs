@@ -888,3 +888,46 @@ async fn an_entry_that_cannot_be_forgotten_is_a_warning() {
         uploaded.warnings
     );
 }
+
+/// A server that keeps answering 423 (locked) is declining, not unreachable.
+#[tokio::test]
+async fn a_server_that_keeps_declining_is_its_own_class() {
+    let server = serve(tus(|seen| match seen.method {
+        Method::HEAD => reply(200, &[("upload-offset", "0"), ("upload-length", "2500")]),
+        _ => reply(423, &[]),
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(
+        (error.class(), error.status()),
+        (Class::Declined, Some(423))
+    );
+    assert_eq!(server.count(&Method::PATCH), 4);
+}
+
+/// A 429 with `Retry-After: 1` is waited for, though the backoff is a few ms.
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let limited = Arc::new(Mutex::new(true));
+    let server = serve(tus(move |seen| match seen.method {
+        Method::HEAD => reply(200, &[("upload-offset", "0"), ("upload-length", "10")]),
+        _ => {
+            let mut first = limited.lock().unwrap_or_else(PoisonError::into_inner);
+            if std::mem::take(&mut *first) {
+                reply(429, &[("retry-after", "1")])
+            } else {
+                took_all(seen)
+            }
+        }
+    }))
+    .await;
+    let f = fixture(&server, 10);
+    let started = std::time::Instant::now();
+    upload(&f).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

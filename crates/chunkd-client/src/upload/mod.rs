@@ -460,12 +460,12 @@ impl Client {
             match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(Fault::Fail(e)) => return Err(e),
-                Err(Fault::Retry(e)) => {
+                Err(Fault::Retry(e, asked)) => {
                     failures += 1;
                     if failures > self.settings.retries {
                         return Err(e);
                     }
-                    let delay = self.settings.backoff.delay(failures);
+                    let delay = self.settings.backoff.delay_after(failures, asked);
                     observer.retrying(&e, failures, delay);
                     tokio::time::sleep(delay).await;
                 }

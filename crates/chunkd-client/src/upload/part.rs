@@ -79,7 +79,7 @@ impl Sender<'_> {
             self.tally.set(self.index, confirmed);
             let len = chunk_size.min(length - confirmed);
             let last = confirmed + len == length;
-            let error = match self.chunk(confirmed, len, last).await {
+            let (error, asked) = match self.chunk(confirmed, len, last).await {
                 Ok(offset) if offset > confirmed || (len == 0 && last) => {
                     failures = 0;
                     confirmed = offset;
@@ -90,14 +90,17 @@ impl Sender<'_> {
                     };
                     continue;
                 }
-                Ok(_) => Error::Protocol(format!(
-                    "{} took none of {len} bytes at offset {confirmed}",
-                    self.url
-                )),
+                Ok(_) => (
+                    Error::Protocol(format!(
+                        "{} took none of {len} bytes at offset {confirmed}",
+                        self.url
+                    )),
+                    None,
+                ),
                 Err(Fault::Fail(e)) => return Err(e),
-                Err(Fault::Retry(e)) => e,
+                Err(Fault::Retry(e, asked)) => (e, asked),
             };
-            let remote = self.recover(error, &mut failures, confirmed).await?;
+            let remote = self.recover(error, asked, &mut failures, confirmed).await?;
             (confirmed, complete) = (remote.offset, remote.complete);
         }
         self.tally.set(self.index, length);
@@ -137,6 +140,7 @@ impl Sender<'_> {
     async fn recover(
         &self,
         mut error: Error,
+        mut asked: Option<std::time::Duration>,
         failures: &mut u32,
         confirmed: u64,
     ) -> Result<Remote> {
@@ -151,7 +155,7 @@ impl Sender<'_> {
                     "the file changed while it was being uploaded",
                 ));
             }
-            let delay = self.client.settings.backoff.delay(*failures);
+            let delay = self.client.settings.backoff.delay_after(*failures, asked);
             tracing::debug!(upload.url = %self.url, upload.offset = confirmed, attempt = *failures, error = %error, "upload.retry");
             self.observer.retrying(&error, *failures, delay);
             tokio::time::sleep(delay).await;
@@ -164,7 +168,7 @@ impl Sender<'_> {
                 }
                 Ok(remote) => return Ok(remote),
                 Err(Fault::Fail(e)) => return Err(e),
-                Err(Fault::Retry(e)) => error = e,
+                Err(Fault::Retry(e, wait)) => (error, asked) = (e, wait),
             }
         }
     }

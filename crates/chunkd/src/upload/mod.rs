@@ -23,9 +23,10 @@ Exit codes:
   0    every file uploaded (or listed, or cancelled)
   1    a file failed for another reason (a broken server answer, a local file, failures of different kinds)
   2    usage error, or a flag the server cannot honour (a checksum algorithm it does not list)
-  3    the server refused (a 4xx such as 401, 403 or 413, or a file over its maximum size)
-  4    the server could not be reached, or kept failing, after every retry (an untrusted
-       TLS certificate at once; SSL_CERT_FILE names extra trusted roots)
+  3    the server refused (a 4xx such as 401, 403 or 413, or a file over its maximum size),
+       or kept declining after every retry (408, 409, 423, 429, 460)
+  4    the server could not be reached, or kept failing (5xx), after every retry (an
+       untrusted TLS certificate at once; SSL_CERT_FILE names extra trusted roots)
   130  interrupted (Ctrl-C); the same command resumes where it stopped
 
 Each finished file's upload URL is printed on stdout, one per line.";
@@ -136,7 +137,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn code(class: Class) -> u8 {
     match class {
-        Class::Refused => 3,
+        Class::Refused | Class::Declined => 3,
         Class::Network => 4,
         Class::Usage => 2,
         Class::Other => 1,
