@@ -221,6 +221,14 @@ def test_a_checksum_the_server_does_not_list_is_a_usage_error(chunkd, tmp_path):
     assert upload(path, state=tmp_path / "s.json").returncode == 2, "--to is required"
 
 
+def test_a_malformed_rust_log_is_ignored_with_a_warning(chunkd, tmp_path):
+    [path] = files(tmp_path, 10)
+    r = upload(path, "--to", chunkd.endpoint, state=tmp_path / "s.json", check=0,
+               env={"RUST_LOG": "chunkd_client=[{"})
+    assert "RUST_LOG" in r.stderr and "ignored" in r.stderr
+    assert sha256(chunkd.stored(urls(r)[0])) == sha256(path.read_bytes())
+
+
 def test_tokens_go_in_headers_and_refusals_exit_3(strict, tmp_path):
     small, large = files(tmp_path, 300 * 1024, MIB + 1)
     state = tmp_path / "s.json"

@@ -119,14 +119,18 @@ fn header_line(text: &str) -> Result<String, Error> {
 /// Runs the command on its own runtime.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Requests and retries are logged only when asked for (`RUST_LOG=chunkd_client=debug`).
+    // A malformed filter only costs the logs: it is ignored, with a warning.
     if let Ok(filter) = std::env::var("RUST_LOG")
         && !filter.is_empty()
     {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter)?)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        match tracing_subscriber::EnvFilter::try_new(&filter) {
+            Ok(filter) => tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+            Err(e) => eprintln!("chunkd upload: warning: RUST_LOG={filter:?} ignored: {e}"),
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
