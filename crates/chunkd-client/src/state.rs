@@ -233,41 +233,62 @@ impl StateFile {
         change(&mut doc);
         let json = serde_json::to_vec_pretty(&doc).map_err(|e| self.error(e))?;
 
-        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // A temporary file with an unpredictable name, created exclusively and private
+        // (0600), removed if anything fails before it is renamed over the old one.
         let written = (|| {
-            let mut file = private_file(&temp, true)?;
-            file.write_all(&json)?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)?;
+            let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+            temp.write_all(&json)?;
+            temp.write_all(b"\n")?;
+            temp.as_file().sync_all()?;
+            temp.persist(&self.path).map_err(|e| e.error)?;
             // The rename itself is durable once the directory is.
             File::open(dir)?.sync_all()
         })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
-            return Err(self.error(e));
-        }
-        Ok(())
+        written.map_err(|e| self.error(e))
     }
 
     /// An exclusive lock on `<file>.lock`, released when the handle drops.
     fn lock(&self) -> Result<File> {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".lock");
-        let file = private_file(Path::new(&name), false).map_err(|e| self.error(e))?;
+        let file = lock_file(Path::new(&name)).map_err(|e| self.error(e))?;
         file.lock().map_err(|e| self.error(e))?;
         Ok(file)
     }
 }
 
-/// A file only its owner can read (upload URLs may be capabilities), emptied if asked.
-fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
+/// The lock file, private (0600), never through a symlink: one planted at its name
+/// could make the client create or lock a file elsewhere.
+fn lock_file(path: &Path) -> std::io::Result<File> {
+    let refuse = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is a symlink or not a regular file", path.display()),
+        )
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.file_type().is_file()
+    {
+        return Err(refuse());
+    }
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(truncate);
+    options.write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    let file = options.open(path)?;
+    // A symlink swapped in between the look and the open: the file opened is not the
+    // one at the name.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let (opened, named) = (file.metadata()?, std::fs::symlink_metadata(path)?);
+        if !named.file_type().is_file()
+            || (opened.dev(), opened.ino()) != (named.dev(), named.ino())
+        {
+            return Err(refuse());
+        }
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -392,7 +413,42 @@ mod tests {
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+        assert!(
+            names
+                .iter()
+                .all(|n| n == "uploads.json" || n == "uploads.json.lock"),
+            "{names:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_at_the_lock_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("uploads.json");
+        let elsewhere = dir.path().join("victim");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("uploads.json.lock"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = StateFile::new(&path);
+        assert!(matches!(
+            state.remember(&fp("a"), &entry("/a", "u")),
+            Err(Error::State { .. })
+        ));
+        assert!(!elsewhere.exists(), "the symlink was followed");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_file_is_private() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let state = StateFile::new(dir.path().join("uploads.json"));
+        state
+            .remember(&fp("a"), &entry("/a", "u"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let meta = std::fs::metadata(dir.path().join("uploads.json.lock"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.mode() & 0o777, 0o600);
     }
 
     #[test]
