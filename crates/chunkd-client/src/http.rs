@@ -61,12 +61,16 @@ pub(crate) type Attempt<T> = std::result::Result<T, Fault>;
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
     client: reqwest::Client,
+    /// The caller's headers (tokens), sent only to `origin`.
     headers: HeaderMap,
+    origin: url::Origin,
     timeouts: Timeouts,
 }
 
 impl Http {
-    pub(crate) fn new(headers: HeaderMap, timeouts: Timeouts) -> Result<Http> {
+    /// A client sending `headers` to `endpoint`'s origin only: an upload URL elsewhere
+    /// (a `Location` on another host) does not get the caller's tokens.
+    pub(crate) fn new(endpoint: &Url, headers: HeaderMap, timeouts: Timeouts) -> Result<Http> {
         // reqwest is built without a crypto provider; the workspace's is ring. An
         // already installed one (the embedding program's) is kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -82,14 +86,28 @@ impl Http {
         Ok(Http {
             client,
             headers,
+            origin: endpoint.origin(),
             timeouts,
         })
     }
 
     pub(crate) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
-        self.client
-            .request(method, url.clone())
-            .headers(self.headers.clone())
+        let request = self.client.request(method, url.clone());
+        if self.same_origin(url) {
+            request.headers(self.headers.clone())
+        } else {
+            request
+        }
+    }
+
+    /// Whether `url` is on the endpoint's origin (and so gets the caller's headers).
+    pub(crate) fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.origin
+    }
+
+    /// Whether the caller gave headers of their own.
+    pub(crate) fn has_headers(&self) -> bool {
+        !self.headers.is_empty()
     }
 
     /// Sends a request without a streamed body within the request deadline, and sorts

@@ -931,3 +931,59 @@ async fn retry_after_is_honoured() {
         started.elapsed()
     );
 }
+
+/// Records warnings.
+#[derive(Default)]
+struct Warnings(Mutex<Vec<String>>);
+
+impl chunkd_client::Observer for Warnings {
+    fn warning(&self, message: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message.to_owned());
+    }
+}
+
+/// A creation answered with a Location on another origin (here `localhost` for
+/// `127.0.0.1`): the caller's headers stay with the endpoint, and a warning says so.
+#[tokio::test]
+async fn headers_are_not_sent_to_another_origin() {
+    let port = Arc::new(Mutex::new(0u16));
+    let p = port.clone();
+    let server = serve(Arc::new(move |seen: &Seen| match seen.method {
+        Method::OPTIONS => reply(200, &[("tus-version", "1.0.0")]),
+        Method::POST => {
+            let port = *p.lock().unwrap_or_else(PoisonError::into_inner);
+            reply(
+                201,
+                &[("location", &format!("http://localhost:{port}/files/1"))],
+            )
+        }
+        _ => took_all(seen),
+    }))
+    .await;
+    *port.lock().unwrap_or_else(PoisonError::into_inner) =
+        server.endpoint.port().unwrap_or_default();
+    let f = fixture_with(&server, 2500, |s| {
+        s.headers
+            .insert("x-token", http::HeaderValue::from_static("secret"));
+    });
+    let plan = f.client.discover().await.unwrap_or_else(|e| panic!("{e}"));
+    let warnings = Arc::new(Warnings::default());
+    f.client
+        .upload(&f.file, &plan, warnings.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = server.seen.lock().unwrap_or_else(PoisonError::into_inner);
+    for s in seen.iter() {
+        let token = s.headers.contains_key("x-token");
+        assert_eq!(token, s.method != Method::PATCH, "{} {}", s.method, s.path);
+    }
+    let warnings = warnings.0.lock().unwrap_or_else(PoisonError::into_inner);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("-H headers are not sent"),
+        "{warnings:?}"
+    );
+}

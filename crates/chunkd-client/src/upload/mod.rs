@@ -105,6 +105,8 @@ pub trait Observer: Send + Sync {
     fn progress(&self, _sent: u64) {}
     /// Attempt `attempt` failed with `error`; the next comes after `delay`.
     fn retrying(&self, _error: &Error, _attempt: u32, _delay: Duration) {}
+    /// Something the user should know that does not stop the upload, in one line.
+    fn warning(&self, _message: &str) {}
 }
 
 /// An [`Observer`] that ignores everything.
@@ -122,7 +124,11 @@ pub struct Client {
 impl Client {
     /// A client; nothing is sent until asked.
     pub fn new(settings: Settings) -> Result<Client> {
-        let http = Http::new(settings.headers.clone(), settings.timeouts)?;
+        let http = Http::new(
+            &settings.endpoint,
+            settings.headers.clone(),
+            settings.timeouts,
+        )?;
         let server = Server {
             http,
             endpoint: settings.endpoint.clone(),
@@ -213,6 +219,7 @@ impl Client {
                 (entry, remotes, false)
             }
         };
+        self.warn_of_origins(&entry, &*observer);
         let offset: u64 = remotes.iter().map(|r| r.offset).sum();
         observer.started(facts.size, offset, resumed);
 
@@ -284,6 +291,30 @@ impl Client {
             resumed_at: resumed.then_some(offset),
             warnings,
         })
+    }
+
+    /// One line when the upload URLs are on another origin than the endpoint (they do
+    /// not get the `-H` headers).
+    fn warn_of_origins(&self, entry: &Entry, observer: &dyn Observer) {
+        let http = &self.server.http;
+        let elsewhere = entry
+            .parts
+            .iter()
+            .map(|p| &p.url)
+            .chain(&entry.final_url)
+            .filter_map(|u| Url::parse(u).ok())
+            .find(|u| !http.same_origin(u));
+        if let Some(url) = elsewhere {
+            observer.warning(&format!(
+                "the upload URL {url} is on another origin than {}{}",
+                self.settings.endpoint,
+                if http.has_headers() {
+                    ": the -H headers are not sent to it"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
 
     /// The remembered upload of this file and where its parts stand; `None` if there

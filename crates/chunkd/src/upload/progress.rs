@@ -275,6 +275,15 @@ impl Observer for FileProgress {
         }
     }
 
+    fn warning(&self, message: &str) {
+        eprint_line(
+            self.mode,
+            &self.multi,
+            &format!("{}: warning: {message}", self.name),
+            true,
+        );
+    }
+
     fn retrying(&self, error: &Error, attempt: u32, delay: Duration) {
         self.line(&format!(
             "attempt {attempt} failed ({error}); retrying in {:.1}s",
