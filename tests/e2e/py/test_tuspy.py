@@ -97,7 +97,10 @@ def test_bad_ids_never_touch_the_filesystem(chunkd):
             data=b"x",
             headers={**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"},
         )
-        assert r.status_code in (404, 414, 431), (bad, r.status_code)
+        # urllib3 resolves a bare ".." before sending: that PATCH reaches the upload
+        # page at /, which takes none (405).
+        allowed = (404, 414, 431, 405) if bad == ".." else (404, 414, 431)
+        assert r.status_code in allowed, (bad, r.status_code)
     names = {p.name for p in Path(chunkd.data_dir).iterdir()}
     assert names <= {"files", "state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"}, names
 
