@@ -52,4 +52,4 @@ pub use protocol::{Capabilities, Protocol};
 pub use retry::{Backoff, RETRY_AFTER_CAP};
 pub use size::parse_size;
 pub use state::{Entry, Part, StateFile};
-pub use upload::{Client, Observer, Plan, Settings, Unobserved, Uploaded};
+pub use upload::{Cancelled, Client, Observer, Plan, Settings, Unobserved, Uploaded};

@@ -987,3 +987,22 @@ async fn headers_are_not_sent_to_another_origin() {
         "{warnings:?}"
     );
 }
+
+/// `--cancel` on a server without termination (DELETE is 405): the upload stays there,
+/// but the entry is forgotten.
+#[tokio::test]
+async fn cancel_without_termination_forgets_the_entry() {
+    let server = serve(tus(|_| reply(405, &[]))).await;
+    let f = fixture(&server, 10);
+    remember(&f, &server, "old");
+    let cancelled = f
+        .client
+        .cancel(&f.file)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("nothing remembered"));
+    assert!(!cancelled.terminated);
+    assert_eq!(server.count(&Method::DELETE), 1);
+    let state = f.client.settings().state.entries();
+    assert!(state.unwrap_or_else(|e| panic!("{e}")).is_empty());
+}

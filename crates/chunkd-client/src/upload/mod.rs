@@ -97,6 +97,16 @@ pub struct Uploaded {
     pub warnings: Vec<String>,
 }
 
+/// A cancelled upload.
+#[derive(Clone, Debug)]
+pub struct Cancelled {
+    /// What was remembered of it (now forgotten).
+    pub entry: Entry,
+    /// Whether the server terminated it; `false` when it cannot terminate uploads
+    /// (405), so they stay there until it expires them.
+    pub terminated: bool,
+}
+
 /// Told how one file's upload goes. Every method has an empty default.
 pub trait Observer: Send + Sync {
     /// Sending begins: `offset` of `size` bytes are on the server already.
@@ -450,9 +460,10 @@ impl Client {
         Ok((entry, remotes))
     }
 
-    /// Terminates the remembered upload of `path` on this endpoint and forgets it; the
-    /// entry, or `None` when nothing was remembered.
-    pub async fn cancel(&self, path: &Path) -> Result<Option<Entry>> {
+    /// Terminates the remembered upload of `path` on this endpoint and forgets it; what
+    /// was cancelled, or `None` when nothing was remembered. A server that cannot
+    /// terminate uploads (405) keeps them, but the entry is forgotten all the same.
+    pub async fn cancel(&self, path: &Path) -> Result<Option<Cancelled>> {
         let canonical = std::fs::canonicalize(path)
             .or_else(|_| std::path::absolute(path))
             .map_err(|e| Error::file(path, e))?;
@@ -467,17 +478,22 @@ impl Client {
             protocol: entry.protocol,
             ..self.server.clone()
         };
+        let mut terminated = true;
         for url in entry
             .final_url
             .iter()
             .chain(entry.parts.iter().map(|p| &p.url))
         {
             let url = parse_stored(url)?;
-            self.retrying(&Unobserved, || server.terminate(&url))
-                .await?;
+            match self.retrying(&Unobserved, || server.terminate(&url)).await {
+                Ok(()) => {}
+                // No termination here: the upload stays until the server expires it.
+                Err(e) if e.status() == Some(405) => terminated = false,
+                Err(e) => return Err(e),
+            }
         }
         self.settings.state.forget(&fingerprint)?;
-        Ok(Some(entry))
+        Ok(Some(Cancelled { entry, terminated }))
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries run out.

@@ -254,9 +254,18 @@ async fn cancel(args: &Args, client: &Client) -> u8 {
     let mut worst = 0;
     for path in &args.files {
         match client.cancel(path).await {
-            Ok(Some(entry)) => {
+            Ok(Some(cancelled)) => {
+                let entry = &cancelled.entry;
                 let urls: Vec<&str> = entry.parts.iter().map(|p| p.url.as_str()).collect();
-                eprintln!("{}: cancelled {}", path.display(), urls.join(" "));
+                if cancelled.terminated {
+                    eprintln!("{}: cancelled {}", path.display(), urls.join(" "));
+                } else {
+                    eprintln!(
+                        "{}: the server cannot terminate uploads (405), so {} stays there; forgotten here",
+                        path.display(),
+                        urls.join(" ")
+                    );
+                }
             }
             Ok(None) => {
                 eprintln!(
