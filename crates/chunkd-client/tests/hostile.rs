@@ -1006,3 +1006,21 @@ async fn cancel_without_termination_forgets_the_entry() {
     let state = f.client.settings().state.entries();
     assert!(state.unwrap_or_else(|e| panic!("{e}")).is_empty());
 }
+
+/// A server that takes one byte per PATCH is given up on after the retries, not after
+/// a request per byte.
+#[tokio::test]
+async fn a_server_taking_a_byte_at_a_time_is_given_up_on() {
+    let server = serve(tus(|seen| {
+        let offset: u64 = seen
+            .headers
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        reply(204, &[("upload-offset", &(offset + 1).to_string())])
+    }))
+    .await;
+    let f = fixture(&server, 2500);
+    protocol_error(upload(&f).await, "takes only 1 of 1000 bytes");
+    assert_eq!(server.count(&Method::PATCH), 4);
+}

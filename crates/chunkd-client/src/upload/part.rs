@@ -16,6 +16,10 @@ use crate::state::Part;
 
 use super::{Client, Observer};
 
+/// A PATCH that moved less than this (or than its chunk, if smaller), short of the end,
+/// counts as a failed attempt though it moved.
+const MIN_PROGRESS: u64 = 64 * 1024;
+
 /// Bytes sent of each part, summed for the observer.
 pub(super) struct Tally {
     positions: Mutex<Vec<u64>>,
@@ -81,7 +85,20 @@ impl Sender<'_> {
             let last = confirmed + len == length;
             let (error, asked) = match self.chunk(confirmed, len, last).await {
                 Ok(offset) if offset > confirmed || (len == 0 && last) => {
-                    failures = 0;
+                    // Progress resets the count only when it is real: a server taking a
+                    // few bytes per request would cost size/few requests.
+                    let moved = offset - confirmed;
+                    if moved >= len.min(MIN_PROGRESS) || offset == length {
+                        failures = 0;
+                    } else {
+                        failures += 1;
+                        if failures > self.client.settings.retries {
+                            return Err(Error::Protocol(format!(
+                                "{} takes only {moved} of {len} bytes per request",
+                                self.url
+                            )));
+                        }
+                    }
                     confirmed = offset;
                     complete = if ietf {
                         last && offset == length
