@@ -119,7 +119,8 @@ impl Error {
     }
 }
 
-fn detail(message: &str) -> String {
+/// `: message`, or nothing for an empty message.
+pub(crate) fn detail(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {

@@ -8,7 +8,7 @@ use reqwest::{Method, RequestBuilder, Response};
 use url::Url;
 
 use crate::body::Pulse;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, detail};
 
 /// Redirects followed before the chain counts as a loop.
 const MAX_REDIRECTS: usize = 5;
@@ -188,14 +188,14 @@ impl Http {
         if !repeatable && status.is_server_error() && !retry {
             return Err(Fault::Fail(Error::Network {
                 context: format!("{method} {url}"),
-                message: format!("{status}{}{UNSURE}", tail(&message)),
+                message: format!("{status}{}{UNSURE}", detail(&message)),
             }));
         }
         if retry && status.is_server_error() {
             Err(Fault::Retry(
                 Error::Network {
                     context: format!("{method} {url}"),
-                    message: format!("{status}{}", tail(&message)),
+                    message: format!("{status}{}", detail(&message)),
                 },
                 after,
             ))
@@ -281,14 +281,6 @@ fn is_tls(cause: &(dyn std::error::Error + 'static)) -> bool {
     {
         Some(inner) => is_tls(inner),
         None => false,
-    }
-}
-
-fn tail(message: &str) -> String {
-    if message.is_empty() {
-        String::new()
-    } else {
-        format!(": {message}")
     }
 }
 

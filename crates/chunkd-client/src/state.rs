@@ -39,8 +39,6 @@ pub struct Entry {
     /// it (`HEAD`) rather than creating a second one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_url: Option<String>,
-    /// When the upload was created, in seconds since the epoch.
-    pub created: u64,
 }
 
 /// An [`Entry`] as the file holds it.
@@ -58,7 +56,6 @@ struct Stored {
     concat: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     final_url: Option<String>,
-    created: u64,
 }
 
 impl From<Entry> for Stored {
@@ -72,7 +69,6 @@ impl From<Entry> for Stored {
             parts: e.parts,
             concat: e.concat,
             final_url: e.final_url,
-            created: e.created,
         }
     }
 }
@@ -92,7 +88,6 @@ impl From<Stored> for Entry {
             parts: s.parts,
             concat: s.concat,
             final_url: s.final_url,
-            created: s.created,
         }
     }
 }
@@ -308,7 +303,6 @@ mod tests {
             }],
             concat: false,
             final_url: None,
-            created: 1,
         }
     }
 

@@ -431,7 +431,6 @@ fn entry_for(f: &Fixture, server: &Server, id: &str) -> chunkd_client::Entry {
         }],
         concat: false,
         final_url: None,
-        created: 0,
     }
 }
 

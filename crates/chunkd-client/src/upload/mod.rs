@@ -7,7 +7,7 @@ mod part;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -422,9 +422,6 @@ impl Client {
             parts: Vec::new(),
             concat,
             final_url: None,
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
         };
         // Nothing is created that could not be remembered.
         state::storable(&entry)?;

@@ -226,8 +226,7 @@ async fn upload_all(args: &Args, client: &Client, reporter: Arc<Reporter>) -> u8
         reporter.note(&format!("chunkd upload: {note}"));
     }
     let mut failures = Vec::new();
-    for (index, path) in args.files.iter().enumerate() {
-        let observer = reporter.file(index);
+    for (path, observer) in args.files.iter().zip(reporter.files()) {
         match client.upload(path, &plan, observer.clone()).await {
             Ok(uploaded) => {
                 observer.done(&uploaded);

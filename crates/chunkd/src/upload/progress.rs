@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use chunkd_client::{Error, Observer, Uploaded};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-const FILE_BAR: &str =
-    "{prefix:<24!} [{bar:32}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12}  ETA {eta}";
-const TOTAL_BAR: &str =
+/// The template of every bar, each file's and the total.
+const BAR: &str =
     "{prefix:<24!} [{bar:32}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12}  ETA {eta}";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,7 +55,7 @@ impl Reporter {
         // Drawn below the files' bars: added to the display after them.
         let total =
             ProgressBar::with_draw_target(Some(sizes.iter().sum()), ProgressDrawTarget::hidden())
-                .with_style(style(TOTAL_BAR));
+                .with_style(style(BAR));
         total.set_prefix(format!("total ({} files)", paths.len()));
         let files = paths
             .iter()
@@ -66,7 +65,7 @@ impl Reporter {
                     || path.display().to_string(),
                     |n| n.to_string_lossy().into_owned(),
                 );
-                let bar = multi.add(ProgressBar::new(size).with_style(style(FILE_BAR)));
+                let bar = multi.add(ProgressBar::new(size).with_style(style(BAR)));
                 bar.set_prefix(name.clone());
                 Arc::new(FileProgress {
                     mode,
@@ -90,18 +89,9 @@ impl Reporter {
         }
     }
 
-    /// The observer of file number `index`.
-    pub fn file(&self, index: usize) -> Arc<FileProgress> {
-        self.files.get(index).cloned().unwrap_or_else(|| {
-            Arc::new(FileProgress {
-                mode: self.mode,
-                name: String::new(),
-                bar: ProgressBar::hidden(),
-                multi: self.multi.clone(),
-                total: self.total.clone(),
-                state: Mutex::new(Counting::default()),
-            })
-        })
+    /// The observers of the files, in the order of the paths given to [`Reporter::new`].
+    pub fn files(&self) -> &[Arc<FileProgress>] {
+        &self.files
     }
 
     /// A message above the bars (or a line).
