@@ -126,11 +126,16 @@ impl Http {
         pulse: &Pulse,
     ) -> Attempt<Response> {
         let stall = self.timeouts.stall;
-        let context = request
-            .try_clone()
-            .and_then(|r| r.build().ok())
-            .map(|r| format!("{} {}", r.method(), r.url()))
-            .unwrap_or_default();
+        let (request, context) = match request.build() {
+            Ok(built) => {
+                let context = format!("{} {}", built.method(), built.url());
+                (
+                    RequestBuilder::from_parts(self.client.clone(), built),
+                    context,
+                )
+            }
+            Err(e) => return Err(Fault::Fail(Error::Invalid(format!("request: {e}")))),
+        };
         let exchange = self.exchange(request, true);
         tokio::pin!(exchange);
         let check = (stall / 4).max(Duration::from_millis(10));

@@ -715,6 +715,7 @@ async fn a_stalled_chunk_is_retried_then_given_up_on() {
     let f = fixture_with(&server, 2500, quick);
     let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
     assert_eq!(error.class(), Class::Network, "{error}");
+    assert!(error.to_string().contains("PATCH http://"), "{error}");
     assert!(error.to_string().contains("stalled"), "{error}");
 }
 
