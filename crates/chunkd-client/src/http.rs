@@ -75,7 +75,7 @@ impl Http {
         // already installed one (the embedding program's) is kept.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .redirect(redirects(endpoint, !headers.is_empty()))
             .connect_timeout(Duration::from_secs(15))
             // No read timeout: in reqwest it also bounds sending a body, so a chunk that
             // takes longer to send would fail. Deadlines are per request (`send`) and
@@ -225,12 +225,47 @@ impl Http {
     }
 }
 
+/// A redirect not followed because the request carried the caller's headers (tokens)
+/// and the target is on another host.
+#[derive(Debug, thiserror::Error)]
+#[error("redirected to {0}, another host: not followed, the -H headers stay with the endpoint")]
+struct CrossHost(String);
+
+/// Up to [`MAX_REDIRECTS`]; with caller headers, none from the endpoint's origin to
+/// another host (reqwest would keep headers other than `Authorization` and `Cookie`).
+fn redirects(endpoint: &Url, guard: bool) -> reqwest::redirect::Policy {
+    let origin = endpoint.origin();
+    let host = endpoint.host_str().map(str::to_owned);
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let carried = guard
+            && attempt
+                .previous()
+                .first()
+                .is_some_and(|u| u.origin() == origin);
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects (a loop?)"))
+        } else if carried && attempt.url().host_str().map(str::to_owned) != host {
+            let target = attempt.url().to_string();
+            attempt.error(CrossHost(target))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// Said of a request that must not be repeated and may have taken effect.
 const UNSURE: &str = "; it may have been created all the same, so it is not sent again";
 
 fn transport(method: &str, url: &str, e: &reqwest::Error, repeatable: bool) -> Fault {
     let context = format!("{method} {url}");
     if e.is_redirect() {
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            if let Some(cross) = cause.downcast_ref::<CrossHost>() {
+                return Fault::Fail(Error::Unsupported(format!("{context}: {cross}")));
+            }
+            source = cause.source();
+        }
         return Fault::Fail(Error::Protocol(format!(
             "{context}: more than {MAX_REDIRECTS} redirects (a loop?)"
         )));

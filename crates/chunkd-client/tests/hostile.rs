@@ -1024,3 +1024,32 @@ async fn a_server_taking_a_byte_at_a_time_is_given_up_on() {
     protocol_error(upload(&f).await, "takes only 1 of 1000 bytes");
     assert_eq!(server.count(&Method::PATCH), 4);
 }
+
+/// With `-H` headers, a redirect from the endpoint to another host is not followed
+/// (reqwest would carry headers other than `Authorization` there).
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed_with_headers() {
+    let port = Arc::new(Mutex::new(0u16));
+    let p = port.clone();
+    let server = serve(Arc::new(move |seen: &Seen| match seen.method {
+        Method::OPTIONS if seen.path == "/files/" => {
+            let port = *p.lock().unwrap_or_else(PoisonError::into_inner);
+            reply(
+                307,
+                &[("location", &format!("http://localhost:{port}/elsewhere/"))],
+            )
+        }
+        _ => reply(200, &[("tus-version", "1.0.0")]),
+    }))
+    .await;
+    *port.lock().unwrap_or_else(PoisonError::into_inner) =
+        server.endpoint.port().unwrap_or_default();
+    let f = fixture_with(&server, 10, |s| {
+        s.headers
+            .insert("x-token", http::HeaderValue::from_static("secret"));
+    });
+    let error = upload(&f).await.err().unwrap_or_else(|| panic!("uploaded"));
+    assert_eq!(error.class(), Class::Usage, "{error}");
+    assert!(error.to_string().contains("another host"), "{error}");
+    assert_eq!(server.count(&Method::OPTIONS), 1);
+}
