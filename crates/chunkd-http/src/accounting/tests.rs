@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chunkd_core::Uploads;
 use chunkd_core::memory::{MemoryState, MemoryStore};
@@ -149,11 +149,20 @@ fn requests_bytes_uploads_and_errors_are_counted_by_protocol() {
     );
 }
 
-/// The fields of each `chunkd::access` event.
-#[derive(Clone, Default)]
-struct AccessLog(Arc<Mutex<Vec<BTreeMap<String, String>>>>);
+type AccessLine = BTreeMap<String, String>;
 
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
+thread_local! {
+    /// The `chunkd::access` lines of this thread, while a test collects them.
+    static ACCESS_LINES: std::cell::RefCell<Option<Vec<AccessLine>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Records `chunkd::access` events into the emitting thread's [`ACCESS_LINES`]. It is
+/// the process's global subscriber: a scoped one (`with_default`) races with tests on
+/// other threads over the callsite's cached interest and can miss every event.
+struct AccessLog;
+
+struct Fields<'a>(&'a mut AccessLine);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -170,22 +179,33 @@ impl Visit for Fields<'_> {
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AccessLog {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         if event.metadata().target() == "chunkd::access" {
-            let mut fields = BTreeMap::new();
-            event.record(&mut Fields(&mut fields));
-            self.0.lock().unwrap().push(fields);
+            ACCESS_LINES.with_borrow_mut(|lines| {
+                if let Some(lines) = lines {
+                    let mut fields = BTreeMap::new();
+                    event.record(&mut Fields(&mut fields));
+                    lines.push(fields);
+                }
+            });
         }
     }
 }
 
+/// Runs `work` on this thread; the access-log lines it caused.
+fn access_lines(work: impl FnOnce()) -> Vec<AccessLine> {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(AccessLog))
+            .expect("no other test installs a global subscriber");
+    });
+    ACCESS_LINES.set(Some(Vec::new()));
+    work();
+    ACCESS_LINES.take().unwrap_or_default()
+}
+
 #[test]
 fn the_access_log_tells_each_request_with_its_upload_and_never_the_query() {
-    let log = AccessLog::default();
-    let subscriber = tracing_subscriber::registry().with(log.clone());
     let mut location = String::new();
-    tracing::subscriber::with_default(subscriber, || {
-        // Tests on other threads may have met the access-log callsite first, with no
-        // subscriber, and cached that nobody listens: ask again with this one in place.
-        tracing::callsite::rebuild_interest_cache();
+    let lines = access_lines(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -213,7 +233,6 @@ fn the_access_log_tells_each_request_with_its_upload_and_never_the_query() {
         });
     });
     let id = location.rsplit('/').next().unwrap();
-    let lines = log.0.lock().unwrap().clone();
     assert_eq!(lines.len(), 3, "{lines:#?}");
     let field = |line: usize, name: &str| lines[line].get(name).cloned().unwrap_or_default();
     for (line, method, status) in [(0, "POST", "201"), (1, "PATCH", "204"), (2, "GET", "200")] {
