@@ -21,20 +21,43 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import GIB, MIB, Server, add_run_options, connect, create, free_port, median, settle_disk, size_and_runs, upload
+from common import (GIB, MIB, Server, add_run_options, connect, create, free_port, median, payload_file, settle_disk,
+                    size_and_runs, upload, upload_from_file)
 
 
-def measure_big(server, data, chunk):
+class Client:
+    """One way of sending a payload: from memory with http.client, or with sendfile(2)
+    from a copy of it on tmpfs."""
+
+    def __init__(self, name, data, zero_copy):
+        self.name, self.size = name, len(data)
+        self.data = data
+        self.file = payload_file(data, f"{len(data)}") if zero_copy else None
+
+    def upload(self, endpoint, chunk):
+        if self.file:
+            return upload_from_file(endpoint, self.file, chunk)
+        return upload(endpoint, self.data, chunk)
+
+    def remove(self):
+        if self.file:
+            os.unlink(self.file)
+
+
+CLIENTS = [("http.client", False), ("sendfile", True)]
+
+
+def measure_big(server, client, chunk):
     settle_disk()
     server.reset_peak_rss()
     cpu = server.cpu_seconds()
     t = time.perf_counter()
-    upload(server.endpoint, data, chunk)
+    client.upload(server.endpoint, chunk)
     elapsed = time.perf_counter() - t
-    return {"mibs": len(data) / MIB / elapsed, "cpu": server.cpu_seconds() - cpu, "rss": server.peak_rss_mib()}
+    return {"mibs": client.size / MIB / elapsed, "cpu": server.cpu_seconds() - cpu, "rss": server.peak_rss_mib()}
 
 
-def measure_concurrent(server, data, uploads=256, concurrency=64):
+def measure_concurrent(server, client, uploads=256, concurrency=64):
     settle_disk()
     server.reset_peak_rss()
     latencies = []
@@ -42,7 +65,7 @@ def measure_concurrent(server, data, uploads=256, concurrency=64):
 
     def one(_):
         t = time.perf_counter()
-        upload(server.endpoint, data, len(data))
+        client.upload(server.endpoint, client.size)
         with lock:
             latencies.append(time.perf_counter() - t)
 
@@ -145,6 +168,7 @@ def main():
 
     data = memoryview(os.urandom(size))
     small = memoryview(os.urandom(4 * MIB))
+    clients = [(Client(name, data, zc), Client(name, small, zc)) for name, zc in CLIENTS]
     # All servers run side by side; every round measures each of them in turn, so a noisy
     # moment on this shared machine falls on all of them rather than on one.
     started = []
@@ -152,45 +176,67 @@ def main():
         for server in servers():
             server.start()
             started.append(server)
-        rows = {s.name: {"chunked": [], "single": [], "conc": [], "head": []} for s in started}
+        scenarios = ["head"] + [f"{scen}/{c.name}" for c, _ in clients for scen in ("chunked", "single", "conc")]
+        rows = {s.name: {scen: [] for scen in scenarios} for s in started}
         for round_ in range(runs):
             for server in started:
                 r = rows[server.name]
-                r["chunked"].append(measure_big(server, data, 8 * MIB))
-                r["single"].append(measure_big(server, data, len(data)))
-                r["conc"].append(measure_concurrent(server, small))
+                for big, few in clients:
+                    r[f"chunked/{big.name}"].append(measure_big(server, big, 8 * MIB))
+                    r[f"single/{big.name}"].append(measure_big(server, big, big.size))
+                    r[f"conc/{big.name}"].append(measure_concurrent(server, few))
+                    clear_files(work)  # keep the disk from filling between measurements
                 r["head"].append(measure_head(server, wrk_script))
-                clear_files(work)  # keep the disk from filling between measurements
             print(f"- round {round_ + 1}/{runs} done", file=sys.stderr, flush=True)
     finally:
         for server in started:
             server.stop()
+        for pair in clients:
+            for client in pair:
+                client.remove()
     disk = median([disk_write_mibs(work) for _ in range(runs)])
 
     def m(name, scen, key):
         return median([x[key] for x in rows[name][scen]])
 
-    print("| server | 8 MiB PATCHes MiB/s | CPU s | peak RSS MiB | one PATCH MiB/s | CPU s | peak RSS MiB "
-          "| 256×4 MiB @64 uploads/s | p99 ms | peak RSS MiB | HEAD req/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for client, _ in clients:
+        c = client.name
+        print(f"Client: {c}.\n")
+        print("| server | 8 MiB PATCHes MiB/s | CPU s | peak RSS MiB | one PATCH MiB/s | CPU s | peak RSS MiB "
+              "| 256×4 MiB @64 uploads/s | p99 ms | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name in rows:
+            print(f"| {name} | {m(name, f'chunked/{c}', 'mibs'):.0f} | {m(name, f'chunked/{c}', 'cpu'):.2f} "
+                  f"| {m(name, f'chunked/{c}', 'rss'):.0f} | {m(name, f'single/{c}', 'mibs'):.0f} "
+                  f"| {m(name, f'single/{c}', 'cpu'):.2f} | {m(name, f'single/{c}', 'rss'):.0f} "
+                  f"| {m(name, f'conc/{c}', 'ups'):.1f} | {m(name, f'conc/{c}', 'p99'):.0f} | {m(name, f'conc/{c}', 'rss'):.0f} |")
+        print()
+    print("| server | HEAD req/s (wrk, 16 connections) |\n|---|---|")
     for name in rows:
-        print(f"| {name} | {m(name, 'chunked', 'mibs'):.0f} | {m(name, 'chunked', 'cpu'):.2f} | {m(name, 'chunked', 'rss'):.0f} "
-              f"| {m(name, 'single', 'mibs'):.0f} | {m(name, 'single', 'cpu'):.2f} | {m(name, 'single', 'rss'):.0f} "
-              f"| {m(name, 'conc', 'ups'):.1f} | {m(name, 'conc', 'p99'):.0f} | {m(name, 'conc', 'rss'):.0f} "
-              f"| {m(name, 'head', 'rps'):.0f} |")
+        print(f"| {name} | {m(name, 'head', 'rps'):.0f} |")
     print(f"\nDisk sequential write with fdatasync: {disk:.0f} MiB/s.\n")
 
     peers = [n for n in rows if not n.startswith(("chunkd", "limit"))]
     limit = "limit: discarding sink"
+    names = [c.name for c, _ in clients]
+
+    def best(name, scen, key):
+        """A server's figure with the client that suits it best."""
+        if scen == "head":
+            return m(name, "head", key)
+        return max(m(name, f"{scen}/{c}", key) for c in names)
+
     for ours_name in [n for n in rows if n.startswith("chunkd")]:
-        print(f"Ratios for {ours_name}:\n")
+        print(f"Ratios for {ours_name} (its worst client against each peer's best client):\n")
         for scen, key, label in [("chunked", "mibs", "8 MiB PATCHes"), ("single", "mibs", "one PATCH"),
                                  ("conc", "ups", "256×4 MiB @64"), ("head", "rps", "HEAD")]:
-            ours = m(ours_name, scen, key)
-            best = max(m(p, scen, key) for p in peers)
-            line = f"- {label}: {ours / best:.2f}× the best peer"
-            if scen != "head":
-                line += f", {ours / m(limit, scen, key) * 100:.0f}% of the sink"
+            if scen == "head":
+                ours = m(ours_name, "head", key)
+            else:
+                ours = min(m(ours_name, f"{scen}/{c}", key) for c in names)
+            peer = max(best(p, scen, key) for p in peers)
+            line = f"- {label}: {ours / peer:.2f}× the best peer"
+            line += f", {ours / best(limit, scen, key) * 100:.0f}% of the sink"
             if scen in ("chunked", "single"):
                 line += f", {ours / disk * 100:.0f}% of the disk's write speed"
             print(line)

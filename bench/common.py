@@ -1,5 +1,6 @@
 """What both benchmarks share: servers as child processes with their CPU time and peak
-RSS, and a tus client on http.client."""
+RSS, and two tus clients: one on http.client sending from memory, one sending each
+chunk from a file with sendfile(2) (zero-copy, as curl or a native client would)."""
 
 import http.client
 import os
@@ -117,6 +118,47 @@ def upload(endpoint, data, chunk):
         return path
     finally:
         conn.close()
+
+
+def patch_from_file(conn, path, offset, file, count):
+    """A PATCH whose body the kernel copies from `file` straight to the socket."""
+    u = conn.host, conn.port
+    head = (f"PATCH {path} HTTP/1.1\r\nHost: {u[0]}:{u[1]}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n"
+            f"Content-Length: {count}\r\n\r\n")
+    conn.sock.sendall(head.encode())
+    sent = conn.sock.sendfile(file, offset, count)
+    assert sent == count, f"sendfile sent {sent} of {count}"
+    r = http.client.HTTPResponse(conn.sock, method="PATCH")
+    r.begin()
+    r.read()
+    assert r.status == 204, f"PATCH: {r.status}"
+    return int(r.getheader("Upload-Offset"))
+
+
+def upload_from_file(endpoint, file_path, chunk):
+    """The same upload as `upload`, each chunk sent with sendfile(2) from `file_path`."""
+    size = os.path.getsize(file_path)
+    conn = connect(endpoint)
+    try:
+        with open(file_path, "rb") as file:
+            path = create(conn, endpoint, size)
+            offset = 0
+            while offset < size:
+                offset = patch_from_file(conn, path, offset, file, min(chunk, size - offset))
+        return path
+    finally:
+        conn.close()
+
+
+def payload_file(data, name):
+    """`data` in a file on tmpfs (/dev/shm), so that dropping the page cache before a
+    measurement does not turn the client's reads into disk reads."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+    file_path = os.path.join(base, f"chunkd-bench-{os.getpid()}-{name}")
+    with open(file_path, "wb") as f:
+        f.write(data)
+    return file_path
 
 
 def settle_disk():
