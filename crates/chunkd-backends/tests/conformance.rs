@@ -25,6 +25,14 @@ async fn sqlite() -> Fixture<dyn StateStore> {
     Fixture::new(Arc::new(state) as Arc<dyn StateStore>).keeping(dir)
 }
 
+async fn sqlite_uncached() -> Fixture<dyn StateStore> {
+    let dir = temp();
+    let state = SqliteState::open(dir.path().join("state.sqlite3"), SyncPolicy::Never)
+        .expect("sqlite")
+        .uncached();
+    Fixture::new(Arc::new(state) as Arc<dyn StateStore>).keeping(dir)
+}
+
 async fn fs_sqlite() -> Fixture<EngineParts> {
     let dir = temp();
     let parts = EngineParts {
@@ -40,4 +48,5 @@ async fn fs_sqlite() -> Fixture<EngineParts> {
 
 chunkd_core::data_store_suite!(fs, concat: yes, direct: no);
 chunkd_core::state_store_suite!(sqlite);
+chunkd_core::state_store_suite!(sqlite_uncached);
 chunkd_core::engine_suite!(fs_sqlite);

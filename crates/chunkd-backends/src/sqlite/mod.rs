@@ -3,6 +3,7 @@
 //! Several processes on one machine may open the same file (the server and `chunkd gc`);
 //! every update is a compare-and-swap on the record's revision.
 
+mod cache;
 mod outbox;
 
 use std::path::Path;
@@ -13,6 +14,8 @@ use async_trait::async_trait;
 use chunkd_core::state::{OutboxEvent, epoch_millis};
 use chunkd_core::{Error, HookEvent, Result, StateStore, UploadId, UploadInfo};
 use rusqlite::{Connection, OptionalExtension, params};
+
+use self::cache::RecordCache;
 
 use crate::sync::SyncPolicy;
 
@@ -65,12 +68,15 @@ CREATE TABLE IF NOT EXISTS ready (
 /// Upload records in one SQLite file.
 ///
 /// Writes go through one connection on tokio's blocking pool (a commit waits for fsync).
-/// Reads use a second connection and run inline: in WAL mode a reader never waits for a
-/// writer, and a primary-key lookup takes microseconds, less than a hop to another thread.
+/// Reads are answered from a cache of records the writer keeps coherent (see
+/// `cache.rs`); a miss uses a second connection inline: in WAL mode a reader never waits
+/// for a writer, and a primary-key lookup takes microseconds, less than a hop to another
+/// thread.
 #[derive(Debug, Clone)]
 pub struct SqliteState {
     conn: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
+    cache: Option<Arc<RecordCache>>,
 }
 
 fn millis(t: Option<SystemTime>) -> Option<i64> {
@@ -121,7 +127,16 @@ impl SqliteState {
         Ok(SqliteState {
             conn: Arc::new(Mutex::new(conn)),
             reader: Arc::new(Mutex::new(reader)),
+            cache: Some(Arc::new(RecordCache::new())),
         })
+    }
+
+    /// Reads every record from the database: for several processes that all change
+    /// records in one database file, where no process's cache would see the others'
+    /// commits.
+    pub fn uncached(mut self) -> Self {
+        self.cache = None;
+        self
     }
 
     async fn run<T: Send + 'static>(
@@ -165,6 +180,7 @@ impl StateStore for SqliteState {
     async fn insert_with_event(&self, info: &UploadInfo, event: Option<&HookEvent>) -> Result<()> {
         let info = info.clone();
         let event = event.cloned();
+        let cache = self.cache.clone();
         self.run(move |conn| {
             let json = encode(&info)?;
             let tx = conn.unchecked_transaction().map_err(sql)?;
@@ -190,21 +206,33 @@ impl StateStore for SqliteState {
                 outbox::note(&tx, event)?;
             }
             tx.commit().map_err(sql)?;
+            if let Some(cache) = &cache {
+                cache.committed(&info, json.len());
+            }
             Ok(())
         })
         .await
     }
 
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
+        if let Some(info) = self.cache.as_ref().and_then(|cache| cache.get(id)) {
+            return Ok(info);
+        }
+        let ticket = self.cache.as_ref().map(|cache| cache.ticket());
         let reader = self.reader.lock().map_err(|_| SqliteError::Poisoned)?;
         let json: Option<String> = reader
             .prepare_cached("SELECT record FROM uploads WHERE id = ?1")
             .and_then(|mut stmt| stmt.query_row([id.as_str()], |row| row.get(0)).optional())
             .map_err(sql)?;
-        match json {
-            Some(json) => Ok(decode(id.as_str(), &json)?),
-            None => Err(Error::NotFound(id.clone())),
+        drop(reader);
+        let Some(json) = json else {
+            return Err(Error::NotFound(id.clone()));
+        };
+        let info = decode(id.as_str(), &json)?;
+        if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
+            cache.fill(ticket, &info, json.len());
         }
+        Ok(info)
     }
 
     async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
@@ -240,6 +268,7 @@ impl StateStore for SqliteState {
         let mut next = info.clone();
         next.revision += 1;
         let event = event.cloned();
+        let cache = self.cache.clone();
         self.run(move |conn| {
             let json = encode(&next)?;
             let tx = conn.unchecked_transaction().map_err(sql)?;
@@ -264,7 +293,14 @@ impl StateStore for SqliteState {
                     outbox::note(&tx, event)?;
                 }
                 tx.commit().map_err(sql)?;
+                if let Some(cache) = &cache {
+                    cache.committed(&next, json.len());
+                }
                 return Ok(next);
+            }
+            // The caller's record was not the database's: the cached one may not be either.
+            if let Some(cache) = &cache {
+                cache.forget(&next.id);
             }
             let exists: bool = tx
                 .query_row(
@@ -290,6 +326,7 @@ impl StateStore for SqliteState {
     ) -> Result<()> {
         let id = id.clone();
         let event = event.cloned();
+        let cache = self.cache.clone();
         self.run(move |conn| {
             let tx = conn.unchecked_transaction().map_err(sql)?;
             match revision {
@@ -312,6 +349,9 @@ impl StateStore for SqliteState {
                         )
                         .map_err(sql)?;
                     if deleted == 0 && exists {
+                        if let Some(cache) = &cache {
+                            cache.forget(&id);
+                        }
                         return Err(Error::Conflict);
                     }
                 }
@@ -320,6 +360,9 @@ impl StateStore for SqliteState {
                 outbox::note(&tx, event)?;
             }
             tx.commit().map_err(sql)?;
+            if let Some(cache) = &cache {
+                cache.forget(&id);
+            }
             Ok(())
         })
         .await
