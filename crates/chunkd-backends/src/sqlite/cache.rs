@@ -3,9 +3,10 @@
 //!
 //! It stays coherent because every change to a record goes through this process's writer
 //! connection, which tells the cache while it still holds that connection: the cache
-//! learns of commits in commit order. A record read from the database is kept only if no
-//! commit happened while it was being read, so an older copy never replaces a newer one,
-//! nor brings back a removed one. The one change another process makes is `chunkd gc`
+//! learns of commits in commit order. A commit is announced before it becomes visible
+//! and settled after (a sequence lock: the count is odd in between), and a record read
+//! from the database is kept only if no commit began or was under way while it was being
+//! read, so an older copy never replaces a newer one, nor brings back a removed one. The one change another process makes is `chunkd gc`
 //! purging an expired upload, which a cached copy answers as expired too. Several
 //! processes writing one database need [`super::SqliteState::uncached`].
 
@@ -37,7 +38,8 @@ impl Weighter<UploadId, Cached> for ByLength {
 
 pub(super) struct RecordCache {
     records: quick_cache::sync::Cache<UploadId, Cached, ByLength>,
-    /// Commits seen so far; held while a commit or a fill changes `records`.
+    /// Commits begun plus commits settled: odd while one is under way. Held while a
+    /// commit or a fill changes `records`.
     commits: Mutex<u64>,
 }
 
@@ -49,9 +51,37 @@ impl std::fmt::Debug for RecordCache {
     }
 }
 
-/// What a reader notes before it queries: the commits seen so far.
+/// What a reader notes before it queries: the commit count then.
 #[derive(Clone, Copy)]
 pub(super) struct Ticket(u64);
+
+/// A commit under way on the writer connection. Dropped without [`Commit::stored`]
+/// (a removal, or a commit that failed), it forgets the record.
+pub(super) struct Commit<'a> {
+    cache: &'a RecordCache,
+    id: UploadId,
+    stored: Option<Cached>,
+}
+
+impl Commit<'_> {
+    /// The commit succeeded with `info` as the record.
+    pub(super) fn stored(mut self, info: &UploadInfo, json_len: usize) {
+        self.stored = Some(cached(info, json_len));
+    }
+}
+
+impl Drop for Commit<'_> {
+    fn drop(&mut self) {
+        let mut commits = self.cache.lock();
+        *commits += 1;
+        match self.stored.take() {
+            Some(cached) => self.cache.records.insert(self.id.clone(), cached),
+            None => {
+                self.cache.records.remove(&self.id);
+            }
+        }
+    }
+}
 
 impl RecordCache {
     pub(super) fn new() -> Self {
@@ -74,27 +104,33 @@ impl RecordCache {
         Ticket(*self.lock())
     }
 
-    /// Keeps a record read from the database, unless a commit happened since `ticket`
-    /// (it may be older than that commit's record) or another reader kept one already.
+    /// Keeps a record read from the database, unless a commit was under way at `ticket`
+    /// or began since (the record may be older than that commit's), or another reader
+    /// kept one already.
     pub(super) fn fill(&self, ticket: Ticket, info: &UploadInfo, json_len: usize) {
         let commits = self.lock();
-        if *commits == ticket.0 && self.records.peek(&info.id).is_none() {
+        let quiet = ticket.0.is_multiple_of(2) && *commits == ticket.0;
+        if quiet && self.records.peek(&info.id).is_none() {
             self.records.insert(info.id.clone(), cached(info, json_len));
         }
     }
 
-    /// A committed insert or update. Called with the writer connection held.
-    pub(super) fn committed(&self, info: &UploadInfo, json_len: usize) {
-        let mut commits = self.lock();
-        *commits += 1;
-        self.records.insert(info.id.clone(), cached(info, json_len));
+    /// Announces a commit that changes `id`'s record; to be called with the writer
+    /// connection held, just before the commit makes the change visible.
+    pub(super) fn commit(&self, id: &UploadId) -> Commit<'_> {
+        *self.lock() += 1;
+        Commit {
+            cache: self,
+            id: id.clone(),
+            stored: None,
+        }
     }
 
-    /// A committed removal, or a write refused because the database's record is not the
-    /// one cached. Called with the writer connection held.
+    /// Drops the copy of a record the database did not hold as the caller thought (a
+    /// refused write). Called with the writer connection held.
     pub(super) fn forget(&self, id: &UploadId) {
         let mut commits = self.lock();
-        *commits += 1;
+        *commits += 2;
         self.records.remove(id);
     }
 

@@ -205,9 +205,10 @@ impl StateStore for SqliteState {
             if let Some(event) = &event {
                 outbox::note(&tx, event)?;
             }
+            let commit = cache.as_deref().map(|cache| cache.commit(&info.id));
             tx.commit().map_err(sql)?;
-            if let Some(cache) = &cache {
-                cache.committed(&info, json.len());
+            if let Some(commit) = commit {
+                commit.stored(&info, json.len());
             }
             Ok(())
         })
@@ -292,9 +293,10 @@ impl StateStore for SqliteState {
                 if let Some(event) = &event {
                     outbox::note(&tx, event)?;
                 }
+                let commit = cache.as_deref().map(|cache| cache.commit(&next.id));
                 tx.commit().map_err(sql)?;
-                if let Some(cache) = &cache {
-                    cache.committed(&next, json.len());
+                if let Some(commit) = commit {
+                    commit.stored(&next, json.len());
                 }
                 return Ok(next);
             }
@@ -359,10 +361,9 @@ impl StateStore for SqliteState {
             if let Some(event) = &event {
                 outbox::note(&tx, event)?;
             }
+            // Dropped after the commit: the record is forgotten.
+            let _commit = cache.as_deref().map(|cache| cache.commit(&id));
             tx.commit().map_err(sql)?;
-            if let Some(cache) = &cache {
-                cache.forget(&id);
-            }
             Ok(())
         })
         .await
