@@ -1,6 +1,6 @@
 //! The embedded state store's record cache stays coherent: readers racing commits never
 //! keep an older record than one committed, and an upload another process (`chunkd gc`)
-//! purged reads as expired, as it did before the purge.
+//! purged is unknown to the server too.
 #![cfg(feature = "sqlite")]
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -66,7 +66,7 @@ async fn readers_racing_commits_never_see_a_record_go_back() {
 }
 
 #[tokio::test]
-async fn an_upload_purged_by_another_process_reads_as_expired() {
+async fn an_upload_purged_by_another_process_is_unknown_to_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let engine = |state: SqliteState| {
         let store = FsStore::new(dir.path().join("files"), SyncPolicy::Never).unwrap();
@@ -92,9 +92,13 @@ async fn an_upload_purged_by_another_process_reads_as_expired() {
         uncached.get(&info.id).await,
         Err(Error::NotFound(_))
     ));
-    // The server's cached copy still says expired: the answer it gave before the purge.
+    // The server's cached copy has expired, so the server reads the database again.
     assert!(matches!(
         caller.info(&info.id).await,
-        Err(Error::Expired(_))
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        caller.info(&info.id).await,
+        Err(Error::NotFound(_))
     ));
 }

@@ -6,11 +6,19 @@
 //! learns of commits in commit order. A commit is announced before it becomes visible
 //! and settled after (a sequence lock: the count is odd in between), and a record read
 //! from the database is kept only if no commit began or was under way while it was being
-//! read, so an older copy never replaces a newer one, nor brings back a removed one. The one change another process makes is `chunkd gc`
-//! purging an expired upload, which a cached copy answers as expired too. Several
-//! processes writing one database need [`super::SqliteState::uncached`].
+//! read, so an older copy never replaces a newer one, nor brings back a removed one.
+//! While a record's commit is under way its cached copy is not answered either: the
+//! database's may already be newer, and a reader that saw that must not go back.
+//!
+//! The one change another process makes is `chunkd gc` purging an expired upload: a
+//! cached copy that has expired is therefore never answered from here but read again,
+//! and a quiet read that finds no record drops the copy. Several processes writing one
+//! database need [`super::SqliteState::uncached`].
 
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use chunkd_core::{UploadId, UploadInfo};
 use quick_cache::Weighter;
@@ -41,7 +49,14 @@ pub(super) struct RecordCache {
     /// Commits begun plus commits settled: odd while one is under way. Held while a
     /// commit or a fill changes `records`.
     commits: Mutex<u64>,
+    /// The [key](Self::key) of the record whose commit is under way, or [`NONE`]: once
+    /// visible, the database's copy is newer than the cached one until the commit
+    /// settles, so a reader that saw the new one must not be answered the old one next.
+    committing: AtomicU64,
+    keys: RandomState,
 }
+
+const NONE: u64 = 0;
 
 impl std::fmt::Debug for RecordCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,6 +95,7 @@ impl Drop for Commit<'_> {
                 self.cache.records.remove(&self.id);
             }
         }
+        self.cache.committing.store(NONE, Ordering::Release);
     }
 }
 
@@ -92,11 +108,21 @@ impl RecordCache {
                 ByLength,
             ),
             commits: Mutex::new(0),
+            committing: AtomicU64::new(NONE),
+            keys: RandomState::new(),
         }
     }
 
-    pub(super) fn get(&self, id: &UploadId) -> Option<UploadInfo> {
-        self.records.get(id).map(|cached| (*cached.info).clone())
+    /// The cached record, unless a commit of it is under way or it has expired by `now`
+    /// (another process may have purged it since).
+    pub(super) fn get(&self, id: &UploadId, now: SystemTime) -> Option<UploadInfo> {
+        if self.committing.load(Ordering::Acquire) == self.key(id) {
+            return None;
+        }
+        self.records
+            .get(id)
+            .filter(|cached| !cached.info.is_expired(now))
+            .map(|cached| (*cached.info).clone())
     }
 
     /// To be taken before reading a record from the database, for [`Self::fill`].
@@ -104,21 +130,29 @@ impl RecordCache {
         Ticket(*self.lock())
     }
 
-    /// Keeps a record read from the database, unless a commit was under way at `ticket`
-    /// or began since (the record may be older than that commit's), or another reader
-    /// kept one already.
-    pub(super) fn fill(&self, ticket: Ticket, info: &UploadInfo, json_len: usize) {
+    /// Keeps what a read from the database found of `id` (`None`: no record), unless a
+    /// commit was under way at `ticket` or began since (the read may be older than that
+    /// commit).
+    pub(super) fn fill(&self, ticket: Ticket, id: &UploadId, found: Option<(&UploadInfo, usize)>) {
         let commits = self.lock();
-        let quiet = ticket.0.is_multiple_of(2) && *commits == ticket.0;
-        if quiet && self.records.peek(&info.id).is_none() {
-            self.records.insert(info.id.clone(), cached(info, json_len));
+        if !ticket.0.is_multiple_of(2) || *commits != ticket.0 {
+            return;
+        }
+        match found {
+            Some((info, json_len)) => self.records.insert(id.clone(), cached(info, json_len)),
+            None => {
+                self.records.remove(id);
+            }
         }
     }
 
     /// Announces a commit that changes `id`'s record; to be called with the writer
     /// connection held, just before the commit makes the change visible.
     pub(super) fn commit(&self, id: &UploadId) -> Commit<'_> {
-        *self.lock() += 1;
+        let mut commits = self.lock();
+        *commits += 1;
+        self.committing.store(self.key(id), Ordering::Release);
+        drop(commits);
         Commit {
             cache: self,
             id: id.clone(),
@@ -132,6 +166,11 @@ impl RecordCache {
         let mut commits = self.lock();
         *commits += 2;
         self.records.remove(id);
+    }
+
+    /// A hash of `id`, never [`NONE`]; two ids sharing one only cost a query.
+    fn key(&self, id: &UploadId) -> u64 {
+        self.keys.hash_one(id) | 1
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, u64> {

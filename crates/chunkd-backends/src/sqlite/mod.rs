@@ -216,7 +216,11 @@ impl StateStore for SqliteState {
     }
 
     async fn get(&self, id: &UploadId) -> Result<UploadInfo> {
-        if let Some(info) = self.cache.as_ref().and_then(|cache| cache.get(id)) {
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(id, SystemTime::now()));
+        if let Some(info) = cached {
             return Ok(info);
         }
         let ticket = self.cache.as_ref().map(|cache| cache.ticket());
@@ -226,14 +230,15 @@ impl StateStore for SqliteState {
             .and_then(|mut stmt| stmt.query_row([id.as_str()], |row| row.get(0)).optional())
             .map_err(sql)?;
         drop(reader);
-        let Some(json) = json else {
-            return Err(Error::NotFound(id.clone()));
-        };
-        let info = decode(id.as_str(), &json)?;
+        let info = json
+            .as_deref()
+            .map(|json| decode(id.as_str(), json))
+            .transpose()?;
         if let (Some(cache), Some(ticket)) = (&self.cache, ticket) {
-            cache.fill(ticket, &info, json.len());
+            let found = info.as_ref().zip(json.as_ref().map(String::len));
+            cache.fill(ticket, id, found);
         }
-        Ok(info)
+        info.ok_or_else(|| Error::NotFound(id.clone()))
     }
 
     async fn finished_of(&self, owner: &str, limit: usize) -> Result<Vec<UploadInfo>> {
