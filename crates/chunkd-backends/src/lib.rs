@@ -3,6 +3,9 @@
 //! - [`FsStore`] (feature `fs`, default): upload bytes as files on local disk.
 //! - [`SqliteState`] (feature `sqlite`, default): upload records in an embedded SQLite
 //!   database, safe to share between the server and `chunkd gc` on one machine.
+//! - [`FlockLocker`] (unix): upload locks shared by the processes using one data
+//!   directory (`flock` on a file per upload), for the server beside `chunkd gc` or
+//!   several workers.
 //! - [`PgState`] and [`PgLocker`] (feature `postgres`): records and upload locks in
 //!   PostgreSQL, for several instances sharing one deployment, reached as [`PgConfig`]
 //!   says.
@@ -14,6 +17,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(unix)]
+pub mod flock;
 #[cfg(feature = "fs")]
 pub mod fs;
 #[cfg(feature = "postgres")]
@@ -24,6 +29,8 @@ pub mod s3;
 pub mod sqlite;
 pub mod sync;
 
+#[cfg(unix)]
+pub use flock::FlockLocker;
 #[cfg(feature = "fs")]
 pub use fs::FsStore;
 #[cfg(feature = "postgres")]

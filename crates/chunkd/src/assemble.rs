@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use chunkd_backends::{FsStore, Pg, PgEventRelay, PgLocker, PgState, S3Store, SqliteState};
+use chunkd_backends::{
+    FlockLocker, FsStore, Pg, PgEventRelay, PgLocker, PgState, S3Store, SqliteState,
+};
 use chunkd_core::{DataStore, Limits, Uploads};
 use chunkd_http::signed_ids::{self, Signer};
 use chunkd_http::{forward, identity};
@@ -15,7 +17,20 @@ use crate::config::{AuthConfig, AuthMode, Config, StateBackend, StoreBackend};
 /// How long startup waits for the event relay to hear the other instances.
 const RELAY_START: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Whether this process is the only one writing the embedded state database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Processes {
+    /// The server, perhaps with `chunkd gc` beside it: records may be cached.
+    One,
+    /// Several writers (host application workers): every read asks the database.
+    Several,
+}
+
 pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
+    uploads_for(config, Processes::One).await
+}
+
+pub async fn uploads_for(config: &Config, processes: Processes) -> anyhow::Result<Uploads> {
     let store: Arc<dyn DataStore> = match config.store {
         StoreBackend::Fs => {
             let files = config.data_dir.join("files");
@@ -42,7 +57,15 @@ pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
             let state_path = config.data_dir.join("state.sqlite3");
             let state = SqliteState::open(&state_path, config.sync)
                 .with_context(|| format!("cannot open state database {}", state_path.display()))?;
-            Uploads::builder(store, Arc::new(state))
+            let state = match processes {
+                Processes::One => state,
+                Processes::Several => state.uncached(),
+            };
+            // `chunkd gc` and other processes on this data directory take the same locks.
+            let locks = config.data_dir.join("locks");
+            let locker = FlockLocker::new(&locks)
+                .with_context(|| format!("cannot use lock directory {}", locks.display()))?;
+            Uploads::builder(store, Arc::new(state)).locker(Arc::new(locker))
         }
         StateBackend::Postgres => {
             let pg = Pg::connect(&config.postgres)
@@ -92,6 +115,7 @@ fn identity(
 ) -> anyhow::Result<identity::Config> {
     let source = match config.mode {
         AuthMode::None => identity::Source::None,
+        AuthMode::App => identity::Source::Provided,
         AuthMode::Header => identity::Source::TrustedHeader(
             HeaderName::try_from(config.header.as_str())
                 .context("auth.header is not a header name")?,
