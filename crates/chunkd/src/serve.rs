@@ -184,7 +184,7 @@ async fn wait_for_signal(
     }
 }
 
-async fn collect_expired(uploads: Uploads, every: Duration, stop: Shutdown) {
+pub(crate) async fn collect_expired(uploads: Uploads, every: Duration, stop: Shutdown) {
     if uploads.limits().expire_after.is_none() || every.is_zero() {
         return;
     }

@@ -91,6 +91,10 @@ pub enum Source {
     /// `Authorization: Bearer <JWT>` signed with HS256 and checked by these rules; the
     /// user is `sub`.
     Token(TokenRules),
+    /// The application chunkd runs inside says who, with [`set_identity`] before the
+    /// request reaches chunkd (the Python package does, from the framework's user). No
+    /// header is read; a request without it is anonymous.
+    Provided,
 }
 
 impl std::fmt::Debug for Source {
@@ -99,6 +103,7 @@ impl std::fmt::Debug for Source {
             Source::None => f.write_str("None"),
             Source::TrustedHeader(h) => write!(f, "TrustedHeader({h})"),
             Source::Token(rules) => write!(f, "Token({rules:?})"),
+            Source::Provided => f.write_str("Provided"),
         }
     }
 }
@@ -176,7 +181,7 @@ impl Config {
         query_token: Option<&str>,
     ) -> Result<Owner, IdentityError> {
         let identity = match &self.source {
-            Source::None => None,
+            Source::None | Source::Provided => None,
             Source::TrustedHeader(name) => {
                 let mut values = headers.get_all(name).iter();
                 match (values.next(), values.next()) {
@@ -252,10 +257,16 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
             if req.method() == Method::OPTIONS {
                 return next.run(req).await;
             }
-            if let Some(stream) = config.identify_stream(&req) {
-                req.extensions_mut().insert(StreamIdentified(stream));
-            }
-            let mut found = config.identify(req.headers());
+            let provided = req.extensions_mut().remove::<Identified>();
+            let mut found = match (&config.source, provided) {
+                (Source::Provided, Some(Identified(found))) => found,
+                _ => {
+                    if let Some(stream) = config.identify_stream(&req) {
+                        req.extensions_mut().insert(StreamIdentified(stream));
+                    }
+                    config.identify(req.headers())
+                }
+            };
             // Held until the handler has answered, which is after it read the body.
             let mut slot = None;
             if let (Ok(owner), Some(slots)) = (&found, &slots)
@@ -279,8 +290,9 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
 /// Says who `req` acts for, for an application that authenticates requests itself (its
 /// own sessions, in its own middleware) instead of through [`identify`]. An `Err` makes
 /// the front ends refuse the request in their protocol's terms. Where both run, the one
-/// nearer the routes decides.
-pub fn set_identity(req: &mut Request, found: Result<Owner, IdentityError>) {
+/// nearer the routes decides, unless [`identify`]'s source is [`Source::Provided`], which
+/// keeps this one.
+pub fn set_identity<B>(req: &mut http::Request<B>, found: Result<Owner, IdentityError>) {
     req.extensions_mut().insert(Identified(found));
 }
 

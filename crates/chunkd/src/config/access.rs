@@ -80,6 +80,9 @@ pub enum AuthMode {
     None,
     Header,
     Token,
+    /// The application chunkd runs inside says who (the Python package's `owner=`);
+    /// the binary has no such application, so everyone is anonymous there.
+    App,
 }
 
 impl Default for AuthConfig {

@@ -228,6 +228,20 @@ impl Config {
         Ok(config)
     }
 
+    /// The settings of an application that runs chunkd inside itself: defaults, then
+    /// `settings` (the keys of the TOML file, nested as there), then `CHUNKD_*`
+    /// variables, as the file and the environment are for the binary.
+    pub fn from_settings(settings: &impl Serialize) -> anyhow::Result<Self> {
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Serialized::globals(settings))
+            .merge(Self::environment())
+            .extract()
+            .context("invalid chunkd settings")?;
+        config.public_url.base = config.public_url.base.take().filter(|b| !b.is_empty());
+        config.validate()?;
+        Ok(config)
+    }
+
     /// `CHUNKD_*` variables naming a setting. Others (`CHUNKD_CONFIG`, or variables of
     /// scripts around chunkd) are reported and ignored, never fatal.
     fn environment() -> Env {

@@ -1,0 +1,223 @@
+//! `chunkd._chunkd`: the engine for the Python package. The package's WSGI and ASGI
+//! adapters (python/chunkd) turn their requests into [`Core::start`] calls and drive
+//! each [`PyCall`] from the request's own thread; every wait here releases the
+//! interpreter lock and wakes often enough for Python's signal handlers to run.
+
+mod request;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chunkd::config::Config;
+use chunkd::embed::{Call, Engine};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyBytes;
+
+/// How long a wait runs before Python may handle a signal (gunicorn's workers stop
+/// through handlers that run only between bytecodes).
+const SIGNAL_CHECK: Duration = Duration::from_millis(200);
+
+/// chunkd's configuration and, once a request came, this process's engine.
+#[pyclass(frozen, module = "chunkd._chunkd")]
+struct Core {
+    config: Config,
+    /// Built on the first request of each process, never before: a forked worker
+    /// inherits no runtime threads, so one built before `fork` would hang there.
+    engine: Mutex<Option<(u32, Arc<Engine>)>>,
+}
+
+#[pymethods]
+impl Core {
+    /// `settings`: chunkd's settings as JSON, the TOML file's keys nested as there.
+    #[new]
+    fn new(settings: &str) -> PyResult<Self> {
+        let settings: serde_json::Value = serde_json::from_str(settings)
+            .map_err(|e| PyValueError::new_err(format!("settings are not JSON: {e}")))?;
+        let config = Config::from_settings(&settings)
+            .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
+        Ok(Core {
+            config,
+            engine: Mutex::new(None),
+        })
+    }
+
+    /// Starts answering a request. `headers` are (name, value) pairs whose values are
+    /// latin-1 text, as WSGI gives them; `owner` is the host application's user.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (method, uri, headers, owner=None, peer=None, secure=false))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        uri: &str,
+        headers: Vec<(String, String)>,
+        owner: Option<String>,
+        peer: Option<String>,
+        secure: bool,
+    ) -> PyResult<PyCall> {
+        let request = request::build(request::Parts {
+            method,
+            uri,
+            headers: &headers,
+            owner: owner.as_deref(),
+            peer: peer.as_deref(),
+            secure,
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let engine = self.engine(py)?;
+        let call = engine.call(request);
+        Ok(PyCall {
+            engine,
+            call: Mutex::new(Some(call)),
+        })
+    }
+
+    /// Stops this process's engine: uploads under way commit what they received.
+    fn close(&self) {
+        if let Some((pid, engine)) = lock(&self.engine).as_ref()
+            && *pid == std::process::id()
+        {
+            engine.shutdown();
+        }
+    }
+}
+
+impl Core {
+    fn engine(&self, py: Python<'_>) -> PyResult<Arc<Engine>> {
+        let mut engine = lock(&self.engine);
+        let pid = std::process::id();
+        match engine.take() {
+            Some((built_in, current)) if built_in == pid => {
+                *engine = Some((pid, current.clone()));
+                return Ok(current);
+            }
+            // Built by the parent before a fork: its threads are gone, and dropping it
+            // would wait for them. It is left as it is.
+            Some(inherited) => std::mem::forget(inherited),
+            None => {}
+        }
+        let config = &self.config;
+        let built = py
+            .detach(|| Engine::start(config))
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start chunkd: {e:#}")))?;
+        *engine = Some((pid, built.clone()));
+        Ok(built)
+    }
+}
+
+/// One request being answered; used from one thread at a time.
+#[pyclass(frozen, module = "chunkd._chunkd", name = "Call")]
+struct PyCall {
+    engine: Arc<Engine>,
+    call: Mutex<Option<Call>>,
+}
+
+#[pymethods]
+impl PyCall {
+    /// Hands over the next piece of the request body; `False` when chunkd reads no
+    /// more of it (it has answered).
+    fn feed(&self, py: Python<'_>, chunk: PyBackedBytes) -> PyResult<bool> {
+        let mut call = self.call()?;
+        let Some(call) = call.as_mut() else {
+            return Ok(false);
+        };
+        wait(py, &self.engine, call.feed(Bytes::from_owner(chunk)))
+    }
+
+    /// The request body ended before it was complete (the client went away).
+    fn fail(&self, why: &str) -> PyResult<()> {
+        if let Some(call) = self.call()?.as_mut() {
+            call.fail(why);
+        }
+        Ok(())
+    }
+
+    /// The answer's status line ("204 No Content") and headers, latin-1 text as WSGI
+    /// wants them; waits for chunkd to answer.
+    fn head(&self, py: Python<'_>) -> PyResult<(String, Vec<(String, String)>)> {
+        let mut call = self.call()?;
+        let call = call
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("the call is closed"))?;
+        let head = wait(py, &self.engine, call.head())?;
+        Ok(request::head(&head))
+    }
+
+    /// The answer's next piece of body, or `None` at its end.
+    fn next_chunk<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let mut call = self.call()?;
+        let Some(call) = call.as_mut() else {
+            return Ok(None);
+        };
+        match wait(py, &self.engine, call.next_chunk())? {
+            None => Ok(None),
+            Some(Ok(data)) => Ok(Some(PyBytes::new(py, &data))),
+            Some(Err(e)) => Err(PyRuntimeError::new_err(format!("answer failed: {e}"))),
+        }
+    }
+
+    /// Ends the call: a body still expected counts as interrupted.
+    fn close(&self) -> PyResult<()> {
+        drop(self.call()?.take());
+        Ok(())
+    }
+}
+
+impl PyCall {
+    fn call(&self) -> PyResult<MutexGuard<'_, Option<Call>>> {
+        self.call
+            .try_lock()
+            .map_err(|_| PyRuntimeError::new_err("a chunkd call is used by two threads at once"))
+    }
+}
+
+/// Runs `future` on the engine without the interpreter lock, returning to Python every
+/// [`SIGNAL_CHECK`] for its signal handlers (whose exceptions end the wait).
+fn wait<F>(py: Python<'_>, engine: &Engine, future: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut future = std::pin::pin!(future);
+    loop {
+        let done = py.detach(|| {
+            engine.block_on(async { tokio::time::timeout(SIGNAL_CHECK, future.as_mut()).await })
+        });
+        match done {
+            Ok(output) => return Ok(output),
+            Err(_) => py.check_signals()?,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `python -m chunkd ...`: the binary's command line (`serve`, `gc`, `upload`, ...), with
+/// its signal handling; returns the exit status.
+#[pyfunction]
+fn run_cli(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    let code = py
+        .detach(|| chunkd::main(argv))
+        .map_err(|e| PyRuntimeError::new_err(format!("{e:#}")))?;
+    // `ExitCode` keeps its number to itself; the commands' own failures print why.
+    Ok(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    })
+}
+
+#[pymodule]
+fn _chunkd(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Core>()?;
+    m.add_class::<PyCall>()?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    Ok(())
+}

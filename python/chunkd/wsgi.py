@@ -1,0 +1,129 @@
+"""chunkd's front ends as a WSGI application, answered by chunkd's engine in-process.
+
+The request's thread drives: it reads the body from ``wsgi.input`` a block at a time and
+hands each to the engine, which writes it while the thread reads the next; every wait
+releases the GIL. Several worker processes may serve one data directory.
+"""
+
+import json
+from urllib.parse import quote
+
+from ._chunkd import Core
+
+#: Body read per ``wsgi.input.read`` call. The engine takes four blocks ahead of the disk,
+#: so a request holds about a MiB at most.
+READ_BLOCK = 256 * 1024
+
+
+class App:
+    """A WSGI application serving chunkd's front ends.
+
+    ``settings`` are chunkd's settings, the keys of its TOML file nested as there
+    (``{"data_dir": "/srv/uploads", "tus": {"path": "/files"}}``); ``CHUNKD_*``
+    variables still apply. ``owner(environ)`` names the application's user (``None``:
+    anonymous); given, chunkd reads no identity of its own.
+    """
+
+    def __init__(self, settings=None, *, owner=None):
+        settings = dict(settings or {})
+        if owner is not None:
+            settings.setdefault("auth", {}).setdefault("mode", "app")
+        self._core = Core(json.dumps(settings))
+        self._owner = owner
+
+    def __call__(self, environ, start_response):
+        owner = self._owner(environ) if self._owner is not None else None
+        call = self._core.start(
+            environ["REQUEST_METHOD"],
+            request_uri(environ),
+            request_headers(environ),
+            owner=None if owner is None else str(owner),
+            peer=peer(environ),
+            secure=environ.get("wsgi.url_scheme") == "https",
+        )
+        try:
+            feed(call, environ)
+            status, headers = call.head()
+        except BaseException:
+            call.close()
+            raise
+        start_response(status, headers)
+        return Answer(call)
+
+    def close(self):
+        """Stops this process's engine: uploads under way keep what they received."""
+        self._core.close()
+
+
+class Answer:
+    """The response body, streamed from the engine; ``close()`` ends the call."""
+
+    def __init__(self, call):
+        self._call = call
+
+    def __iter__(self):
+        while (chunk := self._call.next_chunk()) is not None:
+            yield chunk
+
+    def close(self):
+        self._call.close()
+
+
+def feed(call, environ):
+    """Hands the request body to the engine, stopping when it reads no more."""
+    body = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH", "")
+    try:
+        if length:
+            # A malformed length is passed on for chunkd to refuse; no body is read.
+            remaining = int(length) if length.isdigit() else 0
+            while remaining > 0:
+                # Never read() without a size: some servers then read everything.
+                block = body.read(min(READ_BLOCK, remaining))
+                if not block:
+                    call.fail("the client sent less than its Content-Length")
+                    return
+                remaining -= len(block)
+                if not call.feed(block):
+                    return
+        elif environ.get("wsgi.input_terminated"):
+            while block := body.read(READ_BLOCK):
+                if not call.feed(block):
+                    return
+    except OSError as e:
+        # The client went away: the engine keeps what arrived, then answers.
+        call.fail(f"reading the request failed: {e}")
+
+
+def request_uri(environ):
+    """The path and query the client sent."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw:
+        return raw
+    # PEP 3333: the path is bytes decoded as latin-1.
+    path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+    uri = quote(path, safe="/;=,:@!$&'()*+~-._") or "/"
+    query = environ.get("QUERY_STRING")
+    return f"{uri}?{query}" if query else uri
+
+
+def request_headers(environ):
+    """The request's headers as (name, latin-1 text) pairs."""
+    headers = [
+        (key[5:].replace("_", "-").lower(), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        if environ.get(key):
+            headers.append((name, environ[key]))
+    return headers
+
+
+def peer(environ):
+    """The client's ``ip:port``, when the server says."""
+    address = environ.get("REMOTE_ADDR")
+    if not address:
+        return None
+    port = environ.get("REMOTE_PORT") or "0"
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
