@@ -2,7 +2,8 @@
 # Runs every test of chunkd: formatting and lints, the unit, property, conformance and wire
 # tests (cargo test, including those against PostgreSQL and an S3 service, which it
 # starts), a short fuzzing run, then end-to-end tests of the release binary with the real client libraries
-# (tus-js-client under Node, tuspy, requests and boto3 under Python). Installs what a
+# (tus-js-client under Node, tuspy, requests and boto3 under Python) and of the Python package (its wheel,
+# built with maturin, under gunicorn). Installs what a
 # fresh Debian machine lacks; needs a Rust toolchain (rustup) and root or sudo for apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,19 @@ echo "== release build for the end-to-end tests"
 cargo build --release --locked -p chunkd
 export CHUNKD_BIN=$target_dir/release/chunkd
 
+echo "== the Python package: a wheel (maturin), installed with gunicorn into a fresh venv"
+# maturin builds into the same target directory, so the engine's crates are shared.
+[ -x "$target_dir/py-build/bin/maturin" ] || {
+  python3 -m venv "$target_dir/py-build"
+  "$target_dir/py-build/bin/pip" install -q --disable-pip-version-check -r tests/e2e/python-build.txt
+}
+rm -rf "$target_dir/wheels" "$target_dir/wheel-venv"
+"$target_dir/py-build/bin/maturin" build --release --locked -o "$target_dir/wheels"
+python3 -m venv "$target_dir/wheel-venv"
+"$target_dir/wheel-venv/bin/pip" install -q --disable-pip-version-check "$target_dir"/wheels/chunkd-*.whl \
+  -r tests/e2e/wheel-requirements.txt
+export CHUNKD_WHEEL_VENV=$target_dir/wheel-venv
+
 echo "== client libraries"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 [ -x tests/e2e/.venv/bin/python ] || python3 -m venv tests/e2e/.venv
@@ -67,7 +81,7 @@ echo "== end-to-end on S3 + PostgreSQL: tus-js-client, IETF draft"
 (cd tests/e2e && CHUNKD_E2E_BACKEND=s3+postgres node --test --test-concurrency=1 \
   js/tus-js-client.test.mjs js/ietf-draft.test.mjs) 2>&1 | tee -a "$log"
 
-echo "== end-to-end: Python clients (tuspy, requests, raw sockets, boto3; three instances on S3 + PostgreSQL; kill -9 crash runs)"
+echo "== end-to-end: Python clients (tuspy, requests, raw sockets, boto3; three instances on S3 + PostgreSQL; kill -9 crash runs; the wheel under gunicorn)"
 (cd tests/e2e/py && ../.venv/bin/python -m pytest -q -p no:cacheprovider) 2>&1 | tee -a "$log"
 
 # One line over every runner above (each already failed the script on its own failures).

@@ -156,16 +156,6 @@ fn attempt(path: &Path, ask: Option<Token>) -> io::Result<Option<(File, Token)>>
     Ok(None)
 }
 
-/// [`attempt`] on the blocking pool. Dropped mid-way, the attempt still finishes there
-/// and its file, if locked, is closed with the unclaimed result.
-async fn attempt_blocking(path: &Path, ask: Option<Token>) -> Result<Option<(File, Token)>> {
-    let owned = path.to_owned();
-    tokio::task::spawn_blocking(move || attempt(&owned, ask))
-        .await
-        .map_err(|e| Error::backend("flock", e))?
-        .map_err(io_error("lock", path))
-}
-
 /// Held lock: closing the file releases the flock. Fields drop in order, so the file is
 /// closed before the in-process lease lets the next local request try it.
 struct Held {
@@ -230,12 +220,14 @@ impl Locker for FlockLocker {
         let mut asked_at: Option<Instant> = None;
         loop {
             // Tries, not a blocking flock on the blocking pool: that could not be
-            // given up at the deadline.
+            // given up at the deadline. Each is a few system calls on a file in the
+            // page cache, made here: a hop to the blocking pool would cost more (and
+            // every HEAD takes a free lease this way).
             let started = Instant::now();
             let ask = asked_at
                 .is_none_or(|at| started - at >= ASK_AGAIN)
                 .then(token);
-            if let Some((file, seen)) = attempt_blocking(&path, ask).await? {
+            if let Some((file, seen)) = attempt(&path, ask).map_err(io_error("lock", &path))? {
                 return Ok(self.held(path, file, seen, local));
             }
             if ask.is_some() {
@@ -256,8 +248,8 @@ impl Locker for FlockLocker {
         };
         let path = self.path(id);
         // Held elsewhere: no token is written, and the local lease drops.
-        Ok(attempt_blocking(&path, None)
-            .await?
+        Ok(attempt(&path, None)
+            .map_err(io_error("lock", &path))?
             .map(|(file, seen)| self.held(path, file, seen, local)))
     }
 }

@@ -1,0 +1,237 @@
+"""The Python package (`pip install` of the built wheel): chunkd's engine inside WSGI
+workers under gunicorn, several processes on one data directory, and `python -m chunkd`."""
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from tusclient import client as tus
+
+from conftest import ROOT, sha256
+
+VENV = Path(os.environ.get("CHUNKD_WHEEL_VENV", ROOT / "target" / "wheel-venv"))
+APPS = Path(__file__).resolve().parent / "pyapps"
+TUS = {"Tus-Resumable": "1.0.0"}
+MiB = 1 << 20
+
+
+def venv_bin(name: str) -> str:
+    path = VENV / "bin" / name
+    assert path.exists(), f"{path} missing: scripts/test-all.sh builds the wheel and installs it there"
+    return str(path)
+
+
+class Gunicorn:
+    """gunicorn serving pyapps/wsgi_app.py on a free port of 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, workers: int):
+        self.proc = subprocess.Popen(
+            [venv_bin("gunicorn"), "--chdir", str(APPS), "-w", str(workers), "-k", "gthread",
+             "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", "wsgi_app:application"],
+            stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "CHUNKD_APP_DATA_DIR": str(data_dir), "RUST_LOG": "warn"},
+        )
+        self.log = []
+        self.url = None
+        booted = 0
+        # gunicorn logs its address, then one line per worker it boots.
+        while booted < workers:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError("gunicorn exited: " + "".join(self.log))
+            self.log.append(line)
+            if m := re.search(r"Listening at: (http://\S+)", line):
+                self.url = m.group(1)
+            booted += "Booting worker" in line
+        self.endpoint = self.url + "/files/"
+
+    def workers(self) -> set[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return {int(p) for p in out.stdout.split()}
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def data_dir():
+    with tempfile.TemporaryDirectory(prefix="chunkd-wheel-") as d:
+        yield Path(d)
+
+
+@pytest.fixture
+def pair(data_dir):
+    """Two gunicorn masters on one data directory: which process gets a request is the
+    test's choice, not the kernel's."""
+    a, b = Gunicorn(data_dir, 2), Gunicorn(data_dir, 2)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def stored(data_dir: Path, url: str) -> bytes:
+    return (data_dir / "files" / url.rstrip("/").rsplit("/", 1)[-1]).read_bytes()
+
+
+def create(endpoint: str, length: int, user: str | None = None) -> str:
+    headers = {**TUS, "Upload-Length": str(length), **({"X-App-User": user} if user else {})}
+    r = requests.post(endpoint, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.headers["Location"]
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def patch(base: str, url: str, offset: int, body: bytes) -> requests.Response:
+    headers = {**TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
+    return requests.patch(base + path_of(url), headers=headers, data=body)
+
+
+def head(base: str, url: str, user: str | None = None) -> requests.Response:
+    return requests.head(base + path_of(url), headers={**TUS, **({"X-App-User": user} if user else {})})
+
+
+def test_tuspy_uploads_through_gunicorn_with_four_workers(data_dir):
+    server = Gunicorn(data_dir, 4)
+    try:
+        data = os.urandom(6 * MiB + 123)
+        uploader = tus.TusClient(server.endpoint).uploader(
+            file_stream=io.BytesIO(data), chunk_size=512 * 1024)
+        uploader.upload()
+        assert sha256(stored(data_dir, uploader.url)) == sha256(data)
+        got = requests.get(uploader.url)
+        assert got.status_code == 200
+        assert sha256(got.content) == sha256(data)
+        assert int(got.headers["X-Worker"]) in server.workers()
+    finally:
+        server.stop()
+
+
+def test_chunks_alternating_between_processes_make_one_file(pair, data_dir):
+    a, b = pair
+    data = os.urandom(5 * MiB)
+    url = create(a.endpoint, len(data))
+    served_by = set()
+    for i, offset in enumerate(range(0, len(data), MiB)):
+        base = (a, b)[i % 2].url
+        r = patch(base, url, offset, data[offset:offset + MiB])
+        assert r.status_code == 204, r.text
+        assert r.headers["Upload-Offset"] == str(min(offset + MiB, len(data)))
+        served_by.add(int(r.headers["X-Worker"]))
+    assert served_by & a.workers() and served_by & b.workers()
+    assert sha256(stored(data_dir, url)) == sha256(data)
+
+
+def test_the_application_user_owns_the_upload(pair):
+    a, b = pair
+    url = create(a.endpoint, 10, user="alice")
+    assert head(b.url, url, user="alice").status_code == 200
+    # Another user, or nobody, is told nothing of alice's upload.
+    assert head(b.url, url, user="bob").status_code == 404
+    assert head(a.url, url).status_code == 404
+    r = requests.patch(b.url + path_of(url), data=b"0123456789", headers={
+        **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "X-App-User": "bob"})
+    assert r.status_code == 404
+    assert head(a.url, url, user="alice").headers["Upload-Offset"] == "0"
+
+
+class SlowPatch:
+    """A PATCH that sends part of its body, then waits: a client on a stalled network."""
+
+    def __init__(self, base: str, url: str, offset: int, total: int, first: bytes):
+        host, port = base.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.sock.sendall((
+            f"PATCH {path_of(url)} HTTP/1.1\r\nHost: {host}:{port}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Content-Length: {total}\r\n\r\n").encode() + first)
+
+    def close(self):
+        self.sock.close()
+
+
+def wait_for(condition, what: str, seconds: float = 20):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def part_size(data_dir: Path, url: str) -> int:
+    part = data_dir / "files" / (url.rsplit("/", 1)[-1] + ".part")
+    return part.stat().st_size if part.exists() else 0
+
+
+def test_the_newest_request_wins_across_processes(pair, data_dir):
+    a, b = pair
+    data = os.urandom(4 * MiB)
+    url = create(a.endpoint, len(data))
+    slow = SlowPatch(a.url, url, 0, len(data), data[:MiB])
+    try:
+        wait_for(lambda: part_size(data_dir, url) >= MiB, "the first MiB on disk")
+        # A resume on the other process: the stalled request is asked to let go, and
+        # what it received is the upload's offset.
+        r = head(b.url, url)
+        assert r.status_code == 200
+        offset = int(r.headers["Upload-Offset"])
+        assert offset == MiB
+    finally:
+        # Its worker thread sits in wsgi.input.read() until the client sends or goes
+        # away (WSGI has no way to interrupt it), so only then is the answer sent.
+        slow.close()
+    r = patch(b.url, url, offset, data[offset:])
+    assert r.status_code == 204, r.text
+    assert sha256(stored(data_dir, url)) == sha256(data)
+
+
+def test_a_worker_killed_mid_patch_leaves_the_upload_resumable(pair, data_dir):
+    a, b = pair
+    data = os.urandom(4 * MiB)
+    url = create(a.endpoint, len(data))
+    slow = SlowPatch(a.url, url, 0, len(data), data[:MiB + 5])
+    try:
+        wait_for(lambda: part_size(data_dir, url) >= MiB, "the first MiB on disk")
+        # Every worker of a, so the one holding the PATCH (and its lock) dies.
+        for pid in a.workers():
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        slow.close()
+    r = head(b.url, url)
+    assert r.status_code == 200
+    offset = int(r.headers["Upload-Offset"])
+    # What was committed before the kill (checkpoints every 256 KiB) survives.
+    assert MiB - 256 * 1024 <= offset <= MiB + 5
+    r = patch(b.url, url, offset, data[offset:])
+    assert r.status_code == 204, r.text
+    assert sha256(stored(data_dir, url)) == sha256(data)
+
+
+def test_python_m_chunkd_serve_runs_the_server(data_dir):
+    proc = subprocess.Popen(
+        [venv_bin("python"), "-m", "chunkd", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "serve"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "RUST_LOG": "warn"})
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"chunkd: tus uploads at (\S+)", line)
+        assert m, line
+        data = os.urandom(3 * MiB)
+        uploader = tus.TusClient(m.group(1)).uploader(
+            file_stream=io.BytesIO(data), chunk_size=MiB)
+        uploader.upload()
+        assert sha256(stored(data_dir, uploader.url)) == sha256(data)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        proc.stdout.close()
