@@ -57,15 +57,21 @@ pub async fn uploads_for(config: &Config, processes: Processes) -> anyhow::Resul
             let state_path = config.data_dir.join("state.sqlite3");
             let state = SqliteState::open(&state_path, config.sync)
                 .with_context(|| format!("cannot open state database {}", state_path.display()))?;
-            let state = match processes {
-                Processes::One => state,
-                Processes::Several => state.uncached(),
-            };
-            // `chunkd gc` and other processes on this data directory take the same locks.
-            let locks = config.data_dir.join("locks");
-            let locker = FlockLocker::new(&locks)
-                .with_context(|| format!("cannot use lock directory {}", locks.display()))?;
-            Uploads::builder(store, Arc::new(state)).locker(Arc::new(locker))
+            match processes {
+                // The process's own locks (the engine's default): a HEAD takes a free
+                // lease in memory. `chunkd gc` beside it purges only expired uploads,
+                // and a write under way renews its upload's expiry at every checkpoint.
+                Processes::One => Uploads::builder(store, Arc::new(state)),
+                Processes::Several => {
+                    // Each writer reads every record afresh and takes locks every other
+                    // process sees (a HEAD then costs a few system calls more).
+                    let locks = config.data_dir.join("locks");
+                    let locker = FlockLocker::new(&locks).with_context(|| {
+                        format!("cannot use lock directory {}", locks.display())
+                    })?;
+                    Uploads::builder(store, Arc::new(state.uncached())).locker(Arc::new(locker))
+                }
+            }
         }
         StateBackend::Postgres => {
             let pg = Pg::connect(&config.postgres)
