@@ -6,6 +6,9 @@ releases the GIL. Several worker processes may serve one data directory.
 """
 
 import json
+import logging
+import os
+import threading
 from urllib.parse import quote
 
 from ._chunkd import Core
@@ -14,25 +17,44 @@ from ._chunkd import Core
 #: so a request holds about a MiB at most.
 READ_BLOCK = 256 * 1024
 
+log = logging.getLogger("chunkd")
+
 
 class App:
     """A WSGI application serving chunkd's front ends.
 
     ``settings`` are chunkd's settings, the keys of its TOML file nested as there
     (``{"data_dir": "/srv/uploads", "tus": {"path": "/files"}}``); ``CHUNKD_*``
-    variables still apply. ``owner(environ)`` names the application's user (``None``:
-    anonymous); given, chunkd reads no identity of its own.
+    variables still apply. ``mount`` is the prefix below which the application routes
+    requests here (every path chunkd serves moves below it). ``owner(environ)`` names
+    the application's user (``None``: anonymous); given, chunkd reads no identity of its
+    own. ``on_event(event)`` hears of this process's uploads (``event["kind"]`` is
+    created, progress, finished, refused, terminated or expired; ``event["upload"]`` the
+    record), on a thread of its own.
     """
 
-    def __init__(self, settings=None, *, owner=None):
+    def __init__(self, settings=None, *, mount="", owner=None, on_event=None):
         settings = dict(settings or {})
         if owner is not None:
             settings.setdefault("auth", {}).setdefault("mode", "app")
-        self._core = Core(json.dumps(settings))
+        self._core = Core(json.dumps(settings), mount)
         self._owner = owner
+        self._on_event = on_event
+        self._listening = None
+        self._listen_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         owner = self._owner(environ) if self._owner is not None else None
+        status, headers, body = self.respond(environ, owner)
+        start_response(status, headers)
+        return body
+
+    def respond(self, environ, owner=None):
+        """Answers the request ``environ`` describes, for ``owner`` (the application's
+        user, or ``None``): the status line, the headers and the body, an iterable to
+        close once sent. For frameworks that make the response themselves."""
+        if self._on_event is not None and self._listening != os.getpid():
+            self._listen()
         call = self._core.start(
             environ["REQUEST_METHOD"],
             request_uri(environ),
@@ -47,12 +69,31 @@ class App:
         except BaseException:
             call.close()
             raise
-        start_response(status, headers)
-        return Answer(call)
+        return status, headers, Answer(call)
 
     def close(self):
         """Stops this process's engine: uploads under way keep what they received."""
         self._core.close()
+
+    def _listen(self):
+        # Per process: a forked worker has no thread of its parent's.
+        with self._listen_lock:
+            if self._listening == os.getpid():
+                return
+            events = self._core.events()
+            thread = threading.Thread(target=self._deliver, args=(events,), name="chunkd-events", daemon=True)
+            thread.start()
+            self._listening = os.getpid()
+
+    def _deliver(self, events):
+        while True:
+            raw = events.next(1.0)
+            if raw is None:
+                continue
+            try:
+                self._on_event(json.loads(raw))
+            except Exception:
+                log.exception("on_event failed")
 
 
 class Answer:

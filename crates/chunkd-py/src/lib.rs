@@ -31,12 +31,14 @@ struct Core {
 
 #[pymethods]
 impl Core {
-    /// `settings`: chunkd's settings as JSON, the TOML file's keys nested as there.
+    /// `settings`: chunkd's settings as JSON, the TOML file's keys nested as there;
+    /// `mount`: the prefix below which the application routes requests to chunkd.
     #[new]
-    fn new(settings: &str) -> PyResult<Self> {
+    #[pyo3(signature = (settings, mount=""))]
+    fn new(settings: &str, mount: &str) -> PyResult<Self> {
         let settings: serde_json::Value = serde_json::from_str(settings)
             .map_err(|e| PyValueError::new_err(format!("settings are not JSON: {e}")))?;
-        let config = Config::from_settings(&settings)
+        let config = Config::from_settings(&settings, mount)
             .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
         Ok(Core {
             config,
@@ -72,6 +74,16 @@ impl Core {
         Ok(PyCall {
             engine,
             call: Mutex::new(Some(call)),
+        })
+    }
+
+    /// This process's upload events from now on.
+    fn events(&self, py: Python<'_>) -> PyResult<PyEvents> {
+        let engine = self.engine(py)?;
+        let events = engine.events();
+        Ok(PyEvents {
+            engine,
+            events: Mutex::new(events),
         })
     }
 
@@ -174,6 +186,50 @@ impl PyCall {
     }
 }
 
+/// Upload events of one process, as JSON: `{"kind": "finished", "upload": {...}}`.
+#[pyclass(frozen, module = "chunkd._chunkd", name = "Events")]
+struct PyEvents {
+    engine: Arc<Engine>,
+    events: Mutex<tokio::sync::broadcast::Receiver<chunkd_core::Event>>,
+}
+
+#[pymethods]
+impl PyEvents {
+    /// The next event, waiting at most `timeout` seconds; `None` if none came, or the
+    /// engine stopped.
+    fn next(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<String>> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut guard = lock(&self.events);
+        let events = &mut *guard;
+        let within = Duration::from_secs_f64(timeout.max(0.0));
+        let received = wait(py, &self.engine, async {
+            loop {
+                match tokio::time::timeout(within, events.recv()).await {
+                    Err(_) | Ok(Err(RecvError::Closed)) => return None,
+                    Ok(Err(RecvError::Lagged(lost))) => {
+                        tracing::warn!(lost, "upload events lost: their receiver fell behind");
+                    }
+                    Ok(Ok(event)) => return Some(event),
+                }
+            }
+        })?;
+        Ok(received.map(|event| event_json(&event)))
+    }
+}
+
+fn event_json(event: &chunkd_core::Event) -> String {
+    use chunkd_core::Event;
+    let (kind, message) = match event {
+        Event::Created(_) => ("created", None),
+        Event::Progress(_) => ("progress", None),
+        Event::Finished(_) => ("finished", None),
+        Event::Refused(_, why) => ("refused", Some(why.as_str())),
+        Event::Terminated(_) => ("terminated", None),
+        Event::Expired(_) => ("expired", None),
+    };
+    serde_json::json!({ "kind": kind, "upload": event.upload(), "message": message }).to_string()
+}
+
 /// Runs `future` on the engine without the interpreter lock, returning to Python every
 /// [`SIGNAL_CHECK`] for its signal handlers (whose exceptions end the wait).
 fn wait<F>(py: Python<'_>, engine: &Engine, future: F) -> PyResult<F::Output>
@@ -218,6 +274,7 @@ fn run_cli(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
 fn _chunkd(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<PyCall>()?;
+    m.add_class::<PyEvents>()?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     Ok(())
 }

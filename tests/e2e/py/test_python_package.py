@@ -32,26 +32,26 @@ def venv_bin(name: str) -> str:
 class Gunicorn:
     """gunicorn serving pyapps/wsgi_app.py on a free port of 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, workers: int):
+    def __init__(self, data_dir: Path, workers: int, app: str = "wsgi_app:application", env: dict | None = None):
+        # A file, not a pipe: a pipe nobody reads would stop gunicorn once full.
+        self.log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log")
         self.proc = subprocess.Popen(
             [venv_bin("gunicorn"), "--chdir", str(APPS), "-w", str(workers), "-k", "gthread",
-             "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", "wsgi_app:application"],
-            stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "CHUNKD_APP_DATA_DIR": str(data_dir), "RUST_LOG": "warn"},
+             "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", app],
+            stderr=self.log,
+            env={**os.environ, "CHUNKD_APP_DATA_DIR": str(data_dir), **(env or {}), "RUST_LOG": "warn"},
         )
-        self.log = []
-        self.url = None
-        booted = 0
         # gunicorn logs its address, then one line per worker it boots.
-        while booted < workers:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError("gunicorn exited: " + "".join(self.log))
-            self.log.append(line)
-            if m := re.search(r"Listening at: (http://\S+)", line):
-                self.url = m.group(1)
-            booted += "Booting worker" in line
+        wait_for(lambda: self.output().count("Booting worker") >= workers or self.proc.poll() is not None,
+                 "gunicorn's workers")
+        m = re.search(r"Listening at: (http://\S+)", self.output())
+        if self.proc.poll() is not None or not m:
+            raise RuntimeError("gunicorn did not start: " + self.output())
+        self.url = m.group(1)
         self.endpoint = self.url + "/files/"
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
 
     def workers(self) -> set[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
@@ -60,7 +60,9 @@ class Gunicorn:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
-        self.proc.stderr.close()
+        # Whatever a worker logged (a failed signal receiver, say) shows with a failure.
+        print(self.output())
+        self.log.close()
 
 
 @pytest.fixture
@@ -235,3 +237,63 @@ def test_python_m_chunkd_serve_runs_the_server(data_dir):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         proc.stdout.close()
+
+
+class Django(Gunicorn):
+    """The Django project in pyapps/djangosite under gunicorn, its database migrated."""
+
+    def __init__(self, data_dir: Path, workers: int):
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "djangosite.settings",
+                    "DJANGO_DB": str(data_dir / "django.sqlite3"), "CHUNKD_APP_DATA_DIR": str(data_dir / "chunkd")}
+        subprocess.run([venv_bin("python"), "-m", "django", "migrate", "-v0"], cwd=APPS, env=self.env, check=True)
+        super().__init__(data_dir, workers, app="djangosite.wsgi:application", env=self.env)
+        self.endpoint = self.url + "/uploads/files/"
+
+    def login(self, name: str) -> str:
+        r = requests.get(f"{self.url}/login/{name}/")
+        assert r.status_code == 200, r.text
+        return f"sessionid={r.cookies['sessionid']}"
+
+    def attachments(self, cookie: str) -> list:
+        r = requests.get(f"{self.url}/attachments/", headers={"Cookie": cookie})
+        assert r.status_code == 200, r.text
+        return r.json()["attachments"]
+
+
+def node_tus_upload(endpoint: str, data: bytes, chunk: int, cookie: str, tmp: Path) -> str:
+    source = tmp / "node-upload.bin"
+    source.write_bytes(data)
+    out = subprocess.run(["node", str(APPS / "tus_upload.mjs"), endpoint, str(source), str(chunk), cookie],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_django_under_gunicorn_the_user_owns_uploads_and_the_signal_attaches_them(data_dir):
+    site = Django(data_dir, 4)
+    try:
+        alice, bob = site.login("alice"), site.login("bob")
+        # tus-js-client and tuspy, each as alice, chunks landing on whichever worker.
+        first = os.urandom(3 * MiB + 17)
+        url = node_tus_upload(site.endpoint, first, 512 * 1024, alice, data_dir)
+        assert url.startswith(site.endpoint)
+        second = os.urandom(2 * MiB)
+        uploader = tus.TusClient(site.endpoint, headers={"Cookie": alice}).uploader(
+            file_stream=io.BytesIO(second), chunk_size=256 * 1024)
+        uploader.upload()
+        for upload_url, data in ((url, first), (uploader.url, second)):
+            assert sha256(stored(data_dir / "chunkd", upload_url)) == sha256(data)
+            # Only alice sees them: bob and the anonymous are told nothing.
+            path = path_of(upload_url)
+            assert requests.head(site.url + path, headers={**TUS, "Cookie": alice}).status_code == 200
+            assert requests.head(site.url + path, headers={**TUS, "Cookie": bob}).status_code == 404
+            assert requests.head(site.url + path, headers=TUS).status_code == 404
+        # upload_finished made a row per file, in whichever worker finished it.
+        wait_for(lambda: len(site.attachments(alice)) == 2, "the attachments")
+        rows = {row["upload_id"]: row for row in site.attachments(alice)}
+        for upload_url, data in ((url, first), (uploader.url, second)):
+            row = rows[upload_url.rsplit("/", 1)[-1]]
+            assert (row["size"], row["sha256"]) == (len(data), sha256(data))
+        assert site.attachments(bob) == []
+    finally:
+        site.stop()

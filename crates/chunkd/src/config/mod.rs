@@ -231,13 +231,16 @@ impl Config {
     /// The settings of an application that runs chunkd inside itself: defaults, then
     /// `settings` (the keys of the TOML file, nested as there), then `CHUNKD_*`
     /// variables, as the file and the environment are for the binary.
-    pub fn from_settings(settings: &impl Serialize) -> anyhow::Result<Self> {
+    /// Every path is put below `mount` (`""`: none), the prefix under which the
+    /// application routes requests to chunkd.
+    pub fn from_settings(settings: &impl Serialize, mount: &str) -> anyhow::Result<Self> {
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Serialized::globals(settings))
             .merge(Self::environment())
             .extract()
             .context("invalid chunkd settings")?;
         config.public_url.base = config.public_url.base.take().filter(|b| !b.is_empty());
+        paths::prefix_all(&mut config, mount);
         config.validate()?;
         Ok(config)
     }

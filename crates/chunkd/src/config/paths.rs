@@ -8,6 +8,33 @@
 
 use super::Config;
 
+/// Puts every path chunkd serves below `prefix` (`/uploads`: `/files` becomes
+/// `/uploads/files`), for an application that routes that prefix to chunkd.
+pub(super) fn prefix_all(config: &mut Config, prefix: &str) {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return;
+    }
+    for path in [
+        &mut config.tus.path,
+        &mut config.ietf.path,
+        &mut config.s3_multipart.path,
+        &mut config.resumablejs.resumable_path,
+        &mut config.resumablejs.flow_path,
+        &mut config.content_range.path,
+        &mut config.form.upload_path,
+        &mut config.form.progress_path,
+        &mut config.events.path,
+        &mut config.health.health_path,
+        &mut config.health.ready_path,
+        &mut config.ui.path,
+        &mut config.signing.path,
+        &mut config.metrics.path,
+    ] {
+        *path = format!("{prefix}{path}");
+    }
+}
+
 /// Every mounted path, named as it is written in the configuration.
 pub(super) fn mounts(config: &Config) -> Vec<(&'static str, String)> {
     let mut mounts: Vec<(&'static str, String)> = [

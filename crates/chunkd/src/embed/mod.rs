@@ -77,6 +77,12 @@ impl Engine {
         Call::start(self.router.clone(), request)
     }
 
+    /// What happens to uploads in this process from now on (other processes' uploads
+    /// are theirs to tell). A receiver that falls 1024 events behind loses the oldest.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<chunkd_core::Event> {
+        self.uploads.events()
+    }
+
     /// Runs `future` to its end on this thread, with the engine's runtime at hand.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)

@@ -1,0 +1,9 @@
+from django.urls import include, path
+
+from attachments import views
+
+urlpatterns = [
+    path("uploads/", include("chunkd.django.urls")),
+    path("login/<str:name>/", views.login_as),
+    path("attachments/", views.mine),
+]
