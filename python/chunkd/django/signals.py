@@ -1,6 +1,7 @@
 """Sent in the worker process that made the change, from chunkd's event thread, with
 ``upload`` (the record: ``id``, ``length``, ``offset``, ``owner``, ``metadata``, ...) and
-``event`` (the whole event)."""
+``event`` (the whole event). Pieces of an upload (a Resumable.js chunk, a tus partial
+upload) are not signalled: only files of their own and concatenations."""
 
 from django.dispatch import Signal
 

@@ -28,7 +28,8 @@ def uploads() -> App:
 
 def _signal(event):
     signal = signals.BY_KIND.get(event["kind"])
-    if signal is None:
+    # Pieces (a Resumable.js chunk, a tus partial) are not files of their own.
+    if signal is None or event["upload"].get("concat") == "partial":
         return
     # Django closes stale connections only around requests; this thread has none.
     close_old_connections()

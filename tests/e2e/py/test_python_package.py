@@ -2,6 +2,7 @@
 workers under gunicorn, several processes on one data directory, and `python -m chunkd`."""
 
 import io
+import json
 import os
 import re
 import signal
@@ -39,7 +40,7 @@ class Gunicorn:
             [venv_bin("gunicorn"), "--chdir", str(APPS), "-w", str(workers), "-k", "gthread",
              "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", app],
             stderr=self.log,
-            env={**os.environ, "CHUNKD_APP_DATA_DIR": str(data_dir), **(env or {}), "RUST_LOG": "warn"},
+            env={**os.environ, "APP_DATA_DIR": str(data_dir), **(env or {}), "RUST_LOG": "warn"},
         )
         # gunicorn logs its address, then one line per worker it boots.
         wait_for(lambda: self.output().count("Booting worker") >= workers or self.proc.poll() is not None,
@@ -244,7 +245,7 @@ class Django(Gunicorn):
 
     def __init__(self, data_dir: Path, workers: int):
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "djangosite.settings",
-                    "DJANGO_DB": str(data_dir / "django.sqlite3"), "CHUNKD_APP_DATA_DIR": str(data_dir / "chunkd")}
+                    "DJANGO_DB": str(data_dir / "django.sqlite3"), "APP_DATA_DIR": str(data_dir / "chunkd")}
         subprocess.run([venv_bin("python"), "-m", "django", "migrate", "-v0"], cwd=APPS, env=self.env, check=True)
         super().__init__(data_dir, workers, app="djangosite.wsgi:application", env=self.env)
         self.endpoint = self.url + "/uploads/files/"
@@ -269,6 +270,15 @@ def node_tus_upload(endpoint: str, data: bytes, chunk: int, cookie: str, tmp: Pa
     return out.stdout.strip()
 
 
+def browser_upload(lib: str, origin: str, target: str, data: bytes, cookie: str, tmp: Path) -> dict:
+    source = tmp / f"{lib}-upload.bin"
+    source.write_bytes(data)
+    out = subprocess.run(["node", str(APPS / "browser_upload.mjs"), lib, origin, target, str(source), cookie],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_django_under_gunicorn_the_user_owns_uploads_and_the_signal_attaches_them(data_dir):
     site = Django(data_dir, 4)
     try:
@@ -288,12 +298,42 @@ def test_django_under_gunicorn_the_user_owns_uploads_and_the_signal_attaches_the
             assert requests.head(site.url + path, headers={**TUS, "Cookie": alice}).status_code == 200
             assert requests.head(site.url + path, headers={**TUS, "Cookie": bob}).status_code == 404
             assert requests.head(site.url + path, headers=TUS).status_code == 404
+        # Resumable.js, its chunks in parallel on any worker, assembled into one file.
+        third = os.urandom(2 * MiB + 77 * 1024)
+        reply = browser_upload("resumable", site.url, site.url + "/uploads/resumable", third, alice, data_dir)
+        assert reply["complete"] is True
+        assert sha256((data_dir / "chunkd" / "files" / reply["id"]).read_bytes()) == sha256(third)
         # upload_finished made a row per file, in whichever worker finished it.
-        wait_for(lambda: len(site.attachments(alice)) == 2, "the attachments")
+        wait_for(lambda: len(site.attachments(alice)) == 3, "the attachments")
         rows = {row["upload_id"]: row for row in site.attachments(alice)}
-        for upload_url, data in ((url, first), (uploader.url, second)):
-            row = rows[upload_url.rsplit("/", 1)[-1]]
+        for upload_id, data in ((url.rsplit("/", 1)[-1], first), (uploader.url.rsplit("/", 1)[-1], second),
+                                (reply["id"], third)):
+            row = rows[upload_id]
             assert (row["size"], row["sha256"]) == (len(data), sha256(data))
         assert site.attachments(bob) == []
     finally:
         site.stop()
+
+
+def test_flask_under_gunicorn_with_flow_js(data_dir):
+    server = Gunicorn(data_dir, 4, app="flask_app:app")
+    try:
+        alice = "session=" + requests.get(f"{server.url}/login/alice").cookies["session"]
+        bob = "session=" + requests.get(f"{server.url}/login/bob").cookies["session"]
+        data = os.urandom(3 * MiB + 5)
+        reply = browser_upload("flow", server.url, server.url + "/uploads/flow", data, alice, data_dir)
+        assert reply["complete"] is True
+        assert sha256((data_dir / "chunkd" / "files" / reply["id"]).read_bytes()) == sha256(data)
+        # The assembled file is alice's upload, downloadable by her alone.
+        url = f"{server.url}/uploads/files/{reply['id']}"
+        got = requests.get(url, headers={"Cookie": alice})
+        assert got.status_code == 200 and sha256(got.content) == sha256(data)
+        assert requests.get(url, headers={"Cookie": bob}).status_code == 404
+        # upload_finished ran in the application's context of the worker that finished it.
+        finished = data_dir / "finished.jsonl"
+        wait_for(lambda: finished.exists() and reply["id"] in finished.read_text(), "the finished note")
+        note = next(json.loads(line) for line in finished.read_text().splitlines() if reply["id"] in line)
+        assert (note["owner"], note["length"]) == ("alice", len(data))
+        assert note["pid"] in server.workers()
+    finally:
+        server.stop()

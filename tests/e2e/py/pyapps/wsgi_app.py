@@ -9,7 +9,7 @@ import os
 import chunkd.wsgi
 
 uploads = chunkd.wsgi.App(
-    {"data_dir": os.environ["CHUNKD_APP_DATA_DIR"], "checkpoint_bytes": 256 * 1024},
+    {"data_dir": os.environ["APP_DATA_DIR"], "checkpoint_bytes": 256 * 1024},
     owner=lambda environ: environ.get("HTTP_X_APP_USER"),
 )
 

@@ -32,5 +32,5 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CHUNKD = {
     "MOUNT": "/uploads",
-    "SETTINGS": {"data_dir": os.environ["CHUNKD_APP_DATA_DIR"], "checkpoint_bytes": 256 * 1024},
+    "SETTINGS": {"data_dir": os.environ["APP_DATA_DIR"], "checkpoint_bytes": 256 * 1024},
 }
