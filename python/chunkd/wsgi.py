@@ -5,19 +5,13 @@ hands each to the engine, which writes it while the thread reads the next; every
 releases the GIL. Several worker processes may serve one data directory.
 """
 
-import json
-import logging
-import os
-import threading
 from urllib.parse import quote
 
-from ._chunkd import Core
+from ._engine import Engine
 
 #: Body read per ``wsgi.input.read`` call. The engine takes four blocks ahead of the disk,
 #: so a request holds about a MiB at most.
 READ_BLOCK = 256 * 1024
-
-log = logging.getLogger("chunkd")
 
 
 class App:
@@ -34,14 +28,8 @@ class App:
     """
 
     def __init__(self, settings=None, *, mount="", owner=None, on_event=None):
-        settings = dict(settings or {})
-        if owner is not None:
-            settings.setdefault("auth", {}).setdefault("mode", "app")
-        self._core = Core(json.dumps(settings), mount)
+        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event)
         self._owner = owner
-        self._on_event = on_event
-        self._listening = None
-        self._listen_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         owner = self._owner(environ) if self._owner is not None else None
@@ -53,9 +41,7 @@ class App:
         """Answers the request ``environ`` describes, for ``owner`` (the application's
         user, or ``None``): the status line, the headers and the body, an iterable to
         close once sent. For frameworks that make the response themselves."""
-        if self._on_event is not None and self._listening != os.getpid():
-            self._listen()
-        call = self._core.start(
+        call = self._engine.start(
             environ["REQUEST_METHOD"],
             request_uri(environ),
             request_headers(environ),
@@ -73,27 +59,7 @@ class App:
 
     def close(self):
         """Stops this process's engine: uploads under way keep what they received."""
-        self._core.close()
-
-    def _listen(self):
-        # Per process: a forked worker has no thread of its parent's.
-        with self._listen_lock:
-            if self._listening == os.getpid():
-                return
-            events = self._core.events()
-            thread = threading.Thread(target=self._deliver, args=(events,), name="chunkd-events", daemon=True)
-            thread.start()
-            self._listening = os.getpid()
-
-    def _deliver(self, events):
-        while True:
-            raw = events.next(1.0)
-            if raw is None:
-                continue
-            try:
-                self._on_event(json.loads(raw))
-            except Exception:
-                log.exception("on_event failed")
+        self._engine.close()
 
 
 class Answer:

@@ -165,6 +165,13 @@ class SlowPatch:
         self.sock.close()
 
 
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.ConnectionError:
+        return False
+
+
 def wait_for(condition, what: str, seconds: float = 20):
     deadline = time.monotonic() + seconds
     while not condition():
@@ -261,10 +268,12 @@ class Django(Gunicorn):
         return r.json()["attachments"]
 
 
-def node_tus_upload(endpoint: str, data: bytes, chunk: int, cookie: str, tmp: Path) -> str:
+def node_tus_upload(endpoint: str, data: bytes, chunk: int, cookie: str, tmp: Path, protocol: str = "tus-v1") -> str:
+    """tus-js-client's upload; ``cookie`` is a Cookie header, or else a user's name for
+    X-App-User."""
     source = tmp / "node-upload.bin"
     source.write_bytes(data)
-    out = subprocess.run(["node", str(APPS / "tus_upload.mjs"), endpoint, str(source), str(chunk), cookie],
+    out = subprocess.run(["node", str(APPS / "tus_upload.mjs"), endpoint, str(source), str(chunk), cookie, protocol],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
@@ -337,3 +346,29 @@ def test_flask_under_gunicorn_with_flow_js(data_dir):
         assert note["pid"] in server.workers()
     finally:
         server.stop()
+
+
+def test_starlette_under_uvicorn_with_the_ietf_draft(data_dir):
+    proc = subprocess.Popen(
+        [venv_bin("uvicorn"), "--workers", "2", "--host", "127.0.0.1", "--port", "0", "--app-dir", str(APPS),
+         "starlette_app:app"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "APP_DATA_DIR": str(data_dir), "RUST_LOG": "warn"})
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"running on (http://\S+)", line)
+        assert m, line
+        base = m.group(1)
+        endpoint = base + "/uploads/ietf"
+        wait_for(lambda: answers(base + "/"), "uvicorn's workers")
+        for chunk in (MiB, 64 * MiB):  # several requests, then a single one
+            data = os.urandom(3 * MiB + 9)
+            url = node_tus_upload(endpoint, data, chunk, "alice", data_dir, protocol="ietf-draft-05")
+            assert url.startswith(endpoint + "/"), url
+            assert sha256(stored(data_dir, url)) == sha256(data)
+            r = requests.head(url, headers={"Upload-Draft-Interop-Version": "6", "X-App-User": "alice"})
+            assert (r.status_code, r.headers["Upload-Offset"]) == (204, str(len(data)))
+            assert requests.head(url, headers={"Upload-Draft-Interop-Version": "6", "X-App-User": "bob"}).status_code == 404
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        proc.stderr.close()

@@ -1,0 +1,106 @@
+"""chunkd's front ends as an ASGI application, answered by chunkd's engine in-process.
+
+The request's task drives: each body message from ``receive()`` goes to the engine on a
+thread of chunkd's own pool (the wait releases the GIL, the event loop goes on), and the
+answer goes out through ``send()`` as the engine gives it. Through ASGI chunkd sends no
+104 interim responses (the IETF draft's clients resume from HEAD as over HTTP/2) and
+reads no request trailers.
+
+    app = Starlette(routes=[Mount("/uploads", app=chunkd.asgi.App(settings, mount="/uploads"))])
+"""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from ._engine import Engine
+
+
+class App:
+    """An ASGI application serving chunkd's front ends; the arguments are
+    ``chunkd.wsgi.App``'s, except that ``owner(scope)`` takes the ASGI scope (say
+    ``scope["user"]`` from an authentication middleware). ``threads`` bounds the waits
+    on the engine under way at once in this process (not the uploads: a wait ends when
+    the engine has taken a body message)."""
+
+    def __init__(self, settings=None, *, mount="", owner=None, on_event=None, threads=32):
+        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event)
+        self._owner = owner
+        self._threads = threads
+        self._pool = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            return await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            raise ValueError(f"chunkd serves HTTP, not {scope['type']}")
+        if self._pool is None:
+            # Made on the first request, in the worker process that serves it.
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="chunkd")
+        owner = self._owner(scope) if self._owner is not None else None
+        call = self._engine.start(
+            scope["method"],
+            request_uri(scope),
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]],
+            owner=None if owner is None else str(owner),
+            peer=peer(scope),
+            secure=scope.get("scheme") == "https",
+        )
+        loop = asyncio.get_running_loop()
+
+        def run(method, *args):
+            return loop.run_in_executor(self._pool, method, *args)
+
+        try:
+            await feed(call, receive, run)
+            status, headers = await run(call.head)
+            await send({
+                "type": "http.response.start",
+                "status": int(status.split(" ", 1)[0]),
+                "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
+            })
+            while (chunk := await run(call.next_chunk)) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            # Also on cancellation: a body cut short is kept as far as it arrived.
+            call.close()
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._engine.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def feed(call, receive, run):
+    """Hands the request body to the engine, stopping when it reads no more."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            call.fail("the client went away")
+            return
+        body = message.get("body", b"")
+        if body and not await run(call.feed, body):
+            return
+        if not message.get("more_body", False):
+            return
+
+
+def request_uri(scope):
+    """The path (with the mount: ASGI's ``path`` includes ``root_path``) and query."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope["path"]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+def peer(scope):
+    client = scope.get("client")
+    if not client:
+        return None
+    host, port = client
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
