@@ -22,8 +22,8 @@ class App:
     on the engine under way at once in this process (not the uploads: a wait ends when
     the engine has taken a body message)."""
 
-    def __init__(self, settings=None, *, mount="", owner=None, on_event=None, threads=32):
-        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event)
+    def __init__(self, settings=None, *, mount="", owner=None, on_event=None, hooks=None, threads=32):
+        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event, hooks=hooks)
         self._owner = owner
         self._threads = threads
         self._pool = None

@@ -30,10 +30,12 @@ METHODS = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
 
 class Chunkd:
     """The extension. ``owner()``, called in the request's context, names the
-    application's user (``None``: anonymous)."""
+    application's user (``None``: anonymous); ``hooks`` are as for ``chunkd.wsgi.App``,
+    run within the application's context."""
 
-    def __init__(self, app=None, *, owner=None):
+    def __init__(self, app=None, *, owner=None, hooks=None):
         self._owner = owner
+        self._hooks = hooks
         if app is not None:
             self.init_app(app)
 
@@ -50,7 +52,11 @@ class Chunkd:
                 with app.app_context():
                     sent.send(app, upload=event["upload"], event=event)
 
-        uploads = App(settings, mount=mount, on_event=signal)
+        def in_context(method, event):
+            with app.app_context():
+                return method(event)
+
+        uploads = App(settings, mount=mount, on_event=signal, hooks=self._hooks, call_hook=in_context)
         blueprint = Blueprint("chunkd", __name__, url_prefix=mount)
         owner = self._owner
 

@@ -7,6 +7,7 @@ releases the GIL. Several worker processes may serve one data directory.
 
 from urllib.parse import quote
 
+from . import _engine
 from ._engine import Engine
 
 #: Body read per ``wsgi.input.read`` call. The engine takes four blocks ahead of the disk,
@@ -24,11 +25,15 @@ class App:
     the application's user (``None``: anonymous); given, chunkd reads no identity of its
     own. ``on_event(event)`` hears of this process's uploads (``event["kind"]`` is
     created, progress, finished, refused, terminated or expired; ``event["upload"]`` the
-    record), on a thread of its own.
+    record), on a thread of its own. ``hooks`` is an object whose methods
+    (``pre_create(event)``, ``post_finish(event)``, ...) take hook events as webhooks do
+    (``[hooks]`` timeout and failure policy apply; post-events arrive at least once, from
+    the outbox); see ``chunkd.Reject``.
     """
 
-    def __init__(self, settings=None, *, mount="", owner=None, on_event=None):
-        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event)
+    def __init__(self, settings=None, *, mount="", owner=None, on_event=None, hooks=None, call_hook=None):
+        self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event,
+                              hooks=hooks, call=call_hook or _engine.call_hook)
         self._owner = owner
 
     def __call__(self, environ, start_response):

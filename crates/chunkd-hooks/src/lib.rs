@@ -20,7 +20,7 @@ use chunkd_core::{
 use serde::{Deserialize, Serialize};
 
 pub use signing::{MIN_KEY_BYTES, SIGNATURE_HEADER};
-pub use transport::TransportError;
+pub use transport::{Receiver, TransportError};
 
 use signing::Signer;
 use transport::{CommandHook, Transport, Webhook};
@@ -150,37 +150,28 @@ pub struct TransportHooks {
 impl TransportHooks {
     /// The hooks `settings` describe, `None` when they name no transport.
     pub fn new(settings: HookSettings) -> Result<Option<TransportHooks>, SettingsError> {
-        let transport = match (
-            settings.url.is_empty(),
-            settings.command.as_os_str().is_empty(),
-        ) {
-            (true, true) => return Ok(None),
-            (false, false) => return Err(SettingsError("set url or command, not both".into())),
-            (false, true) => {
-                if settings.secrets.is_empty() || settings.secrets.len() > 2 {
-                    return Err(SettingsError(
-                        "a webhook needs one or two secrets to sign with".into(),
-                    ));
-                }
-                if settings.secrets.iter().any(|s| s.len() < MIN_KEY_BYTES) {
-                    return Err(SettingsError(format!(
-                        "each secret needs at least {MIN_KEY_BYTES} bytes"
-                    )));
-                }
-                let signer = Signer::new(
-                    settings
-                        .secrets
-                        .iter()
-                        .map(|s| s.as_bytes().to_vec())
-                        .collect(),
-                );
-                Transport::Webhook(Arc::new(
-                    Webhook::new(&settings.url, signer).map_err(SettingsError)?,
-                ))
+        Self::with_receiver(settings, None)
+    }
+
+    /// The hooks `settings` describe, with `receiver` as their transport when given
+    /// (then `url` and `command` must be unset); `None` when there is no transport.
+    pub fn with_receiver(
+        settings: HookSettings,
+        receiver: Option<Arc<dyn Receiver>>,
+    ) -> Result<Option<TransportHooks>, SettingsError> {
+        let external = !settings.url.is_empty() || !settings.command.as_os_str().is_empty();
+        let transport = match (receiver, external) {
+            (Some(_), true) => {
+                return Err(SettingsError(
+                    "hooks go to the application's own receiver: leave url and command unset"
+                        .into(),
+                ));
             }
-            (true, false) => {
-                Transport::Command(Arc::new(CommandHook::new(settings.command.clone())))
-            }
+            (Some(receiver), false) => Transport::Receiver(receiver),
+            (None, _) => match external_transport(&settings)? {
+                Some(transport) => transport,
+                None => return Ok(None),
+            },
         };
         let events = match settings.events.is_empty() {
             true => HookKind::ALL.to_vec(),
@@ -261,6 +252,44 @@ impl TransportHooks {
             }
         }
     }
+}
+
+/// The webhook or command `settings` name, if any.
+fn external_transport(settings: &HookSettings) -> Result<Option<Transport>, SettingsError> {
+    Ok(Some(
+        match (
+            settings.url.is_empty(),
+            settings.command.as_os_str().is_empty(),
+        ) {
+            (true, true) => return Ok(None),
+            (false, false) => return Err(SettingsError("set url or command, not both".into())),
+            (false, true) => {
+                if settings.secrets.is_empty() || settings.secrets.len() > 2 {
+                    return Err(SettingsError(
+                        "a webhook needs one or two secrets to sign with".into(),
+                    ));
+                }
+                if settings.secrets.iter().any(|s| s.len() < MIN_KEY_BYTES) {
+                    return Err(SettingsError(format!(
+                        "each secret needs at least {MIN_KEY_BYTES} bytes"
+                    )));
+                }
+                let signer = Signer::new(
+                    settings
+                        .secrets
+                        .iter()
+                        .map(|s| s.as_bytes().to_vec())
+                        .collect(),
+                );
+                Transport::Webhook(Arc::new(
+                    Webhook::new(&settings.url, signer).map_err(SettingsError)?,
+                ))
+            }
+            (true, false) => {
+                Transport::Command(Arc::new(CommandHook::new(settings.command.clone())))
+            }
+        },
+    ))
 }
 
 fn reject(status: u16, message: &str) -> Verdict {

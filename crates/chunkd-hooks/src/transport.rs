@@ -29,6 +29,22 @@ pub enum TransportError {
     TooLarge(usize),
     #[error("the hook command failed: {0}")]
     Command(String),
+    #[error("the hook failed: {0}")]
+    Receiver(String),
+}
+
+/// A hook receiver inside the process (the Python package's hooks object): it gets
+/// each event as the webhook's JSON body and answers as a webhook does.
+#[async_trait::async_trait]
+pub trait Receiver: Send + Sync + 'static {
+    /// The answer to the event of `kind` whose JSON is `body`; `key` stays the same
+    /// across a post-event's attempts. An error counts as an unreachable hook.
+    async fn receive(
+        &self,
+        kind: chunkd_core::HookKind,
+        body: Vec<u8>,
+        key: String,
+    ) -> Result<Vec<u8>, String>;
 }
 
 /// One delivery: the event, its JSON, and the key that stays the same across retries.
@@ -43,6 +59,13 @@ pub(crate) struct Delivery<'a> {
 pub(crate) enum Transport {
     Webhook(Arc<Webhook>),
     Command(Arc<CommandHook>),
+    Receiver(Arc<dyn Receiver>),
+}
+
+impl std::fmt::Debug for dyn Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receiver")
+    }
 }
 
 impl Transport {
@@ -57,6 +80,20 @@ impl Transport {
             match self {
                 Transport::Webhook(hook) => hook.post(&delivery, max_answer).await,
                 Transport::Command(hook) => hook.run(&delivery, max_answer).await,
+                Transport::Receiver(hook) => {
+                    let answer = hook
+                        .receive(
+                            delivery.event.kind,
+                            delivery.body.to_vec(),
+                            delivery.idempotency_key.to_owned(),
+                        )
+                        .await
+                        .map_err(TransportError::Receiver)?;
+                    match answer.len() > max_answer {
+                        true => Err(TransportError::TooLarge(max_answer)),
+                        false => Ok(answer),
+                    }
+                }
             }
         };
         tokio::time::timeout(timeout, call)

@@ -24,6 +24,8 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(200);
 #[pyclass(frozen, module = "chunkd._chunkd")]
 struct Core {
     config: Config,
+    /// `receive(kind, body, key) -> bytes`: the hooks, answered as webhooks answer.
+    hooks: Option<Py<PyAny>>,
     /// Built on the first request of each process, never before: a forked worker
     /// inherits no runtime threads, so one built before `fork` would hang there.
     engine: Mutex<Option<(u32, Arc<Engine>)>>,
@@ -33,15 +35,18 @@ struct Core {
 impl Core {
     /// `settings`: chunkd's settings as JSON, the TOML file's keys nested as there;
     /// `mount`: the prefix below which the application routes requests to chunkd.
+    /// `hooks(kind, body, key) -> bytes`, given, gets every hook event `[hooks]`
+    /// selects as the webhook's JSON body and answers as a webhook does.
     #[new]
-    #[pyo3(signature = (settings, mount=""))]
-    fn new(settings: &str, mount: &str) -> PyResult<Self> {
+    #[pyo3(signature = (settings, mount="", hooks=None))]
+    fn new(settings: &str, mount: &str, hooks: Option<Py<PyAny>>) -> PyResult<Self> {
         let settings: serde_json::Value = serde_json::from_str(settings)
             .map_err(|e| PyValueError::new_err(format!("settings are not JSON: {e}")))?;
         let config = Config::from_settings(&settings, mount)
             .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
         Ok(Core {
             config,
+            hooks,
             engine: Mutex::new(None),
         })
     }
@@ -112,11 +117,42 @@ impl Core {
             None => {}
         }
         let config = &self.config;
+        let hooks = self.hooks.as_ref().map(|hooks| {
+            Arc::new(PyHooks(Arc::new(hooks.clone_ref(py)))) as Arc<dyn chunkd_hooks::Receiver>
+        });
         let built = py
-            .detach(|| Engine::start(config))
+            .detach(|| Engine::start(config, hooks))
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start chunkd: {e:#}")))?;
         *engine = Some((pid, built.clone()));
         Ok(built)
+    }
+}
+
+/// The application's hooks. Python runs on tokio's blocking pool, never on a runtime
+/// worker, so a slow hook holds up its own request only; one that outlives
+/// `[hooks] timeout` is answered by the failure policy while it runs on.
+struct PyHooks(Arc<Py<PyAny>>);
+
+#[async_trait::async_trait]
+impl chunkd_hooks::Receiver for PyHooks {
+    async fn receive(
+        &self,
+        kind: chunkd_core::HookKind,
+        body: Vec<u8>,
+        key: String,
+    ) -> Result<Vec<u8>, String> {
+        let hooks = self.0.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            Python::attach(|py| -> PyResult<Vec<u8>> {
+                let answer = hooks.call1(py, (kind.name(), PyBytes::new(py, &body), key))?;
+                Ok(answer.extract::<PyBackedBytes>(py)?.to_vec())
+            })
+        });
+        match answer.await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(format!("the Python hook raised {e}")),
+            Err(e) => Err(format!("the Python hook did not run: {e}")),
+        }
     }
 }
 

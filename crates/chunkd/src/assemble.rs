@@ -27,10 +27,16 @@ pub enum Processes {
 }
 
 pub async fn uploads(config: &Config) -> anyhow::Result<Uploads> {
-    uploads_for(config, Processes::One).await
+    uploads_for(config, Processes::One, None).await
 }
 
-pub async fn uploads_for(config: &Config, processes: Processes) -> anyhow::Result<Uploads> {
+/// The engine for `processes` on one data directory, its hooks (`[hooks]`) going to
+/// `receiver` when given instead of a webhook or command.
+pub async fn uploads_for(
+    config: &Config,
+    processes: Processes,
+    receiver: Option<Arc<dyn chunkd_hooks::Receiver>>,
+) -> anyhow::Result<Uploads> {
     let store: Arc<dyn DataStore> = match config.store {
         StoreBackend::Fs => {
             let files = config.data_dir.join("files");
@@ -90,7 +96,8 @@ pub async fn uploads_for(config: &Config, processes: Processes) -> anyhow::Resul
                 .locker(Arc::new(PgLocker::new(pg, config.postgres.lock_ttl)))
         }
     };
-    let builder = match chunkd_hooks::TransportHooks::new(config.hooks.clone())? {
+    let builder = match chunkd_hooks::TransportHooks::with_receiver(config.hooks.clone(), receiver)?
+    {
         Some(hooks) => {
             let delivery = hooks.settings().delivery();
             builder.hooks(Arc::new(hooks)).delivery(delivery)

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 fn engine(dir: &std::path::Path) -> std::sync::Arc<Engine> {
     let settings = serde_json::json!({ "data_dir": dir, "auth": { "mode": "app" } });
-    Engine::start(&Config::from_settings(&settings, "").unwrap()).unwrap()
+    Engine::start(&Config::from_settings(&settings, "").unwrap(), None).unwrap()
 }
 
 fn request(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {

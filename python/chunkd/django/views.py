@@ -22,8 +22,17 @@ def uploads() -> App:
             mount, settings = conf.read()
             # The Django user is who asks: chunkd reads no identity of its own.
             settings["auth"] = {**settings.get("auth", {}), "mode": "app"}
-            _app = App(settings, mount=mount, on_event=_signal)
+            _app = App(settings, mount=mount, on_event=_signal, hooks=conf.hooks(), call_hook=_in_fresh_connections)
         return _app
+
+
+def _in_fresh_connections(method, event):
+    # Hooks run on chunkd's threads, where Django closes no stale connection itself.
+    close_old_connections()
+    try:
+        return method(event)
+    finally:
+        close_old_connections()
 
 
 def _signal(event):

@@ -320,6 +320,15 @@ def test_django_under_gunicorn_the_user_owns_uploads_and_the_signal_attaches_the
             row = rows[upload_id]
             assert (row["size"], row["sha256"]) == (len(data), sha256(data))
         assert site.attachments(bob) == []
+        # The project's post-finish hook noted each file, from the outbox.
+        ids = {url.rsplit("/", 1)[-1], uploader.url.rsplit("/", 1)[-1], reply["id"]}
+        wait_for(lambda: ids <= set(requests.get(f"{site.url}/finish-notes/").json()["uploads"]), "the finish notes")
+        # Its pre-create hook refuses in tus's terms: over the quota, or a program.
+        r = requests.post(site.endpoint, headers={**TUS, "Upload-Length": str(5 * MiB), "Cookie": alice})
+        assert (r.status_code, "quota" in r.text) == (413, True)
+        r = requests.post(site.endpoint, headers={**TUS, "Upload-Length": "10", "Cookie": alice,
+                                                  "Upload-Metadata": "filename eC5leGU="})
+        assert (r.status_code, r.text.strip()) == (415, "ERR_UPLOAD_REJECTED: no programs")
     finally:
         site.stop()
 
@@ -344,6 +353,10 @@ def test_flask_under_gunicorn_with_flow_js(data_dir):
         note = next(json.loads(line) for line in finished.read_text().splitlines() if reply["id"] in line)
         assert (note["owner"], note["length"]) == ("alice", len(data))
         assert note["pid"] in server.workers()
+        # The application's pre-create hook, in its context, refuses by name.
+        r = requests.post(server.url + "/uploads/files/", headers={
+            **TUS, "Upload-Length": "10", "Cookie": alice, "Upload-Metadata": "filename YmxvY2tlZC5iaW4="})
+        assert (r.status_code, r.text.strip()) == (403, "ERR_UPLOAD_REJECTED: that name is blocked")
     finally:
         server.stop()
 

@@ -39,8 +39,12 @@ pub struct Engine {
 
 impl Engine {
     /// Builds the engine `config` describes, for one of several processes that may
-    /// share its data directory.
-    pub fn start(config: &Config) -> anyhow::Result<Arc<Self>> {
+    /// share its data directory; `hooks`, given, receives its hook events (as
+    /// webhooks do, with `[hooks]`' events, timeout and failure policy).
+    pub fn start(
+        config: &Config,
+        hooks: Option<Arc<dyn chunkd_hooks::Receiver>>,
+    ) -> anyhow::Result<Arc<Self>> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .max_blocking_threads(MAX_BLOCKING_THREADS)
@@ -48,7 +52,7 @@ impl Engine {
             .enable_all()
             .build()
             .context("cannot start chunkd's runtime")?;
-        let uploads = runtime.block_on(assemble::uploads_for(config, Processes::Several))?;
+        let uploads = runtime.block_on(assemble::uploads_for(config, Processes::Several, hooks))?;
         let router = {
             let _entered = runtime.enter();
             assemble::router(config, uploads.clone())?

@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
-from flask import Flask, jsonify, session
+from flask import Flask, current_app, jsonify, session
 
+import chunkd
 from chunkd.flask import Chunkd, upload_finished
 
 DATA_DIR = Path(os.environ["APP_DATA_DIR"])
@@ -17,7 +18,15 @@ app = Flask(__name__)
 app.secret_key = "test-only-not-secret"
 app.config["CHUNKD_MOUNT"] = "/uploads"
 app.config["CHUNKD_SETTINGS"] = {"data_dir": str(DATA_DIR / "chunkd")}
-Chunkd(app, owner=lambda: session.get("user"))
+class Hooks:
+    def pre_create(self, event):
+        # Run within the application's context, as a view would be.
+        if event["Event"]["Upload"]["MetaData"].get("filename") in current_app.config["BLOCKED_NAMES"]:
+            raise chunkd.Reject(403, "that name is blocked")
+
+
+app.config["BLOCKED_NAMES"] = {"blocked.bin"}
+Chunkd(app, owner=lambda: session.get("user"), hooks=Hooks())
 
 
 @app.get("/login/<name>")

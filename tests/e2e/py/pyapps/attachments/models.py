@@ -16,6 +16,13 @@ class Attachment(models.Model):
     sha256 = models.CharField(max_length=64)
 
 
+class FinishNote(models.Model):
+    """Written by the post-finish hook: one per delivery key."""
+
+    key = models.CharField(max_length=128, unique=True)
+    upload_id = models.CharField(max_length=128)
+
+
 def attach(sender, upload, **kwargs):
     with finished_file(upload["id"]) as f:
         digest = hashlib.file_digest(f, "sha256").hexdigest()

@@ -2,7 +2,7 @@ from django.contrib.auth import login
 from django.contrib.auth.models import User
 from django.http import HttpResponseForbidden, JsonResponse
 
-from .models import Attachment
+from .models import Attachment, FinishNote
 
 
 def login_as(request, name):
@@ -17,3 +17,7 @@ def mine(request):
         return HttpResponseForbidden()
     rows = Attachment.objects.filter(user=request.user).values("upload_id", "size", "sha256")
     return JsonResponse({"attachments": list(rows)})
+
+
+def finish_notes(request):
+    return JsonResponse({"uploads": sorted(FinishNote.objects.values_list("upload_id", flat=True))})

@@ -32,5 +32,6 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CHUNKD = {
     "MOUNT": "/uploads",
+    "HOOKS": "attachments.hooks.UploadHooks",
     "SETTINGS": {"data_dir": os.environ["APP_DATA_DIR"], "checkpoint_bytes": 256 * 1024},
 }
