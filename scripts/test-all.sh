@@ -65,6 +65,13 @@ python3 -m venv "$target_dir/wheel-venv"
 "$target_dir/wheel-venv/bin/pip" install -q --disable-pip-version-check "$target_dir"/wheels/chunkd-*.whl \
   -r tests/e2e/wheel-requirements.txt
 export CHUNKD_WHEEL_VENV=$target_dir/wheel-venv
+# The source distribution builds with a Rust toolchain only if it carries the workspace.
+"$target_dir/py-build/bin/maturin" sdist -o "$target_dir/wheels"
+listing=$(tar tzf "$target_dir"/wheels/chunkd-*.tar.gz)
+for member in Cargo.lock pyproject.toml crates/chunkd-core/Cargo.toml crates/chunkd-py/src/lib.rs \
+  crates/chunkd-http/ui/vendor/uppy.js.gz python/chunkd/wsgi.py python/chunkd/django/views.py; do
+  grep -qE "^chunkd-[^/]+/$member\$" <<<"$listing" || { echo "the sdist lacks $member" >&2; exit 1; }
+done
 
 echo "== client libraries"
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)

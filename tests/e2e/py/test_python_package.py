@@ -33,12 +33,13 @@ def venv_bin(name: str) -> str:
 class Gunicorn:
     """gunicorn serving pyapps/wsgi_app.py on a free port of 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, workers: int, app: str = "wsgi_app:application", env: dict | None = None):
+    def __init__(self, data_dir: Path, workers: int, app: str = "wsgi_app:application", env: dict | None = None,
+                 extra: tuple = ()):
         # A file, not a pipe: a pipe nobody reads would stop gunicorn once full.
         self.log = tempfile.NamedTemporaryFile(prefix="gunicorn-", suffix=".log")
         self.proc = subprocess.Popen(
             [venv_bin("gunicorn"), "--chdir", str(APPS), "-w", str(workers), "-k", "gthread",
-             "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", app],
+             "--threads", "4", "-b", "127.0.0.1:0", "--graceful-timeout", "5", *extra, app],
             stderr=self.log,
             env={**os.environ, "APP_DATA_DIR": str(data_dir), **(env or {}), "RUST_LOG": "warn"},
         )
@@ -106,8 +107,11 @@ def head(base: str, url: str, user: str | None = None) -> requests.Response:
     return requests.head(base + path_of(url), headers={**TUS, **({"X-App-User": user} if user else {})})
 
 
-def test_tuspy_uploads_through_gunicorn_with_four_workers(data_dir):
-    server = Gunicorn(data_dir, 4)
+@pytest.mark.parametrize("preload", [False, True], ids=["imported-per-worker", "preloaded-then-forked"])
+def test_tuspy_uploads_through_gunicorn_with_four_workers(data_dir, preload):
+    # --preload imports the app in the master, then forks: the engine must start in
+    # each worker, on its first request, never before the fork.
+    server = Gunicorn(data_dir, 4, extra=("--preload",) if preload else ())
     try:
         data = os.urandom(6 * MiB + 123)
         uploader = tus.TusClient(server.endpoint).uploader(
