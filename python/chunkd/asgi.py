@@ -76,17 +76,28 @@ class App:
                 return
 
 
+#: Body gathered from ``receive()`` messages (uvicorn's are 64 KiB at most) before one
+#: hand-over to the engine: each costs a hop to a thread and back.
+FEED_BLOCK = 1 << 20
+
+
 async def feed(call, receive, run):
     """Hands the request body to the engine, stopping when it reads no more."""
+    gathered = bytearray()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if gathered:
+                await run(call.feed, bytes(gathered))
             call.fail("the client went away")
             return
-        body = message.get("body", b"")
-        if body and not await run(call.feed, body):
-            return
-        if not message.get("more_body", False):
+        gathered += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(gathered) >= FEED_BLOCK or (gathered and not more):
+            if not await run(call.feed, bytes(gathered)):
+                return
+            gathered.clear()
+        if not more:
             return
 
 
