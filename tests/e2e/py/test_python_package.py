@@ -1,6 +1,7 @@
 """The Python package (`pip install` of the built wheel): chunkd's engine inside WSGI
 workers under gunicorn, several processes on one data directory, and `python -m chunkd`."""
 
+import hashlib
 import io
 import json
 import os
@@ -389,3 +390,32 @@ def test_starlette_under_uvicorn_with_the_ietf_draft(data_dir):
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         proc.stderr.close()
+
+
+def test_django_keeps_the_drf_chunked_upload_contract(data_dir):
+    """What drf-chunked-upload's clients send, through the Django app under gunicorn."""
+    site = Django(data_dir, 4)
+    try:
+        alice = site.login("alice")
+        chunked = site.url + "/uploads/chunked"
+        chunk = 256 * 1024
+        data = os.urandom(5 * chunk + 1234)
+        total = len(data)
+        r = requests.put(chunked, files={"file": ("report.pdf", data[:chunk])}, data={"filename": "report.pdf"},
+                         headers={"Content-Range": f"bytes 0-{chunk - 1}/{total}", "Cookie": alice})
+        assert r.status_code == 200, r.text
+        url, offset = r.json()["url"], r.json()["offset"]
+        assert url.startswith(chunked + "/")
+        while offset < total:
+            end = min(offset + chunk, total)
+            r = requests.put(url, files={"file": ("blob", data[offset:end])},
+                             headers={"Content-Range": f"bytes {offset}-{end - 1}/{total}", "Cookie": alice})
+            assert r.status_code == 200, r.text
+            offset = r.json()["offset"]
+        done = requests.post(url, data={"md5": hashlib.md5(data).hexdigest()}, headers={"Cookie": alice})
+        assert done.status_code == 200 and done.json()["status"] == "complete"
+        assert sha256(requests.get(url + "/content", headers={"Cookie": alice}).content) == sha256(data)
+        upload_id = done.json()["id"]
+        wait_for(lambda: [row["upload_id"] for row in site.attachments(alice)] == [upload_id], "the attachment")
+    finally:
+        site.stop()
