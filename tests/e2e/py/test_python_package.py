@@ -419,3 +419,26 @@ def test_django_keeps_the_drf_chunked_upload_contract(data_dir):
         wait_for(lambda: [row["upload_id"] for row in site.attachments(alice)] == [upload_id], "the attachment")
     finally:
         site.stop()
+
+
+def test_pyramid_under_gunicorn_the_authenticated_user_owns_uploads(data_dir):
+    server = Gunicorn(data_dir, 2, app="pyramid_app:app")
+    try:
+        def ticket(name):
+            r = requests.get(f"{server.url}/login/{name}")
+            assert r.status_code == 200, r.text
+            return f"auth_tkt={r.cookies['auth_tkt']}"
+
+        alice, bob = ticket("alice"), ticket("bob")
+        data = os.urandom(2 * MiB + 3)
+        uploader = tus.TusClient(server.url + "/uploads/files/", headers={"Cookie": alice}).uploader(
+            file_stream=io.BytesIO(data), chunk_size=512 * 1024)
+        uploader.upload()
+        assert sha256(stored(data_dir, uploader.url)) == sha256(data)
+        path = path_of(uploader.url)
+        got = requests.get(server.url + path, headers={"Cookie": alice})
+        assert got.status_code == 200 and sha256(got.content) == sha256(data)
+        assert requests.head(server.url + path, headers={**TUS, "Cookie": bob}).status_code == 404
+        assert requests.head(server.url + path, headers=TUS).status_code == 404
+    finally:
+        server.stop()
