@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The Python package's benchmark: one upload of 1 GiB in 8 MiB tus PATCHes through
-chunkd's WSGI app under gunicorn and its ASGI app under uvicorn, against the chunkd
-binary and against tussi (a pure-Python tus server from PyPI) under the same uvicorn.
+chunkd's WSGI app under gunicorn and its ASGI app under uvicorn and under gunicorn's
+uvicorn worker, against the chunkd binary and against tussi (a pure-Python tus server
+from PyPI, ASGI) under the same two.
 Every server fsyncs what it acknowledges. Both clients of bench/common.py; MiB/s and
 the serving process's peak RSS, medians of the runs; every stored file checked by
 sha256. Run by bench/run-python.sh."""
@@ -66,6 +67,15 @@ def servers(args, work):
                                                  "--workers", "1", "chunkd_asgi:app"],
                         port, env={"BENCH_DATA_DIR": d, "RUST_LOG": "warn"}),
                  lambda p, d=d: os.path.join(d, "files", p.rsplit("/", 1)[-1])))
+    for name, module in (("chunkd ASGI", "chunkd_asgi:app"), ("tussi 3.1.0", "tussi_asgi:app")):
+        port = free_port()
+        d = data(module.split("_")[0] + "-gunicorn")
+        done = "files" if module.startswith("chunkd") else "done"
+        made.append((Served(f"{name}, gunicorn uvicorn-worker",
+                            [venv("gunicorn"), "--chdir", apps, "-w", "1", "-k", "uvicorn_worker.UvicornWorker",
+                             "-b", f"127.0.0.1:{port}", module],
+                            port, env={"BENCH_DATA_DIR": d, "RUST_LOG": "warn"}),
+                     lambda p, d=d, done=done: os.path.join(d, done, p.rsplit("/", 1)[-1])))
     port = free_port()
     d = data("tussi")
     made.append((Served("tussi 3.1.0, uvicorn", [venv("uvicorn"), "--app-dir", apps, "--port", str(port), "--no-access-log",

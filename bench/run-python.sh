@@ -13,7 +13,7 @@ venv="$BENCH_HOME/python"
 rm -rf "$target_dir/bench-wheels"
 "$venv/bin/maturin" build --release --locked -o "$target_dir/bench-wheels"
 "$venv/bin/pip" install -q --force-reinstall --no-deps "$target_dir"/bench-wheels/chunkd-*.whl
-"$venv/bin/pip" install -q gunicorn==23.0.0 uvicorn==0.55.0 starlette==1.10.0 tussi==3.1.0
+"$venv/bin/pip" install -q gunicorn==23.0.0 uvicorn==0.55.0 uvicorn-worker==0.4.0 starlette==1.10.0 tussi==3.1.0
 
 mkdir -p bench/results
 out="bench/results/python-$(date -u +%Y%m%dT%H%M%SZ).md"
