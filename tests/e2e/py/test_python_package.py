@@ -338,7 +338,7 @@ def test_django_under_gunicorn_the_user_owns_uploads_and_the_signal_attaches_the
         site.stop()
 
 
-def test_flask_under_gunicorn_with_flow_js(data_dir):
+def test_flask_under_gunicorn_with_flow_js_and_blueimp(data_dir):
     server = Gunicorn(data_dir, 4, app="flask_app:app")
     try:
         alice = "session=" + requests.get(f"{server.url}/login/alice").cookies["session"]
@@ -358,6 +358,17 @@ def test_flask_under_gunicorn_with_flow_js(data_dir):
         note = next(json.loads(line) for line in finished.read_text().splitlines() if reply["id"] in line)
         assert (note["owner"], note["length"]) == ("alice", len(data))
         assert note["pid"] in server.workers()
+        # blueimp's Content-Range chunks, completed with the md5, as django-chunked-upload's page does.
+        source = data_dir / "blueimp.bin"
+        blue = os.urandom(MiB + 333)
+        source.write_bytes(blue)
+        out = subprocess.run(["node", str(APPS / "blueimp_upload.mjs"), server.url, server.url + "/uploads/chunked",
+                              str(source), alice], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        completed = json.loads(out.stdout)
+        assert completed["status"] == "complete"
+        assert sha256((data_dir / "chunkd" / "files" / completed["id"]).read_bytes()) == sha256(blue)
+        wait_for(lambda: completed["id"] in finished.read_text(), "blueimp's finished note")
         # The application's pre-create hook, in its context, refuses by name.
         r = requests.post(server.url + "/uploads/files/", headers={
             **TUS, "Upload-Length": "10", "Cookie": alice, "Upload-Metadata": "filename YmxvY2tlZC5iaW4="})
