@@ -1,6 +1,6 @@
 //! `chunkd._chunkd`: the engine for the Python package. The package's WSGI and ASGI
-//! adapters (python/chunkd) turn their requests into [`Core::start`] calls and drive
-//! each [`PyCall`] from the request's own thread; every wait here releases the
+//! adapters (python/chunkd) turn their requests into `Core.start` calls and drive
+//! each `Call` from the request's own thread; every wait here releases the
 //! interpreter lock and wakes often enough for Python's signal handlers to run.
 
 mod request;
