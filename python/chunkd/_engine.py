@@ -50,7 +50,9 @@ class Hooks:
         return [kind for kind in KINDS if callable(getattr(self._hooks, kind.replace("-", "_"), None))]
 
     def __call__(self, kind, body, key):
-        method = getattr(self._hooks, kind.replace("-", "_"))
+        method = getattr(self._hooks, kind.replace("-", "_"), None)
+        if method is None:
+            return b""  # an event the object takes no note of goes ahead
         event = json.loads(body)
         event["IdempotencyKey"] = key
         try:
@@ -77,7 +79,7 @@ class Engine:
             # The application says who asks: chunkd reads no identity of its own.
             settings["auth"] = {**settings.get("auth", {}), "mode": "app"}
         receiver = None
-        if hooks is not None:
+        if hooks is not None and Hooks(hooks, call).kinds():
             receiver = Hooks(hooks, call)
             settings["hooks"] = {"events": receiver.kinds(), **settings.get("hooks", {})}
         self.core = Core(json.dumps(settings, default=os.fspath), mount, receiver)

@@ -2,7 +2,8 @@
 
 The request's task drives: each body message from ``receive()`` goes to the engine on a
 thread of chunkd's own pool (the wait releases the GIL, the event loop goes on), and the
-answer goes out through ``send()`` as the engine gives it. Through ASGI chunkd sends no
+answer goes out through ``send()`` as the engine gives it; a client that goes away ends
+the answer (an event stream, a download). Through ASGI chunkd sends no
 104 interim responses (the IETF draft's clients resume from HEAD as over HTTP/2) and
 reads no request trailers.
 
@@ -19,8 +20,8 @@ class App:
     """An ASGI application serving chunkd's front ends; the arguments are
     ``chunkd.wsgi.App``'s, except that ``owner(scope)`` takes the ASGI scope (say
     ``scope["user"]`` from an authentication middleware). ``threads`` bounds the waits
-    on the engine under way at once in this process (not the uploads: a wait ends when
-    the engine has taken a body message)."""
+    on the engine under way at once in this process: each body hand-over, and each
+    piece of a streamed answer (an event stream waits there for its next event)."""
 
     def __init__(self, settings=None, *, mount="", owner=None, on_event=None, hooks=None, threads=32):
         self._engine = Engine(settings, mount=mount, identified=owner is not None, on_event=on_event, hooks=hooks)
@@ -37,19 +38,27 @@ class App:
             # Made on the first request, in the worker process that serves it.
             self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="chunkd")
         owner = self._owner(scope) if self._owner is not None else None
-        call = self._engine.start(
-            scope["method"],
-            request_uri(scope),
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]],
-            owner=None if owner is None else str(owner),
-            peer=peer(scope),
-            secure=scope.get("scheme") == "https",
-        )
+        try:
+            call = self._engine.start(
+                scope["method"],
+                request_uri(scope),
+                [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]],
+                owner=None if owner is None else str(owner),
+                peer=peer(scope),
+                secure=scope.get("scheme") == "https",
+            )
+        except ValueError as e:
+            body = f"{e}\n".encode()
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": body})
+            return
         loop = asyncio.get_running_loop()
 
         def run(method, *args):
             return loop.run_in_executor(self._pool, method, *args)
 
+        watcher = None
         try:
             await feed(call, receive, run)
             status, headers = await run(call.head)
@@ -58,12 +67,18 @@ class App:
                 "status": int(status.split(" ", 1)[0]),
                 "headers": [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers],
             })
+            # A client gone while the answer streams (an event stream, a download) ends it.
+            watcher = asyncio.ensure_future(until_disconnect(receive, call))
             while (chunk := await run(call.next_chunk)) is not None:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            # Also on cancellation: a body cut short is kept as far as it arrived.
-            call.close()
+            if watcher is not None:
+                watcher.cancel()
+            # Also on cancellation: a body cut short is kept as far as it arrived. The
+            # close waits for a hand-over under way, so it runs off the event loop.
+            call.cancel()
+            await asyncio.shield(run(call.close))
 
     async def _lifespan(self, receive, send):
         while True:
@@ -99,6 +114,12 @@ async def feed(call, receive, run):
             gathered.clear()
         if not more:
             return
+
+
+async def until_disconnect(receive, call):
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    call.cancel()
 
 
 def request_uri(scope):

@@ -46,14 +46,20 @@ class App:
         """Answers the request ``environ`` describes, for ``owner`` (the application's
         user, or ``None``): the status line, the headers and the body, an iterable to
         close once sent. For frameworks that make the response themselves."""
-        call = self._engine.start(
-            environ["REQUEST_METHOD"],
-            request_uri(environ),
-            request_headers(environ),
-            owner=None if owner is None else str(owner),
-            peer=peer(environ),
-            secure=environ.get("wsgi.url_scheme") == "https",
-        )
+        if environ.get("HTTP_TRANSFER_ENCODING") and not environ.get("wsgi.input_terminated"):
+            # A chunked body this server cannot delimit: read as empty, it would end uploads.
+            return refusal("411 Length Required", "a chunked request body needs a server that ends wsgi.input")
+        try:
+            call = self._engine.start(
+                environ["REQUEST_METHOD"],
+                request_uri(environ),
+                request_headers(environ),
+                owner=None if owner is None else str(owner),
+                peer=peer(environ),
+                secure=environ.get("wsgi.url_scheme") == "https",
+            )
+        except ValueError as e:
+            return refusal("400 Bad Request", str(e))
         try:
             feed(call, environ)
             status, headers = call.head()
@@ -65,6 +71,11 @@ class App:
     def close(self):
         """Stops this process's engine: uploads under way keep what they received."""
         self._engine.close()
+
+
+def refusal(status, message):
+    body = (message + "\n").encode()
+    return status, [("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body)))], [body]
 
 
 class Answer:

@@ -1,6 +1,6 @@
 //! Upload locks that hold across processes on one host: `flock` on a file per upload,
-//! so `chunkd serve`, `chunkd gc` and the workers of a multi-process server sharing one
-//! data directory never write one upload at once.
+//! so the workers of a multi-process server sharing one data directory (the Python
+//! package's), and `chunkd gc` beside them, never write one upload at once.
 //!
 //! The kernel releases a lock when its holder's file is closed, which includes the
 //! holder's death (kill -9): a dead holder never blocks an upload. Locks are advisory,

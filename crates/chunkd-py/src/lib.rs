@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chunkd::config::Config;
+use chunkd::config::{AuthMode, Config};
 use chunkd::embed::{Call, Engine};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -42,8 +42,14 @@ impl Core {
     fn new(settings: &str, mount: &str, hooks: Option<Py<PyAny>>) -> PyResult<Self> {
         let settings: serde_json::Value = serde_json::from_str(settings)
             .map_err(|e| PyValueError::new_err(format!("settings are not JSON: {e}")))?;
-        let config = Config::from_settings(&settings, mount)
+        let mut config = Config::from_settings(&settings, mount)
             .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
+        // The application's identity stays its own whatever CHUNKD_* variables say:
+        // a header's identity would let clients name themselves.
+        if settings.pointer("/auth/mode").and_then(|m| m.as_str()) == Some("app") {
+            config.auth.mode = AuthMode::App;
+        }
+        log_to_stderr();
         Ok(Core {
             config,
             hooks,
@@ -79,6 +85,7 @@ impl Core {
         Ok(PyCall {
             engine,
             call: Mutex::new(Some(call)),
+            cancelled: tokio_util::sync::CancellationToken::new(),
         })
     }
 
@@ -104,34 +111,52 @@ impl Core {
 
 impl Core {
     fn engine(&self, py: Python<'_>) -> PyResult<Arc<Engine>> {
-        let mut engine = lock(&self.engine);
-        let pid = std::process::id();
-        match engine.take() {
-            Some((built_in, current)) if built_in == pid => {
-                *engine = Some((pid, current.clone()));
-                return Ok(current);
-            }
-            // Built by the parent before a fork: its threads are gone, and dropping it
-            // would wait for them. It is left as it is.
-            Some(inherited) => std::mem::forget(inherited),
-            None => {}
-        }
-        let config = &self.config;
         let hooks = self.hooks.as_ref().map(|hooks| {
-            Arc::new(PyHooks(Arc::new(hooks.clone_ref(py)))) as Arc<dyn chunkd_hooks::Receiver>
+            Arc::new(PyHooks::new(hooks.clone_ref(py))) as Arc<dyn chunkd_hooks::Receiver>
         });
-        let built = py
-            .detach(|| Engine::start(config, hooks))
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start chunkd: {e:#}")))?;
-        *engine = Some((pid, built.clone()));
-        Ok(built)
+        // The lock is taken, and the engine built, without the interpreter lock: a
+        // thread waiting here must never hold what the builder needs.
+        py.detach(|| {
+            let mut engine = lock(&self.engine);
+            let pid = std::process::id();
+            match engine.take() {
+                Some((built_in, current)) if built_in == pid => {
+                    *engine = Some((pid, current.clone()));
+                    return Ok(current);
+                }
+                // Built by the parent before a fork: its threads are gone, and dropping
+                // it would wait for them. It is left as it is.
+                Some(inherited) => std::mem::forget(inherited),
+                None => {}
+            }
+            let built = Engine::start(&self.config, hooks)
+                .map_err(|e| PyRuntimeError::new_err(format!("cannot start chunkd: {e:#}")))?;
+            *engine = Some((pid, built.clone()));
+            Ok(built)
+        })
     }
 }
 
 /// The application's hooks. Python runs on tokio's blocking pool, never on a runtime
 /// worker, so a slow hook holds up its own request only; one that outlives
-/// `[hooks] timeout` is answered by the failure policy while it runs on.
-struct PyHooks(Arc<Py<PyAny>>);
+/// `[hooks] timeout` is answered by the failure policy while it runs on. At most
+/// [`HOOKS_AT_ONCE`] run at once, so hung hooks never take the threads the disk needs.
+struct PyHooks {
+    hooks: Arc<Py<PyAny>>,
+    running: Arc<tokio::sync::Semaphore>,
+}
+
+/// Python hooks running at once per process (of the blocking pool's 64 threads).
+const HOOKS_AT_ONCE: usize = 16;
+
+impl PyHooks {
+    fn new(hooks: Py<PyAny>) -> Self {
+        PyHooks {
+            hooks: Arc::new(hooks),
+            running: Arc::new(tokio::sync::Semaphore::new(HOOKS_AT_ONCE)),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl chunkd_hooks::Receiver for PyHooks {
@@ -141,8 +166,15 @@ impl chunkd_hooks::Receiver for PyHooks {
         body: Vec<u8>,
         key: String,
     ) -> Result<Vec<u8>, String> {
-        let hooks = self.0.clone();
+        let hooks = self.hooks.clone();
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
         let answer = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             Python::attach(|py| -> PyResult<Vec<u8>> {
                 let answer = hooks.call1(py, (kind.name(), PyBytes::new(py, &body), key))?;
                 Ok(answer.extract::<PyBackedBytes>(py)?.to_vec())
@@ -161,6 +193,9 @@ impl chunkd_hooks::Receiver for PyHooks {
 struct PyCall {
     engine: Arc<Engine>,
     call: Mutex<Option<Call>>,
+    /// Ends a wait under way from another thread or task (the client went away while
+    /// an answer streams), without the call's lock.
+    cancelled: tokio_util::sync::CancellationToken,
 }
 
 #[pymethods]
@@ -172,7 +207,12 @@ impl PyCall {
         let Some(call) = call.as_mut() else {
             return Ok(false);
         };
-        wait(py, &self.engine, call.feed(Bytes::from_owner(chunk)))
+        let fed = wait(
+            py,
+            &self.engine,
+            self.cancellable(call.feed(Bytes::from_owner(chunk))),
+        )?;
+        Ok(fed.unwrap_or(false))
     }
 
     /// The request body ended before it was complete (the client went away).
@@ -190,7 +230,8 @@ impl PyCall {
         let call = call
             .as_mut()
             .ok_or_else(|| PyRuntimeError::new_err("the call is closed"))?;
-        let head = wait(py, &self.engine, call.head())?;
+        let head = wait(py, &self.engine, self.cancellable(call.head()))?
+            .ok_or_else(|| PyRuntimeError::new_err("the call was cancelled"))?;
         Ok(request::head(&head))
     }
 
@@ -200,21 +241,37 @@ impl PyCall {
         let Some(call) = call.as_mut() else {
             return Ok(None);
         };
-        match wait(py, &self.engine, call.next_chunk())? {
+        match wait(py, &self.engine, self.cancellable(call.next_chunk()))?.flatten() {
             None => Ok(None),
             Some(Ok(data)) => Ok(Some(PyBytes::new(py, &data))),
             Some(Err(e)) => Err(PyRuntimeError::new_err(format!("answer failed: {e}"))),
         }
     }
 
-    /// Ends the call: a body still expected counts as interrupted.
-    fn close(&self) -> PyResult<()> {
-        drop(self.call()?.take());
-        Ok(())
+    /// Ends a wait under way on another thread: the answer ends there.
+    fn cancel(&self) {
+        self.cancelled.cancel();
+    }
+
+    /// Ends the call: a body still expected counts as interrupted. A wait under way on
+    /// another thread is cancelled, and its end awaited.
+    fn close(&self, py: Python<'_>) {
+        self.cancelled.cancel();
+        let call = py.detach(|| lock(&self.call).take());
+        // Dropped without the interpreter lock: the body's end reaches the engine.
+        py.detach(move || drop(call));
     }
 }
 
 impl PyCall {
+    /// `future`, or `None` once the call is cancelled.
+    async fn cancellable<F: Future>(&self, future: F) -> Option<F::Output> {
+        tokio::select! {
+            output = future => Some(output),
+            () = self.cancelled.cancelled() => None,
+        }
+    }
+
     fn call(&self) -> PyResult<MutexGuard<'_, Option<Call>>> {
         self.call
             .try_lock()
@@ -235,7 +292,9 @@ impl PyEvents {
     /// engine stopped.
     fn next(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<String>> {
         use tokio::sync::broadcast::error::RecvError;
-        let mut guard = lock(&self.events);
+        let mut guard = self.events.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("chunkd events are read by two threads at once")
+        })?;
         let events = &mut *guard;
         let within = Duration::from_secs_f64(timeout.max(0.0));
         let received = wait(py, &self.engine, async {
@@ -283,6 +342,17 @@ where
             Err(_) => py.check_signals()?,
         }
     }
+}
+
+/// The engine's warnings and errors (a failed hook, a lost event) to the process's
+/// standard error, filtered by `RUST_LOG`, unless a subscriber is installed already.
+fn log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -108,7 +108,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
         Command::Man => man(),
         Command::Serve => serve::run(config).await,
         Command::Gc => {
-            let uploads = assemble::uploads(&config).await?;
+            // Beside other processes by nature: their locks, records as they stand.
+            let uploads =
+                assemble::uploads_for(&config, assemble::Processes::Several, None).await?;
             let purged = uploads.purge_expired().await?;
             println!("purged {purged} expired upload(s)");
             Ok(())

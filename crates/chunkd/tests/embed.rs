@@ -134,3 +134,46 @@ fn an_answer_given_before_the_body_stops_the_feeding() {
     assert_eq!(head.status, 404);
     assert!(fed < 10);
 }
+
+#[test]
+fn a_body_cut_short_never_completes_an_upload_of_open_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    // IETF draft: the creation's body is the whole file (Upload-Complete: ?1, no length
+    // given), so only the body's end says the upload is complete.
+    let mut create = engine.call(
+        http::Request::builder()
+            .method("POST")
+            .uri("/uploads")
+            .header("host", "uploads.test")
+            .header("upload-draft-interop-version", "6")
+            .header("upload-complete", "?1")
+            .body(())
+            .unwrap(),
+    );
+    let chunk = Bytes::from(vec![7u8; 256 * 1024]);
+    let head = engine.block_on(async {
+        // Pieces in flight when the body is cut: the cut must not wait its turn.
+        for _ in 0..8 {
+            assert!(create.feed(chunk.clone()).await);
+        }
+        create.fail("client went away");
+        create.head().await
+    });
+    // The answer goes to a client that is gone; what counts is what was kept.
+    assert_eq!(header(&head, "upload-complete"), "?0", "{head:?}");
+    let path = header(&head, "location")
+        .trim_start_matches("http://uploads.test")
+        .to_owned();
+    let probe = http::Request::builder()
+        .method("HEAD")
+        .uri(path.as_str())
+        .header("host", "uploads.test")
+        .header("upload-draft-interop-version", "6")
+        .body(())
+        .unwrap();
+    let (head, _) = answer(&engine, engine.call(probe), b"", 1);
+    assert_eq!(header(&head, "upload-complete"), "?0");
+    assert_eq!(header(&head, "upload-offset"), (8 * 256 * 1024).to_string());
+    engine.shutdown();
+}

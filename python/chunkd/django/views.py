@@ -62,7 +62,10 @@ def serve(request):
     # Django's default type would describe bodies chunkd did not type (a 204 has none).
     del response["Content-Type"]
     for name, value in headers:
-        if name in response and name != "set-cookie":
+        if name == "set-cookie":
+            # Django keeps cookies apart from headers, one Set-Cookie each.
+            response.cookies.load(value)
+        elif name in response:
             response[name] = response[name] + ", " + value
         else:
             response[name] = value

@@ -149,6 +149,8 @@ def test_the_application_user_owns_the_upload(pair):
     # Another user, or nobody, is told nothing of alice's upload.
     assert head(b.url, url, user="bob").status_code == 404
     assert head(a.url, url).status_code == 404
+    # What a client says of itself counts for nothing when the application says who.
+    assert requests.head(b.url + path_of(url), headers={**TUS, "X-Forwarded-User": "alice"}).status_code == 404
     r = requests.patch(b.url + path_of(url), data=b"0123456789", headers={
         **TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream", "X-App-User": "bob"})
     assert r.status_code == 404
@@ -453,3 +455,50 @@ def test_pyramid_under_gunicorn_the_authenticated_user_owns_uploads(data_dir):
         assert requests.head(server.url + path, headers=TUS).status_code == 404
     finally:
         server.stop()
+
+
+PRELUDE = """
+import io, os, threading
+import chunkd.wsgi
+
+def env(method, path, **headers):
+    return {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "HTTP_HOST": "app.test",
+            "HTTP_TUS_RESUMABLE": "1.0.0", **headers}
+"""
+
+
+def run_in_wheel(script: str, data_dir: Path) -> str:
+    """``script`` in the wheel's venv, an App at hand through PRELUDE's ``env``."""
+    out = subprocess.run([venv_bin("python"), "-c", PRELUDE + script], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "APP_DATA_DIR": str(data_dir)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_concurrent_first_requests_of_a_process_all_get_answers(data_dir):
+    # Eight threads of one process reach a fresh App at once: one builds the engine
+    # while the others wait for it, none holding what the builder needs.
+    out = run_in_wheel("""
+app = chunkd.wsgi.App({"data_dir": os.environ["APP_DATA_DIR"]})
+statuses = []
+def ask():
+    app(env("OPTIONS", "/files/"), lambda status, headers: statuses.append(status))
+threads = [threading.Thread(target=ask) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join(30)
+print(sorted(statuses))
+""", data_dir)
+    assert out.strip() == str(["200 OK"] * 8), out
+
+
+def test_required_identity_in_app_mode_refuses_the_anonymous(data_dir):
+    out = run_in_wheel("""
+app = chunkd.wsgi.App({"data_dir": os.environ["APP_DATA_DIR"], "auth": {"required": True}},
+                      owner=lambda environ: environ.get("HTTP_X_APP_USER"))
+for who in ({}, {"HTTP_X_APP_USER": "alice"}):
+    app(env("POST", "/files/", HTTP_UPLOAD_LENGTH="10", **who), lambda status, headers: print(status))
+""", data_dir)
+    refused, created = out.splitlines()[:2]
+    assert refused.startswith("403"), out
+    assert created.startswith("201"), out

@@ -175,6 +175,19 @@ impl Config {
         Some(self.identify_with(req.headers(), Some(&token)))
     }
 
+    /// What the embedding application said, held to the rules a header's identity is:
+    /// printable, bounded, and present when identity is required.
+    fn checked(&self, found: Result<Owner, IdentityError>) -> Result<Owner, IdentityError> {
+        let owner = found?;
+        match owner.as_deref() {
+            None if self.required => Err(IdentityError::Missing),
+            Some(name) if name.len() > MAX_IDENTITY || name.chars().any(char::is_control) => {
+                Err(IdentityError::Invalid("identity too long or not printable"))
+            }
+            _ => Ok(owner),
+        }
+    }
+
     fn identify_with(
         &self,
         headers: &HeaderMap,
@@ -259,7 +272,7 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
             }
             let provided = req.extensions_mut().remove::<Identified>();
             let mut found = match (&config.source, provided) {
-                (Source::Provided, Some(Identified(found))) => found,
+                (Source::Provided, Some(Identified(found))) => config.checked(found),
                 _ => {
                     if let Some(stream) = config.identify_stream(&req) {
                         req.extensions_mut().insert(StreamIdentified(stream));

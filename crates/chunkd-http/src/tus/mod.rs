@@ -37,6 +37,10 @@ pub struct Config {
     /// A request body that sends nothing for this long is ended; what arrived is kept.
     #[cfg_attr(feature = "serde", serde(skip))]
     pub idle_timeout: Duration,
+    /// Whether request trailers reach chunkd (not through WSGI or ASGI hosts): only
+    /// then is `checksum-trailer` offered.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub request_trailers: bool,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             path: "/files".to_owned(),
             public_url: PublicUrl::default(),
             idle_timeout: crate::DEFAULT_IDLE_TIMEOUT,
+            request_trailers: true,
         }
     }
 }
@@ -91,8 +96,10 @@ where
         "concatenation",
         "concatenation-unfinished",
         "checksum",
-        "checksum-trailer",
     ];
+    if config.request_trailers {
+        extensions.push("checksum-trailer");
+    }
     if caps.expiration {
         extensions.push("expiration");
     }

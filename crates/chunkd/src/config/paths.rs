@@ -33,6 +33,9 @@ pub(super) fn prefix_all(config: &mut Config, prefix: &str) {
     ] {
         *path = format!("{prefix}{path}");
     }
+    for rule in &mut config.forward {
+        rule.prefix = format!("{prefix}{}", rule.prefix);
+    }
 }
 
 /// Every mounted path, named as it is written in the configuration.

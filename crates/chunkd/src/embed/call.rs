@@ -1,5 +1,8 @@
 //! One request through the engine, driven by the host: body in, answer out.
 
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
@@ -30,6 +33,9 @@ enum Answer {
 /// pulls the answer's [chunks](Self::next_chunk). Dropped early, it interrupts the body.
 pub struct Call {
     body: Option<mpsc::Sender<Result<Bytes, BodyError>>>,
+    /// Why the body was cut, told beside the channel: a full channel cannot take it,
+    /// and the engine must never take a cut body for a whole one.
+    cut: Arc<Mutex<Option<String>>>,
     answer: Answer,
 }
 
@@ -37,7 +43,18 @@ impl Call {
     /// To be called inside the engine's runtime.
     pub(super) fn start(router: Router, request: http::Request<()>) -> Self {
         let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let cut = Arc::new(Mutex::new(None::<String>));
+        let told = cut.clone();
+        let stream = futures::stream::poll_fn(move |cx| match rx.poll_recv(cx) {
+            // The channel closed: a cut body ends in its error, once.
+            Poll::Ready(None) => Poll::Ready(
+                told.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .map(|why| Err(BodyError(why))),
+            ),
+            other => other,
+        });
         let (parts, ()) = request.into_parts();
         let request = http::Request::from_parts(parts, Body::from_stream(stream));
         let answer = tokio::spawn(async move {
@@ -48,6 +65,7 @@ impl Call {
         });
         Call {
             body: Some(tx),
+            cut,
             answer: Answer::Pending(answer),
         }
     }
@@ -85,8 +103,13 @@ impl Call {
     /// The body ended before it was complete.
     pub fn fail(&mut self, why: impl Into<String>) {
         if let Some(body) = self.body.take() {
-            // The engine may have stopped reading already; then nothing is lost.
-            let _ = body.try_send(Err(BodyError(why.into())));
+            // Told before the sender drops, so the stream finds it when the channel
+            // closes. An engine that stopped reading already lost nothing.
+            *self
+                .cut
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why.into());
+            drop(body);
         }
     }
 

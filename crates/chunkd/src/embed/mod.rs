@@ -55,7 +55,10 @@ impl Engine {
         let uploads = runtime.block_on(assemble::uploads_for(config, Processes::Several, hooks))?;
         let router = {
             let _entered = runtime.enter();
-            assemble::router(config, uploads.clone())?
+            // WSGI and ASGI carry no request trailers.
+            let mut config = config.clone();
+            config.tus.request_trailers = false;
+            assemble::router(&config, uploads.clone())?
         };
         let (stop, stopped) = Shutdown::new();
         runtime.spawn(crate::serve::collect_expired(

@@ -10,7 +10,8 @@ const upload = new tus.Upload(data, {
   endpoint,
   protocol,
   chunkSize: Number(chunkSize),
-  retryDelays: [0, 100, 500],
+  // No retries: an error of the server's must fail the test, not be papered over.
+  retryDelays: null,
   headers: cookie ? (cookie.includes('=') ? { Cookie: cookie } : { 'X-App-User': cookie }) : {},
   metadata: { filename: 'data.bin' },
   onError: (e) => { console.error(String(e)); process.exit(1) },
