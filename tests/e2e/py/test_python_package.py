@@ -502,3 +502,41 @@ for who in ({}, {"HTTP_X_APP_USER": "alice"}):
     refused, created = out.splitlines()[:2]
     assert refused.startswith("403"), out
     assert created.startswith("201"), out
+
+
+def test_workers_on_s3_and_postgres_share_uploads_as_binaries_do(data_dir):
+    """The settings of several binaries (S3 store, PostgreSQL state, its locks) make the
+    workers of two gunicorn masters one cluster."""
+    from test_scale_out import PART, env, s3_client
+
+    bucket, schema = f"wheel{os.urandom(6).hex()}", f"wheel_{os.urandom(6).hex()}"
+    cluster = {
+        "CHUNKD_STORE": "s3", "CHUNKD_S3__ENDPOINT": env("CHUNKD_TEST_S3_ENDPOINT"), "CHUNKD_S3__BUCKET": bucket,
+        "CHUNKD_S3__ACCESS_KEY": env("CHUNKD_TEST_S3_ACCESS_KEY"),
+        "CHUNKD_S3__SECRET_KEY": env("CHUNKD_TEST_S3_SECRET_KEY"), "CHUNKD_S3__PREFIX": "uploads/",
+        "CHUNKD_S3__PART_SIZE": str(PART), "CHUNKD_S3__CREATE_BUCKET": "true",
+        "CHUNKD_STATE": "postgres", "CHUNKD_POSTGRES__URL": env("CHUNKD_TEST_PG_URL"),
+        "CHUNKD_POSTGRES__SCHEMA": schema, "CHUNKD_CHECKPOINT_BYTES": str(PART),
+    }
+    for name in "ab":
+        (data_dir / name).mkdir()
+    a = Gunicorn(data_dir / "a", 2, env=cluster)
+    b = Gunicorn(data_dir / "b", 2, env=cluster)
+    try:
+        data = os.urandom(3 * PART + 12345)
+        url = create(a.endpoint, len(data))
+        offset = 0
+        for i in range(4):
+            end = min(offset + PART, len(data))
+            r = patch((a, b)[i % 2].url, url, offset, data[offset:end])
+            assert r.status_code == 204, r.text
+            offset = int(r.headers["Upload-Offset"])
+        assert offset == len(data)
+        got = requests.get(b.url + path_of(url))
+        assert got.status_code == 200 and sha256(got.content) == sha256(data)
+        stored_object = s3_client().get_object(Bucket=bucket, Key="uploads/" + url.rsplit("/", 1)[-1])
+        assert sha256(stored_object["Body"].read()) == sha256(data)
+        assert head(a.url, url, user="bob").status_code == 404
+    finally:
+        a.stop()
+        b.stop()
