@@ -540,3 +540,24 @@ def test_workers_on_s3_and_postgres_share_uploads_as_binaries_do(data_dir):
     finally:
         a.stop()
         b.stop()
+
+
+def test_an_engine_built_before_a_fork_is_built_anew_in_the_child(data_dir):
+    # What gunicorn --preload does to an app that served a request in the master: the
+    # child inherits an engine whose threads it does not have.
+    out = run_in_wheel("""
+app = chunkd.wsgi.App({"data_dir": os.environ["APP_DATA_DIR"]})
+def create():
+    got = []
+    body = app(env("POST", "/files/", HTTP_UPLOAD_LENGTH="10"), lambda status, headers: got.append(status))
+    b"".join(body)
+    return got[0]
+print("parent", create(), flush=True)
+pid = os.fork()
+if pid == 0:
+    print("child", create(), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("parent again", create(), os.waitstatus_to_exitcode(status))
+""", data_dir)
+    assert out.splitlines() == ["parent 201 Created", "child 201 Created", "parent again 201 Created 0"], out
