@@ -109,13 +109,12 @@ def disk_write_mibs(directory, size=GIB, block=8 * MIB):
 
 
 def clear_files(work):
-    for d in os.listdir(work):
-        p = os.path.join(work, d)
-        if os.path.isdir(p):
-            for f in os.listdir(p):
-                fp = os.path.join(p, f)
-                if os.path.isfile(fp) and not f.startswith("state.sqlite3"):
-                    os.unlink(fp)
+    """Every stored upload below `work` (chunkd keeps them in `files/`, one level down),
+    but not chunkd's state database: GiBs per round would fill the disk."""
+    for root, _, files in os.walk(work):
+        for f in files:
+            if not f.startswith("state.sqlite3"):
+                os.unlink(os.path.join(root, f))
 
 
 def main():

@@ -123,11 +123,14 @@ def main():
                     finally:
                         server.stop()
                     assert sha256_file(stored(path)) == digest, f"{server.name}: stored bytes differ"
+                    # A GiB per measurement: kept, the runs would fill the disk.
+                    os.unlink(stored(path))
                     results.setdefault((server.name, client), []).append((size / MIB / elapsed, rss))
                     print(f"run {run + 1} {server.name} ({client}): {size / MIB / elapsed:.0f} MiB/s, "
                           f"peak RSS {rss:.0f} MiB", file=sys.stderr)
     finally:
         os.unlink(source)
+        shutil.rmtree(args.work, ignore_errors=True)
     print(f"One upload of {size // MIB} MiB in {CHUNK // MIB} MiB PATCHes, medians of {runs} run(s); "
           "every server fsyncs what it acknowledges.\n")
     print("| server | client | MiB/s | peak RSS MiB |")
