@@ -109,12 +109,16 @@ def disk_write_mibs(directory, size=GIB, block=8 * MIB):
 
 
 def clear_files(work):
-    """Every stored upload below `work` (chunkd keeps them in `files/`, one level down),
-    but not chunkd's state database: GiBs per round would fill the disk."""
-    for root, _, files in os.walk(work):
-        for f in files:
-            if not f.startswith("state.sqlite3"):
-                os.unlink(os.path.join(root, f))
+    """Every stored upload in the servers' directories below `work` (chunkd keeps them in
+    `files/`, one level down), but not chunkd's state database nor the files at the top
+    (wrk's script): GiBs per round would fill the disk."""
+    for d in os.listdir(work):
+        if not os.path.isdir(os.path.join(work, d)):
+            continue
+        for root, _, files in os.walk(os.path.join(work, d)):
+            for f in files:
+                if not f.startswith("state.sqlite3"):
+                    os.unlink(os.path.join(root, f))
 
 
 def main():
