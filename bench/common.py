@@ -54,17 +54,21 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
+    def measured_pid(self):
+        """The process whose CPU, memory and writes are the server's."""
+        return self.proc.pid
+
     def cpu_seconds(self):
-        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = open(f"/proc/{self.measured_pid()}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
     def reset_peak_rss(self):
-        with open(f"/proc/{self.proc.pid}/clear_refs", "w") as f:
+        with open(f"/proc/{self.measured_pid()}/clear_refs", "w") as f:
             f.write("5")
 
     def disk_writes_mib(self):
         """Bytes this process has sent to the block layer (its temp files, its state)."""
-        for line in open(f"/proc/{self.proc.pid}/io"):
+        for line in open(f"/proc/{self.measured_pid()}/io"):
             if line.startswith("write_bytes:"):
                 return int(line.split()[1]) / MIB
         return float("nan")
@@ -76,7 +80,7 @@ class Server:
         return self._status_mib("VmRSS:")
 
     def _status_mib(self, field):
-        for line in open(f"/proc/{self.proc.pid}/status"):
+        for line in open(f"/proc/{self.measured_pid()}/status"):
             if line.startswith(field):
                 return int(line.split()[1]) / 1024
         return float("nan")

@@ -25,19 +25,9 @@ class Served(Server):
     """A server whose work happens in one child process (gunicorn's or uvicorn's worker):
     its memory is the one measured."""
 
-    def worker_pid(self):
+    def measured_pid(self):
         children = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
         return int(children[0]) if children else self.proc.pid
-
-    def reset_peak_rss(self):
-        with open(f"/proc/{self.worker_pid()}/clear_refs", "w") as f:
-            f.write("5")
-
-    def peak_rss_mib(self):
-        for line in open(f"/proc/{self.worker_pid()}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
 
 
 def servers(args, work):

@@ -78,9 +78,10 @@ class Engine:
         if identified:
             # The application says who asks: chunkd reads no identity of its own.
             settings["auth"] = {**settings.get("auth", {}), "mode": "app"}
-        receiver = None
-        if hooks is not None and Hooks(hooks, call).kinds():
-            receiver = Hooks(hooks, call)
+        receiver = Hooks(hooks, call) if hooks is not None else None
+        if receiver is not None and not receiver.kinds():
+            receiver = None  # an object with no hook methods is no hook at all
+        if receiver is not None:
             settings["hooks"] = {"events": receiver.kinds(), **settings.get("hooks", {})}
         self.core = Core(json.dumps(settings, default=os.fspath), mount, receiver)
         self._on_event = on_event

@@ -24,8 +24,9 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(200);
 #[pyclass(frozen, module = "chunkd._chunkd")]
 struct Core {
     config: Config,
-    /// `receive(kind, body, key) -> bytes`: the hooks, answered as webhooks answer.
-    hooks: Option<Py<PyAny>>,
+    /// `receive(kind, body, key) -> bytes`: the hooks, answered as webhooks answer;
+    /// made once, handed to each process's engine.
+    hooks: Option<Arc<PyHooks>>,
     /// Built on the first request of each process, never before: a forked worker
     /// inherits no runtime threads, so one built before `fork` would hang there.
     engine: Mutex<Option<(u32, Arc<Engine>)>>,
@@ -52,7 +53,7 @@ impl Core {
         log_to_stderr();
         Ok(Core {
             config,
-            hooks,
+            hooks: hooks.map(|hooks| Arc::new(PyHooks::new(hooks))),
             engine: Mutex::new(None),
         })
     }
@@ -111,9 +112,6 @@ impl Core {
 
 impl Core {
     fn engine(&self, py: Python<'_>) -> PyResult<Arc<Engine>> {
-        let hooks = self.hooks.as_ref().map(|hooks| {
-            Arc::new(PyHooks::new(hooks.clone_ref(py))) as Arc<dyn chunkd_hooks::Receiver>
-        });
         // The lock is taken, and the engine built, without the interpreter lock: a
         // thread waiting here must never hold what the builder needs.
         py.detach(|| {
@@ -129,6 +127,10 @@ impl Core {
                 Some(inherited) => std::mem::forget(inherited),
                 None => {}
             }
+            let hooks = self
+                .hooks
+                .clone()
+                .map(|hooks| hooks as Arc<dyn chunkd_hooks::Receiver>);
             let built = Engine::start(&self.config, hooks)
                 .map_err(|e| PyRuntimeError::new_err(format!("cannot start chunkd: {e:#}")))?;
             *engine = Some((pid, built.clone()));
