@@ -175,19 +175,6 @@ impl Config {
         Some(self.identify_with(req.headers(), Some(&token)))
     }
 
-    /// What the embedding application said, held to the rules a header's identity is:
-    /// printable, bounded, and present when identity is required.
-    fn checked(&self, found: Result<Owner, IdentityError>) -> Result<Owner, IdentityError> {
-        let owner = found?;
-        match owner.as_deref() {
-            None if self.required => Err(IdentityError::Missing),
-            Some(name) if name.len() > MAX_IDENTITY || name.chars().any(char::is_control) => {
-                Err(IdentityError::Invalid("identity too long or not printable"))
-            }
-            _ => Ok(owner),
-        }
-    }
-
     fn identify_with(
         &self,
         headers: &HeaderMap,
@@ -230,8 +217,14 @@ impl Config {
                 }
             },
         };
+        self.admitted(identity.as_deref())
+    }
+
+    /// The owner an identity found makes: printable, bounded, and present when identity
+    /// is required (an empty one is none).
+    fn admitted(&self, identity: Option<&str>) -> Result<Owner, IdentityError> {
         let identity = identity.filter(|i| !i.is_empty());
-        if let Some(i) = &identity
+        if let Some(i) = identity
             && (i.len() > MAX_IDENTITY || i.chars().any(char::is_control))
         {
             return Err(IdentityError::Invalid("identity too long or not printable"));
@@ -272,7 +265,10 @@ pub fn identify<S: Clone + Send + Sync + 'static>(router: Router<S>, config: Con
             }
             let provided = req.extensions_mut().remove::<Identified>();
             let mut found = match (&config.source, provided) {
-                (Source::Provided, Some(Identified(found))) => config.checked(found),
+                // What the embedding application said, held to a header's rules.
+                (Source::Provided, Some(Identified(found))) => {
+                    found.and_then(|owner| config.admitted(owner.as_deref()))
+                }
                 _ => {
                     if let Some(stream) = config.identify_stream(&req) {
                         req.extensions_mut().insert(StreamIdentified(stream));
